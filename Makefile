@@ -1,0 +1,39 @@
+# Two commands matter on a fresh Debian/Ubuntu machine:
+#   make demo   - the main job: a whole cutover on loopback (BIND, Temporal, Kong emulator, A and B)
+#   make test   - lint, type-check and the whole test suite
+# Both install what they need first (bind9 from apt, a venv with the Python dependencies).
+
+VENV ?= .venv
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-deps test lint demo clean
+
+system-deps:
+	@command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || { \
+		echo "installing bind9 (apt-get)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bind9 >/dev/null; }
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: system-deps $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+demo: setup
+	$(VENV)/bin/python -m sandbox.demo $(DEMO_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info .demo

@@ -1,0 +1,54 @@
+"""Deleting project A: the preflight that must pass first, and what the deletion did."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from models.plan import Decommission
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DecommissionInput(_Model):
+    """Which A to delete, and the idempotency key (the workflow id)."""
+
+    decommission: Decommission
+    workflow_id: str
+    dns_project: str | None = None
+    """The Cloud DNS project, which is never deleted."""
+
+
+class DecommissionPreflight(_Model):
+    """Checks run before the first change, so a doomed deletion is known up front."""
+
+    ok: bool
+    checks: tuple[str, ...]
+    problems: tuple[str, ...] = ()
+    reversible: bool
+    """True when the deletion can be undone (GCP undelete within 30 days)."""
+    description: str
+
+
+class DecommissionResult(_Model):
+    """What happened to A."""
+
+    kind: str
+    done: bool
+    state: str
+    """e.g. DELETE_REQUESTED, ACTIVE (undeleted), "left in place", "webhook 202"."""
+    detail: str
+    operation: str | None = None
+    reversible_until: datetime | None = None
+
+
+class NotifyInput(_Model):
+    """A notice for humans: gate opened, rollback, end of run."""
+
+    webhook_env: str
+    event: str
+    text: str
+    workflow_id: str

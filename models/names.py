@@ -1,0 +1,150 @@
+"""Checks on the names, addresses and references a plan contains.
+
+These are pure functions used by the plan's validators, so that every problem in a plan is found
+before anything in the outside world is touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import math
+import re
+from collections import Counter
+
+import dns.exception
+import dns.name
+
+ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PLAN_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def absolute_name(text: str) -> str:
+    """Return ``text`` as an absolute, lower-case DNS name with its trailing dot.
+
+    Raises:
+        ValueError: when the text is not a syntactically valid host or zone name.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("must be a DNS name such as 'api.example.com.'")
+    raw = text.strip()
+    if any(ch.isspace() for ch in raw):
+        raise ValueError(f"{text!r} is not a valid DNS name")
+    try:
+        name = dns.name.from_text(raw)
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise ValueError(f"{text!r} is not a valid DNS name ({exc})") from exc
+    for label in name.labels[:-1]:
+        if not re.fullmatch(rb"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?", label):
+            raise ValueError(f"{text!r} is not a valid DNS name: bad label {label.decode(errors='replace')!r}")
+    if name == dns.name.root:
+        raise ValueError("the root name is not allowed here")
+    return name.to_text().lower()
+
+
+def is_subdomain(name: str, zone: str) -> bool:
+    """True when ``name`` is ``zone`` itself or below it (both absolute)."""
+    return dns.name.from_text(name).is_subdomain(dns.name.from_text(zone))
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """Split ``host:port``, ``[v6]:port``, ``host`` or a bare IPv6 address.
+
+    Raises:
+        ValueError: with the reason the form is wrong.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("must be 'host:port' or 'host'")
+    raw = text.strip()
+    if raw.startswith("["):
+        end = raw.find("]")
+        if end < 0:
+            raise ValueError(f"{text!r}: missing ']' after the IPv6 address")
+        host, rest = raw[1:end], raw[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{text!r}: expected ':port' after ']'")
+        port_text = rest[1:] if rest else ""
+        ipaddress.IPv6Address(host)
+    elif raw.count(":") > 1:
+        ipaddress.IPv6Address(raw)
+        host, port_text = raw, ""
+    elif ":" in raw:
+        host, port_text = raw.split(":", 1)
+    else:
+        host, port_text = raw, ""
+    if not host:
+        raise ValueError(f"{text!r}: the host is empty")
+    if port_text:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ValueError(f"{text!r}: the port must be a number in 1..65535")
+        port = int(port_text)
+    else:
+        port = default_port
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        absolute_name(host)
+    return host, port
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+_SECRET_PREFIXES = (
+    "-----BEGIN",
+    "ghp_",
+    "gho_",
+    "github_pat_",
+    "xoxb-",
+    "xoxp-",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "ya29.",
+    "sk-",
+    "glpat-",
+    "kpat_",
+    "spat_",
+)
+_B64ISH = re.compile(r"^[A-Za-z0-9+/_-]{20,}={0,2}$")
+
+
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(c / len(text) * math.log2(c / len(text)) for c in counts.values())
+
+
+def looks_like_secret(value: str) -> str | None:
+    """Return why ``value`` looks like a literal credential, or None.
+
+    Plans name environment variables or secret references; they never carry the secret. A false
+    positive costs the user a rename, a false negative leaks a key into Temporal history forever, so
+    the test leans towards refusing.
+    """
+    text = value.strip()
+    if not text:
+        return None
+    for prefix in _SECRET_PREFIXES:
+        if text.startswith(prefix) and len(text) > len(prefix) + 8:
+            return f"starts with {prefix!r}, the prefix of a well-known credential format"
+    lowered = text.lower()
+    if lowered.startswith(("bearer ", "basic ", "token ")) and len(text.split()[-1]) >= 8:
+        return "is an Authorization header value"
+    url = re.match(r"^[a-z][a-z0-9+.-]*://([^/@\s]+)@", text, re.IGNORECASE)
+    if url and ":" in url.group(1):
+        return "is a URL with a password in it"
+    if any(ch.isspace() for ch in text) or "://" in text or text.startswith(("/", ".", "~")):
+        return None
+    if _B64ISH.match(text) and len(text) >= 24:
+        has_upper = any(c.isupper() for c in text)
+        has_lower = any(c.islower() for c in text)
+        has_digit = any(c.isdigit() for c in text)
+        if has_upper and has_lower and has_digit and _entropy(text) >= 3.5:
+            try:
+                base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if "-" in text else None)
+            except (binascii.Error, ValueError):
+                return "looks like a random token"
+            return "looks like a base64 key"
+    if re.fullmatch(r"[0-9a-fA-F]{32,}", text):
+        return "looks like a hex key"
+    return None

@@ -1,0 +1,514 @@
+"""The cutover plan: what a user submits (YAML or JSON), validated whole before anything changes.
+
+Every section is a frozen pydantic model with unknown keys rejected. Field-level rules live on the
+fields; rules that relate fields to each other (record inside the zone, TTL order, no literal
+secrets, ...) are collected by :meth:`CutoverPlan._collect_every_problem`, so that one
+``ValidationError`` lists every problem of a plan at once. ``docs/plan.md`` documents each field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from models.durations import Duration, parse_duration
+from models.names import (
+    ENV_VAR,
+    PLAN_NAME,
+    absolute_name,
+    is_subdomain,
+    looks_like_secret,
+    split_host_port,
+)
+
+# --- reusable field types ------------------------------------------------------------------------
+
+
+def _dns_name(value: str) -> str:
+    return absolute_name(value)
+
+
+def _host_port(value: str) -> str:
+    split_host_port(value, 53)
+    return value.strip()
+
+
+def _env_var(value: str) -> str:
+    if not ENV_VAR.match(value):
+        raise ValueError(
+            f"{value!r} is not an environment variable name: name the variable that holds the secret "
+            "(e.g. CUTOVER_TSIG_SECRET), never the secret itself"
+        )
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/:]+(:\d{1,5})?(/\S*)?$", value):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def _gcp_project(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value):
+        raise ValueError(
+            f"{value!r} is not a Google Cloud project id (6-30 characters: lower-case letters, digits, hyphens)"
+        )
+    return value
+
+
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+"""An absolute DNS name, lower-cased, with its trailing dot."""
+HostPort = Annotated[str, AfterValidator(_host_port)]
+"""``host:port``, ``[v6]:port`` or ``host`` (port 53)."""
+EnvVarName = Annotated[str, AfterValidator(_env_var)]
+"""The name of an environment variable the worker reads a secret from."""
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+GcpProjectId = Annotated[str, AfterValidator(_gcp_project)]
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
+Ttl = Annotated[int, Field(ge=1, le=86400)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- dns -----------------------------------------------------------------------------------------
+
+TsigAlgorithm = Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"]
+
+
+class Rfc2136Provider(_Section):
+    """An authoritative server that takes RFC 2136 UPDATEs (BIND, PowerDNS, Knot), signed with TSIG."""
+
+    kind: Literal["rfc2136"]
+    server: HostPort
+    """Primary that takes UPDATEs, ``host:port``."""
+    zone: DnsName
+    tsig_key_name: str | None = None
+    tsig_algorithm: TsigAlgorithm = "hmac-sha256"
+    tsig_secret_env: EnvVarName | None = None
+    """Environment variable holding the base64 TSIG secret; read by the worker, never by the plan."""
+    timeout: Duration = timedelta(seconds=5)
+    """Per-message timeout for UPDATEs and queries."""
+
+
+class CloudDnsProvider(_Section):
+    """A Google Cloud DNS managed zone, changed through the Cloud DNS v1 REST API."""
+
+    kind: Literal["clouddns"]
+    project: GcpProjectId
+    managed_zone: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    zone: DnsName
+    """The zone's DNS name (``dnsName`` of the managed zone); checked against the API when verifying."""
+    credentials_env: EnvVarName | None = None
+    """Optional variable naming a service-account key file; default: Application Default Credentials."""
+    api_endpoint: HttpUrl = "https://dns.googleapis.com"
+    poll_timeout: Duration = timedelta(minutes=2)
+    """How long to poll a change from ``pending`` to ``done``."""
+
+
+DnsProvider = Annotated[Rfc2136Provider | CloudDnsProvider, Field(discriminator="kind")]
+
+
+class DnsSection(_Section):
+    """Which record moves, where to, and with which TTLs."""
+
+    provider: DnsProvider
+    nameservers: list[HostPort] | None = None
+    """Authoritative servers to prove changes on; default: the zone's NS set on port 53."""
+    record: DnsName
+    target: DnsName
+    cutover_ttl: Ttl = 30
+    final_ttl: Ttl = 300
+    propagation_timeout: Duration = timedelta(minutes=2)
+    """How long every authoritative server may take to answer a change."""
+    wait_margin: Duration = timedelta(seconds=5)
+    """Added to every computed cache wait (clock skew, resolver latency)."""
+
+
+# --- kong ----------------------------------------------------------------------------------------
+
+
+class KongDnsOverrides(_Section):
+    """Kong DNS settings to assume when they can't be read (hybrid data planes, locked-down nodes)."""
+
+    dns_valid_ttl: int | None = Field(default=None, ge=0)
+    dns_stale_ttl: int | None = Field(default=None, ge=0)
+    dns_not_found_ttl: int | None = Field(default=None, ge=0)
+    dns_error_ttl: int | None = Field(default=None, ge=0)
+    dns_order: list[str] | None = None
+    new_dns_client: bool | None = None
+    resolver_valid_ttl: int | None = Field(default=None, ge=0)
+    resolver_stale_ttl: int | None = Field(default=None, ge=0)
+    resolver_error_ttl: int | None = Field(default=None, ge=0)
+
+
+class KongSection(_Section):
+    """The Kong Service in front of A, and how to reach Kong's Admin API."""
+
+    admin_url: HttpUrl
+    """Admin API of traditional Kong, or of the Control Plane in hybrid mode."""
+    service: str = Field(min_length=1)
+    """Name or id of the Kong Service."""
+    token_env: EnvVarName | None = None
+    workspace: str | None = None
+    status_urls: list[HttpUrl] = []
+    dns_overrides: KongDnsOverrides = KongDnsOverrides()
+    ca_bundle: str | None = None
+    """CA bundle for an https Admin API; default: system roots."""
+    timeout: Duration = timedelta(seconds=10)
+
+
+# --- readiness -----------------------------------------------------------------------------------
+
+
+class ReadinessSection(_Section):
+    """How to prove B answers what Kong will send it, before any change."""
+
+    url: HttpUrl
+    """B's health URL, addressed directly (not through Kong)."""
+    expect_status: list[HttpStatus] = Field(default=[200], min_length=1)
+    successes: int = Field(default=3, ge=1, le=1000)
+    interval: Duration = timedelta(seconds=5)
+    timeout: Duration = timedelta(minutes=5)
+    ca_bundle: str | None = None
+    parity_url: HttpUrl | None = None
+    """Optional: A's equivalent URL; the same request must get the same status class from A and B."""
+    request_timeout: Duration = timedelta(seconds=5)
+
+
+# --- monitor -------------------------------------------------------------------------------------
+
+
+class KongFileLogSource(_Section):
+    """JSON lines written by Kong's file-log plugin."""
+
+    kind: Literal["kong-file-log"]
+    path: str = Field(min_length=1)
+
+
+class CloudLoggingSource(_Section):
+    """Kong data-plane logs in Google Cloud Logging (GKE stdout)."""
+
+    kind: Literal["cloud-logging"]
+    project: GcpProjectId
+    filter: str = ""
+    """Extra Logging query ANDed with the time bounds and service scope cutover adds."""
+    payload: Literal["auto", "json", "text"] = "auto"
+    credentials_env: EnvVarName | None = None
+    api_endpoint: HttpUrl | None = None
+
+
+class PrometheusSource(_Section):
+    """Kong's Prometheus plugin endpoint (``kong_http_requests_total``)."""
+
+    kind: Literal["prometheus"]
+    url: HttpUrl
+    metric: str = Field(default="kong_http_requests_total", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    ca_bundle: str | None = None
+
+
+TelemetrySource = Annotated[KongFileLogSource | CloudLoggingSource | PrometheusSource, Field(discriminator="kind")]
+
+
+class MonitorSection(_Section):
+    """How traffic through Kong is judged after the flip."""
+
+    source: TelemetrySource
+    service: str | None = None
+    """Kong service name in the logs; default: ``kong.service``."""
+    window: Duration = timedelta(minutes=10)
+    poll_interval: Duration = timedelta(seconds=15)
+    max_error_ratio: float = Field(default=0.01, ge=0, le=1)
+    min_requests: int = Field(default=50, ge=0)
+    baseline: bool = True
+    on_inconclusive: Literal["ask", "wait", "rollback"] = "ask"
+    """``ask``: a human decides at the decommission gate; ``wait``: watch another window; ``rollback``."""
+    max_windows: int = Field(default=3, ge=1, le=100)
+    """With ``on_inconclusive: wait``, how many windows to watch before asking a human."""
+
+
+# --- approvals, decommission, notify -------------------------------------------------------------
+
+
+class ApprovalsSection(_Section):
+    """Which human gates the run waits at, and for how long."""
+
+    flip: bool = True
+    decommission: bool = True
+    timeout: Duration = timedelta(hours=24)
+    on_timeout: Literal["abort", "wait"] = "abort"
+
+
+class _DecommissionBase(_Section):
+    require_drained: bool = True
+    quiet_period: Duration = timedelta(minutes=10)
+    """A must have received no request for this long before it is deleted."""
+    drain_timeout: Duration = timedelta(hours=1)
+    """How long to wait for the quiet period to be proven before giving up."""
+
+
+class NoDecommission(_DecommissionBase):
+    """Leave A in place; the status says so."""
+
+    kind: Literal["none"] = "none"
+
+
+class GcpProjectDecommission(_DecommissionBase):
+    """Delete A's Google Cloud project (recoverable for 30 days)."""
+
+    kind: Literal["gcp-project"]
+    project_id: GcpProjectId
+    protected_projects: list[GcpProjectId] = []
+    """Projects that must never be deleted (B's project). The Cloud DNS project is always protected."""
+    credentials_env: EnvVarName | None = None
+    api_endpoint: HttpUrl = "https://cloudresourcemanager.googleapis.com"
+
+
+class WebhookDecommission(_DecommissionBase):
+    """Ask the user's own decommission system to delete A."""
+
+    kind: Literal["webhook"]
+    url: HttpUrl
+    method: Literal["POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers_env: dict[str, EnvVarName] = {}
+    """Header name -> environment variable holding its value."""
+    expect_status: list[HttpStatus] = Field(default=[200, 201, 202, 204], min_length=1)
+    timeout: Duration = timedelta(seconds=30)
+    ca_bundle: str | None = None
+
+
+Decommission = Annotated[NoDecommission | GcpProjectDecommission | WebhookDecommission, Field(discriminator="kind")]
+
+
+class NotifySection(_Section):
+    """Where gate, rollback and completion notices go (Slack-compatible JSON with ``text``)."""
+
+    webhook_env: EnvVarName
+
+
+# --- the plan ------------------------------------------------------------------------------------
+
+WORKFLOW_ID_PREFIX = "cutover-"
+
+
+class CutoverPlan(_Section):
+    """One cutover of one record, as submitted by a user."""
+
+    name: str
+    strategy: Literal["cname", "alias"]
+    dns: DnsSection
+    kong: KongSection
+    readiness: ReadinessSection
+    monitor: MonitorSection
+    approvals: ApprovalsSection = ApprovalsSection()
+    decommission: Decommission = NoDecommission()
+    notify: NotifySection | None = None
+    ticket: str | None = None
+    """Free-form change ticket, shown in the memo and the UI."""
+    dry_run: bool = False
+    """Read the world and report the changes without making them. Not part of the digest."""
+
+    @property
+    def workflow_id(self) -> str:
+        """The id the real run uses: one cutover per plan name at a time."""
+        return WORKFLOW_ID_PREFIX + self.name
+
+    @property
+    def monitor_service(self) -> str:
+        """The Kong service name traffic is scoped to."""
+        return self.monitor.service or self.kong.service
+
+    def digest(self) -> str:
+        """Stable sha256 of the canonical JSON of the plan, without ``dry_run``.
+
+        The same plan as YAML or JSON, in any key order, with defaults spelled out or not, has the
+        same digest: approvals quote it to prove they approve exactly this plan.
+        """
+        data = self.model_dump(mode="json", exclude={"dry_run"})
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _collect_every_problem(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> CutoverPlan:
+        """Run field validation and the cross-field rules together, and raise one error with all."""
+        problems: list[InitErrorDetails] = []
+        plan: CutoverPlan | None = None
+        try:
+            plan = handler(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                message, value = _redacted(err["msg"], err.get("input"))
+                problems.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(err["type"], "{detail}", {"detail": message}),
+                        loc=err["loc"],
+                        input=value,
+                    )
+                )
+        if isinstance(data, dict):
+            for loc, message, value in _cross_field_problems(data):
+                problems.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError("plan_rule", "{detail}", {"detail": message}),
+                        loc=loc,
+                        input=value,
+                    )
+                )
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        assert plan is not None
+        return plan
+
+
+# --- cross-field rules, on the raw data so they run even when other fields are broken -------------
+
+Problem = tuple[tuple[str | int, ...], str, Any]
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _try(parse: Callable[[Any], Any], value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def _walk_strings(value: Any, loc: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk_strings(item, (*loc, str(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _walk_strings(item, (*loc, index))
+
+
+def _redacted(message: str, value: Any) -> tuple[str, Any]:
+    """Keep secret-looking values out of error messages: they end up in logs and workflow history."""
+    leaked = [text for _, text in _walk_strings(value, ()) if looks_like_secret(text)]
+    if not leaked:
+        return message, value
+    for text in leaked:
+        message = message.replace(text, "<redacted>")
+    return message, "<redacted>"
+
+
+def _cross_field_problems(data: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    name = data.get("name")
+    if isinstance(name, str) and not PLAN_NAME.match(name):
+        problems.append(
+            (("name",), "must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", name)
+        )
+    elif name is not None and not isinstance(name, str):
+        problems.append((("name",), "must be a string", name))
+
+    zone = _try(absolute_name, _get(data, "dns", "provider", "zone"))
+    record = _try(absolute_name, _get(data, "dns", "record"))
+    target = _try(absolute_name, _get(data, "dns", "target"))
+    if zone and record:
+        if not is_subdomain(record, zone):
+            problems.append(
+                (
+                    ("dns", "record"),
+                    f"{record} is not inside the zone {zone}: cutover can only change records of the zone it updates",
+                    record,
+                )
+            )
+        elif record == zone:
+            problems.append(
+                (
+                    ("dns", "record"),
+                    f"{record} is the zone apex: a CNAME cannot live there, because the apex "
+                    "always holds SOA and NS records (RFC 1034 §3.6.2, RFC 1912 §2.4). Use the alias strategy "
+                    "with a name below the apex (e.g. origin-api." + zone + ")",
+                    record,
+                )
+            )
+    if record and target and record == target:
+        problems.append((("dns", "target"), "target must differ from record", target))
+
+    cutover_ttl, final_ttl = _get(data, "dns", "cutover_ttl"), _get(data, "dns", "final_ttl")
+    if isinstance(cutover_ttl, int) and isinstance(final_ttl, int) and cutover_ttl > final_ttl:
+        problems.append(
+            (
+                ("dns", "cutover_ttl"),
+                f"cutover_ttl ({cutover_ttl}) must not exceed final_ttl ({final_ttl})",
+                cutover_ttl,
+            )
+        )
+
+    provider = _get(data, "dns", "provider")
+    if isinstance(provider, dict) and provider.get("kind") == "rfc2136":
+        if bool(provider.get("tsig_key_name")) != bool(provider.get("tsig_secret_env")):
+            problems.append(
+                (
+                    ("dns", "provider"),
+                    "tsig_key_name and tsig_secret_env go together: give both, or neither for an unsigned server",
+                    None,
+                )
+            )
+
+    for section, fast, slow in (("readiness", "interval", "timeout"), ("monitor", "poll_interval", "window")):
+        short = _try(parse_duration, _get(data, section, fast))
+        long_ = _try(parse_duration, _get(data, section, slow))
+        if short is not None and long_ is not None:
+            if short.total_seconds() <= 0:
+                problems.append(((section, fast), f"{fast} must be longer than zero", _get(data, section, fast)))
+            elif short > long_:
+                problems.append(((section, fast), f"{fast} must not exceed {slow}", _get(data, section, fast)))
+
+    decommission = data.get("decommission")
+    if isinstance(decommission, dict) and decommission.get("kind") == "gcp-project":
+        project = decommission.get("project_id")
+        protected = set(decommission.get("protected_projects") or [])
+        if isinstance(provider, dict) and provider.get("kind") == "clouddns":
+            protected.add(provider.get("project"))
+        if project in protected:
+            problems.append(
+                (
+                    ("decommission", "project_id"),
+                    f"{project} is protected (B's project or the Cloud DNS project): cutover will not delete it",
+                    project,
+                )
+            )
+
+    for loc, value in _walk_strings(data, ()):
+        reason = looks_like_secret(value)
+        if reason:
+            problems.append(
+                (
+                    loc,
+                    f"this value {reason}: plans must name an environment variable or secret reference "
+                    "(e.g. tsig_secret_env: CUTOVER_TSIG_SECRET), never contain the secret",
+                    "<redacted>",
+                )
+            )
+    return problems

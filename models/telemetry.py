@@ -1,0 +1,270 @@
+"""Traffic as Kong saw it, summarised per window, and the verdicts drawn from it.
+
+Every telemetry source (file-log, Cloud Logging, Prometheus) produces the same ``WindowSummary``;
+``evaluate`` turns a summary into a verdict with pure arithmetic, so the workflow, the
+``starter.py traffic`` command and the tests agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.plan import MonitorSection
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WindowSummary(_Model):
+    """Requests seen in one window of time."""
+
+    source: str
+    """e.g. "kong-file-log /var/log/kong/file-log.json"."""
+    service: str | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    requests: int = 0
+    status_classes: dict[str, int] = {}
+    """Client-facing status classes: "2xx" -> count."""
+    upstream_statuses: dict[str, int] = {}
+    """Final upstream status -> count ("" when Kong answered without reaching an upstream)."""
+    upstream_errors: int = 0
+    """Requests whose final upstream status (or Kong's own 502/503/504) is a 5xx."""
+    retried: int = 0
+    """Requests Kong tried more than once ("502, 200")."""
+    requests_per_ip: dict[str, int] = {}
+    """Upstream address of the final try -> count. Empty when the source has no addresses."""
+    has_addresses: bool = True
+    """False for sources that can't tell which upstream address served (Prometheus)."""
+    last_seen_per_ip: dict[str, datetime] = {}
+    parse_failures: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def error_ratio(self) -> float | None:
+        """Upstream error share, or None without requests."""
+        return self.upstream_errors / self.requests if self.requests else None
+
+
+def merge_summaries(first: WindowSummary, second: WindowSummary) -> WindowSummary:
+    """Combine two consecutive windows into one (counts add, bounds widen)."""
+
+    def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+        out = dict(a)
+        for key, value in b.items():
+            out[key] = out.get(key, 0) + value
+        return out
+
+    def earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+        return min((x for x in (a, b) if x is not None), default=None)
+
+    def latest(a: datetime | None, b: datetime | None) -> datetime | None:
+        return max((x for x in (a, b) if x is not None), default=None)
+
+    last_seen_per_ip = dict(first.last_seen_per_ip)
+    for ip, seen in second.last_seen_per_ip.items():
+        last_seen_per_ip[ip] = max(seen, last_seen_per_ip.get(ip, seen))
+    return WindowSummary(
+        source=first.source,
+        service=first.service or second.service,
+        window_start=earliest(first.window_start, second.window_start),
+        window_end=latest(first.window_end, second.window_end),
+        first_seen=earliest(first.first_seen, second.first_seen),
+        last_seen=latest(first.last_seen, second.last_seen),
+        requests=first.requests + second.requests,
+        status_classes=add(first.status_classes, second.status_classes),
+        upstream_statuses=add(first.upstream_statuses, second.upstream_statuses),
+        upstream_errors=first.upstream_errors + second.upstream_errors,
+        retried=first.retried + second.retried,
+        requests_per_ip=add(first.requests_per_ip, second.requests_per_ip),
+        has_addresses=first.has_addresses and second.has_addresses,
+        last_seen_per_ip=last_seen_per_ip,
+        parse_failures=first.parse_failures + second.parse_failures,
+        notes=tuple(dict.fromkeys(first.notes + second.notes)),
+    )
+
+
+class TrafficShare(_Model):
+    """Which share of requests reached A's and B's addresses."""
+
+    known: bool
+    """False when the source has no upstream addresses."""
+    a_requests: int = 0
+    b_requests: int = 0
+    other_requests: int = 0
+    a_ratio: float | None = None
+    b_ratio: float | None = None
+    other_addresses: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """E.g. "Kong sends 100% to B (240 requests)"."""
+        if not self.known:
+            return "the telemetry source does not record upstream addresses"
+        total = self.a_requests + self.b_requests + self.other_requests
+        if not total:
+            return "no requests seen"
+        parts = [f"{100 * self.b_requests / total:.0f}% to B", f"{100 * self.a_requests / total:.0f}% to A"]
+        if self.other_requests:
+            parts.append(f"{100 * self.other_requests / total:.0f}% elsewhere {list(self.other_addresses)}")
+        return f"Kong sends {', '.join(parts)} ({total} requests)"
+
+
+VerdictStatus = Literal["healthy", "unhealthy", "inconclusive"]
+
+
+class Verdict(_Model):
+    """Is B healthy behind Kong, with the evidence."""
+
+    status: VerdictStatus
+    reason: str
+    requests: int
+    error_ratio: float | None = None
+    threshold: float
+    baseline_ratio: float | None = None
+    worst_statuses: tuple[tuple[str, int], ...] = ()
+    share: TrafficShare
+    summary: WindowSummary
+
+
+def traffic_share(summary: WindowSummary, a_addresses: list[str], b_addresses: list[str]) -> TrafficShare:
+    """Split the summary's requests by upstream address into A, B and elsewhere."""
+    if not summary.has_addresses:
+        return TrafficShare(known=False)
+    a_set, b_set = set(a_addresses), set(b_addresses)
+    a = sum(n for ip, n in summary.requests_per_ip.items() if ip in a_set)
+    b = sum(n for ip, n in summary.requests_per_ip.items() if ip in b_set)
+    others = {ip: n for ip, n in summary.requests_per_ip.items() if ip not in a_set | b_set}
+    total = a + b + sum(others.values())
+    return TrafficShare(
+        known=True,
+        a_requests=a,
+        b_requests=b,
+        other_requests=sum(others.values()),
+        a_ratio=a / total if total else None,
+        b_ratio=b / total if total else None,
+        other_addresses=tuple(sorted(others)),
+    )
+
+
+def evaluate(
+    summary: WindowSummary,
+    monitor: MonitorSection,
+    *,
+    a_addresses: list[str],
+    b_addresses: list[str],
+    baseline: WindowSummary | None = None,
+) -> Verdict:
+    """Judge a window: unhealthy beats inconclusive beats healthy.
+
+    The error threshold is ``max_error_ratio``; with a baseline it becomes
+    ``max(max_error_ratio, baseline_ratio + max_error_ratio)``: B may not be worse than A was by more
+    than ``max_error_ratio``. Fewer than ``min_requests`` requests is inconclusive, never healthy,
+    unless errors alone already exceed the threshold over ``min_requests``.
+    """
+    share = traffic_share(summary, a_addresses, b_addresses)
+    baseline_ratio = baseline.error_ratio if baseline is not None and monitor.baseline else None
+    threshold = monitor.max_error_ratio
+    if baseline_ratio is not None:
+        threshold = max(threshold, baseline_ratio + monitor.max_error_ratio)
+    ratio = summary.error_ratio
+    worst = tuple(
+        sorted(
+            ((status, n) for status, n in summary.upstream_statuses.items() if status.startswith("5") or not status),
+            key=lambda item: -item[1],
+        )[:5]
+    )
+    common = {
+        "requests": summary.requests,
+        "error_ratio": ratio,
+        "threshold": threshold,
+        "baseline_ratio": baseline_ratio,
+        "worst_statuses": worst,
+        "share": share,
+        "summary": summary,
+    }
+    errors = summary.upstream_errors
+    # Enough errors to be unhealthy whatever the remaining traffic would have been.
+    decisive = errors > threshold * max(summary.requests, monitor.min_requests)
+    if ratio is not None and ratio > threshold and (summary.requests >= monitor.min_requests or decisive):
+        return Verdict(
+            status="unhealthy",
+            reason=(
+                f"upstream error ratio {ratio:.2%} ({errors} of {summary.requests}) exceeds {threshold:.2%}"
+                + (f" (A's baseline {baseline_ratio:.2%})" if baseline_ratio is not None else "")
+            ),
+            **common,
+        )
+    if summary.requests < monitor.min_requests:
+        return Verdict(
+            status="inconclusive",
+            reason=f"only {summary.requests} requests seen, fewer than min_requests={monitor.min_requests}",
+            **common,
+        )
+    return Verdict(
+        status="healthy",
+        reason=f"upstream error ratio {ratio or 0:.2%} ({errors} of {summary.requests}) within {threshold:.2%}",
+        **common,
+    )
+
+
+class DrainProof(_Model):
+    """Has A stopped receiving traffic through Kong."""
+
+    drained: bool
+    reason: str
+    quiet_period_seconds: float
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    a_requests: int = 0
+    b_requests: int = 0
+    total_requests: int = 0
+    last_a_request_at: datetime | None = None
+
+
+# --- activity inputs -----------------------------------------------------------------------------
+
+
+class MonitorInput(_Model):
+    """Watch one window of traffic after the flip."""
+
+    monitor: MonitorSection
+    service: str
+    a_addresses: tuple[str, ...]
+    b_addresses: tuple[str, ...]
+    baseline: WindowSummary | None = None
+    window_index: int = Field(default=1, ge=1)
+
+
+class MonitorResult(_Model):
+    """The verdict of one monitoring window, and how it was reached."""
+
+    verdict: Verdict
+    polls: int
+    stopped_early: bool
+    """True when the window was cut short by a decisive unhealthy verdict."""
+
+
+class BaselineInput(_Model):
+    """Measure A's traffic before the flip (past window where the source keeps history)."""
+
+    monitor: MonitorSection
+    service: str
+    a_addresses: tuple[str, ...]
+    b_addresses: tuple[str, ...]
+
+
+class DrainInput(_Model):
+    """Prove A received nothing for the quiet period, polling until ``timeout``."""
+
+    monitor: MonitorSection
+    service: str
+    a_addresses: tuple[str, ...]
+    b_addresses: tuple[str, ...]
+    quiet_period_seconds: float
+    timeout_seconds: float

@@ -1,0 +1,1 @@
+"""Ways to delete project A: a GCP project, a webhook, or none."""

@@ -1,0 +1,148 @@
+"""Typed errors raised by every provider, and whether retrying can help.
+
+Providers translate third-party exceptions (dnspython, httpx, google-auth) into these at the
+boundary; activities turn them into Temporal ``ApplicationError`` with ``type`` set to the class name
+and ``non_retryable`` set from ``retryable``. Tree::
+
+    CutoverError
+    ├── ConfigError                 (missing secret variable, unreadable CA bundle ...)      no retry
+    ├── DnsError
+    │   ├── DnsAuthError            (TSIG BADSIG/BADKEY, Google 401/403)                     no retry
+    │   ├── DnsRefused              (REFUSED, NOTAUTH: the server won't take it)             no retry
+    │   ├── NotInZone               (NOTZONE, name outside the zone)                         no retry
+    │   ├── InvalidChange           (CNAME beside other data, at the apex; change ignored)   no retry
+    │   ├── PreconditionFailed      (someone else changed the record: 412, NXRRSET, ...)     no retry
+    │   ├── PropagationTimeout      (a nameserver still lags after the deadline)             no retry
+    │   └── DnsUnavailable          (timeout, connection refused, SERVFAIL, 5xx)             retry
+    ├── GatewayError
+    │   ├── GatewayAuthError        (401/403)                                                 no retry
+    │   ├── GatewayReadOnly         (405: DB-less node or hybrid data plane)                  no retry
+    │   ├── GatewayUnsupported      (Konnect, unknown deployment)                             no retry
+    │   ├── GatewayNotFound         (404)                                                     no retry
+    │   ├── GatewayConflict         (the Service changed since it was read; 409)              no retry
+    │   ├── GatewayRejected         (400 schema violation)                                    no retry
+    │   └── GatewayUnavailable      (5xx, timeout, connection refused)                        retry
+    ├── TelemetryError
+    │   ├── TelemetryAuthError      (401/403 from the log or metrics source)                  no retry
+    │   ├── TelemetryQuotaExceeded  (429 after backoff)                                       retry
+    │   └── TelemetryUnavailable    (source unreachable, file missing)                        retry
+    └── DecommissionError
+        ├── DecommissionRefused     (protected project, no permission, not drained)           no retry
+        └── DecommissionUnavailable (5xx, timeout)                                            retry
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CutoverError(Exception):
+    """Base of every error cutover raises on purpose."""
+
+    retryable: ClassVar[bool] = False
+
+
+class ConfigError(CutoverError):
+    """The worker's environment lacks something the plan names (a secret variable, a file)."""
+
+
+class DnsError(CutoverError):
+    """A DNS provider failed."""
+
+
+class DnsAuthError(DnsError):
+    """The TSIG key or Google credentials were rejected."""
+
+
+class DnsRefused(DnsError):
+    """The server refused the update (REFUSED, NOTAUTH) or the API said forbidden."""
+
+
+class NotInZone(DnsError):
+    """The name is not in the zone the provider updates."""
+
+
+class InvalidChange(DnsError):
+    """The change would break DNS rules (CNAME beside other data, CNAME at the apex)."""
+
+
+class PreconditionFailed(DnsError):
+    """The record is not what cutover expected: someone else changed it. Nothing was overwritten."""
+
+
+class PropagationTimeout(DnsError):
+    """Some authoritative server still doesn't answer the new data after the deadline."""
+
+
+class DnsUnavailable(DnsError):
+    """The server or API could not be reached or answered with a transient failure."""
+
+    retryable = True
+
+
+class GatewayError(CutoverError):
+    """The Kong Admin API failed."""
+
+
+class GatewayAuthError(GatewayError):
+    """401/403: the Admin API token is missing or lacks permission."""
+
+
+class GatewayReadOnly(GatewayError):
+    """405: a DB-less node or hybrid data plane; changes must go to the Control Plane."""
+
+
+class GatewayUnsupported(GatewayError):
+    """A deployment cutover can't drive (yet), e.g. Konnect."""
+
+
+class GatewayNotFound(GatewayError):
+    """404: the Service, Route or Upstream does not exist."""
+
+
+class GatewayConflict(GatewayError):
+    """The Service changed since cutover read it; nothing was overwritten."""
+
+
+class GatewayRejected(GatewayError):
+    """400: Kong rejected the request (schema violation)."""
+
+
+class GatewayUnavailable(GatewayError):
+    """5xx, timeout or connection failure."""
+
+    retryable = True
+
+
+class TelemetryError(CutoverError):
+    """A log or metrics source failed."""
+
+
+class TelemetryAuthError(TelemetryError):
+    """The source rejected our credentials."""
+
+
+class TelemetryQuotaExceeded(TelemetryError):
+    """The source kept answering 429 after backing off."""
+
+    retryable = True
+
+
+class TelemetryUnavailable(TelemetryError):
+    """The source can't be read right now."""
+
+    retryable = True
+
+
+class DecommissionError(CutoverError):
+    """Deleting A failed."""
+
+
+class DecommissionRefused(DecommissionError):
+    """Deletion refused: protected project, missing permission, A not drained, ..."""
+
+
+class DecommissionUnavailable(DecommissionError):
+    """The decommission API is unreachable or failed transiently."""
+
+    retryable = True

@@ -1,0 +1,1 @@
+"""Gateway clients: the Kong Admin API."""

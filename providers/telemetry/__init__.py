@@ -1,0 +1,1 @@
+"""Telemetry sources that say how Kong really routes traffic: file-log, Cloud Logging, Prometheus."""

@@ -1,0 +1,1 @@
+"""Deterministic orchestration: CutoverWorkflow and its pure helpers."""
