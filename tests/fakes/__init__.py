@@ -1,0 +1,1 @@
+"""Local fakes of Google APIs, checked against Google's discovery documents."""
