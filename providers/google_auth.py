@@ -31,7 +31,9 @@ class GoogleAuth(httpx.Auth):
 
     def _apply(self, request: httpx.Request) -> None:
         headers: dict[str, str] = {}
-        self._credentials.before_request(self._refresh_request, request.method, str(request.url), headers)
+        self._credentials.before_request(  # type: ignore[no-untyped-call]
+            self._refresh_request, request.method, str(request.url), headers
+        )
         request.headers.update(headers)
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
