@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from models.plan import Decommission
+from models.telemetry import DrainProof
 
 
 class _Model(BaseModel):
@@ -20,6 +21,8 @@ class DecommissionInput(_Model):
     workflow_id: str
     dns_project: str | None = None
     """The Cloud DNS project, which is never deleted."""
+    drain_proof: DrainProof | None = None
+    """The proof that A is drained; ``decommission_delete`` refuses without it unless ``require_drained`` is off."""
 
 
 class DecommissionPreflight(_Model):
