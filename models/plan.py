@@ -139,6 +139,8 @@ class DnsSection(_Section):
     """How long every authoritative server may take to answer a change."""
     wait_margin: Duration = timedelta(seconds=5)
     """Added to every computed cache wait (clock skew, resolver latency)."""
+    retry_deadline: Duration = timedelta(minutes=2)
+    """How long a change keeps retrying an unreachable DNS server before the run rolls back; undos retry 5x longer."""
 
 
 # --- kong ----------------------------------------------------------------------------------------

@@ -1,0 +1,314 @@
+"""The cutover command line: validate, plan, start, approve, abort, watch.
+
+    python starter.py validate PLAN           every problem, exit 2; or the digest, exit 0
+    python starter.py plan PLAN               dry run through the worker: changes, waits, risks, digest
+    python starter.py start PLAN [--wait]     prints the workflow id, UI link and approve command
+    python starter.py approve ID --gate flip|decommission --by NAME [--digest D]
+    python starter.py abort ID --reason R [--by NAME]
+    python starter.py status ID [--json]
+    python starter.py list [--phase P]
+    python starter.py traffic PLAN --since 10m
+
+PLAN is YAML or JSON. Temporal settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and
+CUTOVER_TASK_QUEUE. Everything here is also reachable with the plain ``temporal`` CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributeKey, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from models.durations import parse_duration
+from models.plan import CutoverPlan
+from models.workflow import (
+    PHASE_ATTRIBUTE,
+    RECORD_ATTRIBUTE,
+    WORKFLOW_TYPE,
+    AbortRequest,
+    ApproveRequest,
+    CutoverStatus,
+)
+from settings import TemporalSettings
+
+EXIT_INVALID = 2
+
+
+class PlanFileError(Exception):
+    """The plan file can't be read or parsed; the message says where."""
+
+
+def read_plan_data(path: str) -> Any:
+    """Parse a YAML or JSON plan file into plain data."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise PlanFileError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        if path.endswith(".json"):
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise PlanFileError(f"{path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {exc}") from exc
+
+
+def format_problems(path: str, error: ValidationError) -> str:
+    """One line per problem, with the field path, so all of them can be fixed in one go."""
+    lines = [f"{path}: {error.error_count()} problem(s):"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(plan)"
+        lines.append(f"  - {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_plan(path: str) -> CutoverPlan:
+    """Read and validate a plan; exit 2 with every problem listed when it is invalid."""
+    try:
+        data = read_plan_data(path)
+        return CutoverPlan.model_validate(data)
+    except PlanFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(format_problems(path, exc), file=sys.stderr)
+    raise SystemExit(EXIT_INVALID)
+
+
+def approve_command(workflow_id: str, gate: str, digest: str) -> str:
+    """The exact CLI command (plain temporal CLI) to approve a gate."""
+    payload = json.dumps({"gate": gate, "by": "<you>", "digest": digest})
+    return f"temporal workflow update execute -w {workflow_id} --name approve --input '{payload}'"
+
+
+def render_status(status: CutoverStatus) -> str:
+    """Human-readable status: phase, gates, timeline, undos, verdict, waits, what's left."""
+    out = [
+        f"{status.workflow_id}: {status.phase}" + (" (dry run)" if status.dry_run else ""),
+        f"  {status.record} -> {status.target} ({status.strategy}), plan digest {status.plan_digest}",
+    ]
+    if status.gates_awaited:
+        out.append(f"  awaiting approval: {', '.join(status.gates_awaited)}")
+        for gate in status.gates_awaited:
+            out.append(f"    {approve_command(status.workflow_id, gate, status.plan_digest)}")
+    if status.error:
+        out.append(f"  reason: {status.error}")
+    if status.planned_changes:
+        out.append("  changes, in order:")
+        out += [f"    {i}. [{c.phase}] {c.description}" for i, c in enumerate(status.planned_changes, 1)]
+    if status.waits:
+        out.append("  waits:")
+        out += [f"    - {w.phase}: {w.seconds:.0f} s: {w.reason}" for w in status.waits]
+    if status.cache_bound:
+        out.append(f"  Kong cache bound: {status.cache_bound.seconds} s")
+        out += [f"    - {line}" for line in status.cache_bound.reasoning]
+    if status.risks:
+        out.append("  risks:")
+        out += [f"    - {r}" for r in status.risks]
+    if status.timeline:
+        out.append("  timeline:")
+        for step in status.timeline:
+            mark = {True: "ok ", False: "ERR", None: "..."}[step.ok]
+            out.append(f"    {step.started_at:%H:%M:%S} {mark} [{step.phase}] {step.step}: {step.result}")
+    if status.compensations:
+        out.append("  undo steps:")
+        out += [f"    - {c.id}: {c.description} [{c.state}] {c.detail}" for c in status.compensations]
+    if status.last_verdict:
+        v = status.last_verdict
+        out.append(f"  last verdict: {v.status}: {v.reason}; {v.share.describe()}")
+    if status.approvals:
+        out += [f"  approved {a.gate} by {a.by} via {a.via} at {a.at:%H:%M:%S}" for a in status.approvals]
+    if status.ignored:
+        out += [f"  ignored {m.name} from {m.by}: {m.reason}" for m in status.ignored]
+    if status.warnings:
+        out.append("  warnings:")
+        out += [f"    - {w}" for w in status.warnings]
+    if status.left_changed:
+        out.append("  LEFT CHANGED:")
+        out += [f"    - {item}" for item in status.left_changed]
+    if status.manual_steps:
+        out.append("  to finish by hand:")
+        out += [f"    - {item}" for item in status.manual_steps]
+    return "\n".join(out)
+
+
+async def start(
+    client: Client,
+    settings: TemporalSettings,
+    plan: CutoverPlan,
+    *,
+    workflow_id: str | None = None,
+) -> str:
+    """Start a run with UI summary/details, memo (digest, ticket) and the CutoverRecord attribute."""
+    workflow_id = workflow_id or plan.workflow_id
+    digest = plan.digest()
+    details = (
+        f"**{plan.strategy}** cutover of `{plan.dns.record}` to `{plan.dns.target}`\n\n"
+        f"- Kong: `{plan.kong.admin_url}` Service `{plan.kong.service}`\n"
+        f"- DNS: {plan.dns.provider.kind}, TTL {plan.dns.cutover_ttl} s during the cutover, "
+        f"{plan.dns.final_ttl} s after\n"
+        f"- Decommission: {plan.decommission.kind}\n"
+        f"- Plan digest: `{digest}`" + (f"\n- Ticket: {plan.ticket}" if plan.ticket else "")
+    )
+    await client.start_workflow(
+        WORKFLOW_TYPE,
+        plan,
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        static_summary=f"{'Dry run: ' if plan.dry_run else ''}cutover {plan.dns.record} -> {plan.dns.target}"[:190],
+        static_details=details,
+        memo={"plan_digest": digest, "ticket": plan.ticket or ""},
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributeKey.for_keyword(RECORD_ATTRIBUTE).value_set(plan.dns.record)]
+        ),
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    return workflow_id
+
+
+async def wait_and_print(client: Client, workflow_id: str) -> int:
+    """Wait for the end, print the final status, exit 0 on completion and 1 otherwise."""
+    handle = client.get_workflow_handle(workflow_id, result_type=CutoverStatus)
+    try:
+        status = await handle.result()
+    except WorkflowFailureError as exc:
+        print(f"{workflow_id} ended: {exc.cause}", file=sys.stderr)
+        try:
+            print(render_status(await handle.query("status", result_type=CutoverStatus)))
+        except RPCError:
+            pass
+        return 1
+    print(render_status(status))
+    return 0
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    """Dispatch one sub-command."""
+    settings = TemporalSettings.from_env()
+    if args.command == "validate":
+        plan = load_plan(args.plan)
+        print(f"{args.plan}: valid. plan digest {plan.digest()}")
+        return 0
+    if args.command == "traffic":
+        plan = load_plan(args.plan)
+        from activities.monitor import traffic_report
+
+        report = await traffic_report(plan, parse_duration(args.since))
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+
+    client = await settings.connect()
+    if args.command == "start":
+        plan = load_plan(args.plan)
+        workflow_id = await start(client, settings, plan)
+        print(f"started {workflow_id}")
+        print(f"  web UI:  {settings.workflow_url(workflow_id)}")
+        print(f"  status:  python starter.py status {workflow_id}")
+        if plan.approvals.flip:
+            print(f"  approve the flip when asked:\n    {approve_command(workflow_id, 'flip', plan.digest())}")
+            print(f"    or: python starter.py approve {workflow_id} --gate flip --by <you>")
+        print(f"  abort:   python starter.py abort {workflow_id} --reason '...'")
+        return await wait_and_print(client, workflow_id) if args.wait else 0
+    if args.command == "plan":
+        plan = load_plan(args.plan).model_copy(update={"dry_run": True})
+        workflow_id = f"{plan.workflow_id}-plan-{int(time.time())}"
+        await start(client, settings, plan, workflow_id=workflow_id)
+        print(f"dry run {workflow_id}: reading DNS, Kong and B; nothing will be changed")
+        return await wait_and_print(client, workflow_id)
+    handle = client.get_workflow_handle(args.id)
+    if args.command == "status":
+        status = await handle.query("status", result_type=CutoverStatus)
+        print(status.model_dump_json(indent=2) if args.json else render_status(status))
+        return 0
+    if args.command == "approve":
+        digest = args.digest
+        if digest is None:
+            digest = (await handle.query("status", result_type=CutoverStatus)).plan_digest
+            print(f"approving plan digest {digest} (read from the run; pass --digest to pin it)")
+        request = ApproveRequest(gate=args.gate, by=args.by, digest=digest, comment=args.comment)
+        if args.signal:
+            await handle.signal("approve", request)
+            print("approve signal sent (signals are not validated: check `status` for ignored messages)")
+            return 0
+        try:
+            print(await handle.execute_update("approve", request, result_type=str))
+        except WorkflowUpdateFailedError as exc:
+            print(f"rejected: {exc.cause}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "abort":
+        request_abort = AbortRequest(by=args.by, reason=args.reason)
+        try:
+            print(await handle.execute_update("abort", request_abort, result_type=str))
+        except WorkflowUpdateFailedError as exc:
+            print(f"rejected: {exc.cause}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "list":
+        query = f"WorkflowType='{WORKFLOW_TYPE}'"
+        if args.phase:
+            query += f" AND {PHASE_ATTRIBUTE}='{args.phase}'"
+        async for execution in client.list_workflows(query):
+            attributes = execution.typed_search_attributes
+            phase = attributes.get(SearchAttributeKey.for_keyword(PHASE_ATTRIBUTE)) or "-"
+            record = attributes.get(SearchAttributeKey.for_keyword(RECORD_ATTRIBUTE)) or "-"
+            status_name = execution.status.name if execution.status else "?"
+            print(f"{execution.id:40} {status_name:12} {phase:32} {record}")
+        return 0
+    raise AssertionError(args.command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by tests)."""
+    parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("validate", help="check a plan; every problem, exit 2").add_argument("plan")
+    p = sub.add_parser("plan", help="dry run: print changes, waits, risks and the digest")
+    p.add_argument("plan")
+    p = sub.add_parser("start", help="start a cutover")
+    p.add_argument("plan")
+    p.add_argument("--wait", action="store_true", help="wait for the end and print the final status")
+    p = sub.add_parser("approve", help="approve a gate (update; --signal to send a signal)")
+    p.add_argument("id")
+    p.add_argument("--gate", required=True, choices=["flip", "decommission"])
+    p.add_argument("--by", default=getpass.getuser())
+    p.add_argument("--digest", help="plan digest to approve (default: read from the run)")
+    p.add_argument("--comment")
+    p.add_argument("--signal", action="store_true")
+    p = sub.add_parser("abort", help="roll back (until the point of no return)")
+    p.add_argument("id")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", default=getpass.getuser())
+    p = sub.add_parser("status", help="phase, timeline, undo steps, verdict")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("list", help="cutover runs")
+    p.add_argument("--phase")
+    p = sub.add_parser("traffic", help="window summary and verdict from the plan's telemetry source, now")
+    p.add_argument("plan")
+    p.add_argument("--since", default="10m")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(run_command(args))
+    except RPCError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

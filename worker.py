@@ -1,0 +1,151 @@
+"""The cutover worker: the composition root that wires providers into activities and runs them.
+
+Run it where the secrets live: plans only name environment variables (TSIG secret, Kong token,
+webhook URLs, Google key files) and this process resolves them.
+
+    python worker.py                       # TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, CUTOVER_TASK_QUEUE
+    python worker.py --metrics 0.0.0.0:9464 --register-search-attributes
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from activities.decommission import DecommissionActivities
+from activities.dns import DnsActivities
+from activities.kong import KongActivities
+from activities.monitor import MonitorActivities
+from activities.notify import NotifyActivities
+from activities.readiness import ReadinessActivities
+from providers.secrets import EnvSecrets
+from settings import SEARCH_ATTRIBUTES, TemporalSettings, search_attribute_commands
+from workflows.cutover import CutoverWorkflow
+
+log = logging.getLogger("cutover.worker")
+
+
+class MissingSearchAttributes(RuntimeError):
+    """The namespace lacks CutoverPhase/CutoverRecord: workflows would hang on their first upsert."""
+
+
+def build_activities(secrets: EnvSecrets | None = None) -> list[Callable[..., Any]]:
+    """Every activity of cutover, bound to providers that read secrets from ``secrets``."""
+    secrets = secrets or EnvSecrets()
+    groups = [
+        DnsActivities(secrets=secrets),
+        KongActivities(secrets=secrets),
+        ReadinessActivities(),
+        MonitorActivities(secrets=secrets),
+        DecommissionActivities(secrets=secrets),
+        NotifyActivities(secrets=secrets),
+    ]
+    return [fn for group in groups for fn in group.activities()]
+
+
+async def ensure_search_attributes(client: Client, namespace: str, register: bool) -> None:
+    """Check the custom search attributes exist; create them if asked, else say exactly what to run."""
+    response = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    missing = [name for name in SEARCH_ATTRIBUTES if name not in response.custom_attributes]
+    if not missing:
+        return
+    if register:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=namespace,
+                search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing},
+            )
+        )
+        log.info("registered search attributes %s in namespace %s", ", ".join(missing), namespace)
+        return
+    raise MissingSearchAttributes(
+        f"namespace {namespace!r} lacks the search attributes {', '.join(missing)}; without them every cutover "
+        f"would stay Running with failing workflow tasks. Register them:\n{search_attribute_commands()}"
+    )
+
+
+def build_worker(
+    client: Client, task_queue: str, activities: Sequence[Callable[..., Any]], max_concurrent_activities: int = 200
+) -> Worker:
+    """A worker for CutoverWorkflow and the given activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[CutoverWorkflow],
+        activities=list(activities),
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+        max_concurrent_activities=max_concurrent_activities,
+    )
+
+
+def setup_logging(level: str, cloud_logging: str) -> None:
+    """Standard logging; on GCP (or when asked) also a google-cloud-logging handler."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    on_gcp = bool(os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("K_SERVICE"))
+    if cloud_logging == "on" or (cloud_logging == "auto" and on_gcp):
+        import google.cloud.logging
+
+        google.cloud.logging.Client().setup_logging(log_level=getattr(logging, level.upper()))
+        log.info("logging to Google Cloud Logging")
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Connect, check search attributes, run until SIGTERM/SIGINT, then shut down gracefully."""
+    settings = TemporalSettings.from_env()
+    address = args.address or settings.address
+    namespace = args.namespace or settings.namespace
+    task_queue = args.task_queue or settings.task_queue
+    runtime = None
+    if args.metrics:
+        runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=args.metrics)))
+        log.info("SDK metrics on http://%s/metrics", args.metrics)
+    client = await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter, runtime=runtime)
+    try:
+        await ensure_search_attributes(client, namespace, args.register_search_attributes)
+    except MissingSearchAttributes as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    worker = build_worker(client, task_queue, build_activities(), args.max_concurrent_activities)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling task queue %s on %s (namespace %s)", task_queue, address, namespace)
+    async with worker:
+        await stop.wait()
+        log.info("shutting down: finishing running activities")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description="Run the cutover worker.")
+    parser.add_argument("--address", help="Temporal frontend host:port (env TEMPORAL_ADDRESS)")
+    parser.add_argument("--namespace", help="Temporal namespace (env TEMPORAL_NAMESPACE)")
+    parser.add_argument("--task-queue", help="task queue (env CUTOVER_TASK_QUEUE, default cutover)")
+    parser.add_argument("--metrics", help="serve SDK metrics for Prometheus on host:port, e.g. 0.0.0.0:9464")
+    parser.add_argument("--register-search-attributes", action="store_true", help="create missing ones")
+    parser.add_argument("--max-concurrent-activities", type=int, default=200)
+    parser.add_argument("--log-level", default=os.environ.get("CUTOVER_LOG_LEVEL", "info"))
+    parser.add_argument("--cloud-logging", choices=["auto", "on", "off"], default="auto")
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level, args.cloud_logging)
+    return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Pure planning: from a plan and what verifying read, the exact changes, waits and risks of a run.
+
+The workflow runs these functions both for the dry run and for the real run, so the plan a human
+approves and the changes the run makes cannot disagree. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.dns import DnsChange, DnsSnapshot, RRset, describe_rrsets
+from models.kong import CacheBound, KongInspection, compute_cache_bound, kong_host
+from models.plan import CutoverPlan
+from models.workflow import PlannedChange
+
+ADDRESS_TYPES = ("A", "AAAA")
+KONG_CONFIG_DELAY = 5
+"""Seconds Kong takes to apply a Service change (``db_update_frequency`` default, kong.md §1.5)."""
+
+
+@dataclass(frozen=True)
+class Reality:
+    """What the plan's record looks like today, classified for the chosen strategy."""
+
+    record_rrsets: tuple[RRset, ...]
+    """The rrsets at the record that take part in the cutover (address records or the CNAME)."""
+    old_name: str
+    """A's name: what Kong resolves today (absolute)."""
+    flip_kind: str
+    """``a-to-cname`` or ``cname-to-cname``."""
+    alias_exists: bool
+    repoint_needed: bool
+
+
+def _types(rrsets: tuple[RRset, ...]) -> set[str]:
+    return {r.type for r in rrsets}
+
+
+def assess_reality(plan: CutoverPlan, snapshot: DnsSnapshot, kong: KongInspection) -> tuple[Reality | None, list[str]]:
+    """Check the plan against the world; return the classified reality or every reason to refuse."""
+    problems: list[str] = []
+    record, target = plan.dns.record, plan.dns.target
+    rrsets = snapshot.rrsets
+    types = _types(rrsets)
+    service_host = kong.service.host.rstrip(".").lower() + "."
+    upstream_targets = (
+        {t.target.rsplit(":", 1)[0].rstrip(".").lower() + "." for t in kong.upstream.targets}
+        if kong.upstream
+        else set()
+    )
+    kong_names = upstream_targets if kong.upstream else {service_host}
+    others = types - {"A", "AAAA", "CNAME"}
+    cname = next((r for r in rrsets if r.type == "CNAME"), None)
+
+    if plan.strategy == "cname":
+        if record not in kong_names:
+            problems.append(
+                f"Kong's Service {kong.service.name or kong.service.id} sends traffic to "
+                f"{', '.join(sorted(kong_names))}, not to the record {record}: making {record} a CNAME would not "
+                f"move Kong's traffic. Set dns.record to the name Kong uses, or use the alias strategy."
+            )
+        if cname is not None and cname.rdatas == (target,):
+            problems.append(f"{record} is already a CNAME to {target}: there is nothing to cut over.")
+        elif cname is None and not (types & set(ADDRESS_TYPES)):
+            problems.append(f"{record} holds no A/AAAA or CNAME record today: there is no old backend to move from.")
+        if others:
+            problems.append(
+                f"{record} also holds {', '.join(sorted(others))} records: a CNAME cannot coexist with other data "
+                "(RFC 1034 §3.6.2). Move them elsewhere, or use the alias strategy with a fresh name."
+            )
+        participating = tuple(r for r in rrsets if r.type in (*ADDRESS_TYPES, "CNAME"))
+        old_name = cname.rdatas[0] if cname is not None else record
+        flip_kind = "cname-to-cname" if cname is not None else "a-to-cname"
+        reality = Reality(participating, old_name, flip_kind, alias_exists=True, repoint_needed=False)
+    else:
+        alias_host = kong_host(record)
+        repoint_needed = kong.service.host.rstrip(".").lower() != alias_host
+        if kong.upstream is not None:
+            problems.append(
+                f"Kong's Service host is the Upstream {kong.upstream.name}: the alias strategy repoints a Service "
+                "whose host is a DNS name. Point the Upstream's target at the alias by hand, or use the cname "
+                "strategy on the target's name."
+            )
+        if repoint_needed and not kong.writable:
+            problems.append(
+                f"Kong at {plan.kong.admin_url} is {kong.mode} and its Admin API is read-only: the alias strategy "
+                "must repoint the Service. Point kong.admin_url at the Control Plane."
+            )
+        if types & set(ADDRESS_TYPES) or others:
+            problems.append(
+                f"The alias {record} holds {', '.join(sorted(types - {'CNAME'}))} records: an alias must be a CNAME "
+                "(or absent, and cutover creates it)."
+            )
+        if cname is not None:
+            old_name = cname.rdatas[0]
+            if cname.rdatas == (target,):
+                problems.append(f"The alias {record} already points at {target}: there is nothing to cut over.")
+            elif repoint_needed and old_name != service_host:
+                problems.append(
+                    f"The alias {record} points at {old_name}, but Kong sends traffic to {service_host}: "
+                    "repointing Kong at the alias would move traffic before the flip. Make the alias a CNAME to "
+                    f"{service_host} first."
+                )
+        else:
+            old_name = service_host
+            if not repoint_needed:
+                problems.append(
+                    f"Kong already points at the alias {record}, but the alias does not exist in DNS: Kong cannot "
+                    "be reaching A through it. Create the alias as a CNAME to A's name first."
+                )
+        participating = tuple(r for r in rrsets if r.type == "CNAME")
+        reality = Reality(
+            participating, old_name, "cname-to-cname", alias_exists=cname is not None, repoint_needed=repoint_needed
+        )
+    if plan.strategy == "alias" and kong.upstream is None and plan.dns.target == service_host:
+        problems.append(f"Kong already sends traffic to the target {plan.dns.target}.")
+    return (None if problems else reality), problems
+
+
+def cache_bound_for(plan: CutoverPlan, kong: KongInspection, reality: Reality) -> CacheBound:
+    """Kong's cache bound for this flip, at the cutover TTL."""
+    return compute_cache_bound(
+        kong.dns,
+        record_ttl=plan.dns.cutover_ttl,
+        flip="a-to-cname" if reality.flip_kind == "a-to-cname" else "cname-to-cname",
+        via_upstream_target=kong.upstream is not None,
+    )
+
+
+# --- the changes ----------------------------------------------------------------------------------
+
+
+def create_alias_change(plan: CutoverPlan, old_name: str) -> DnsChange:
+    """Create the alias as a CNAME to A's name, at the cutover TTL."""
+    desired = (RRset(name=plan.dns.record, type="CNAME", ttl=plan.dns.cutover_ttl, rdatas=(old_name,)),)
+    return DnsChange(name=plan.dns.record, expected=(), desired=desired, reason=f"create alias {plan.dns.record}")
+
+
+def lower_ttl_change(plan: CutoverPlan, rrsets: tuple[RRset, ...]) -> DnsChange | None:
+    """Lower every participating rrset to the cutover TTL, or None when they already are that low."""
+    if all(r.ttl <= plan.dns.cutover_ttl for r in rrsets):
+        return None
+    desired = tuple(r.with_ttl(plan.dns.cutover_ttl) for r in rrsets)
+    return DnsChange(
+        name=plan.dns.record,
+        expected=rrsets,
+        desired=desired,
+        reason=f"lower the TTL of {plan.dns.record} to {plan.dns.cutover_ttl} s before the flip",
+    )
+
+
+def flip_change(plan: CutoverPlan, current: tuple[RRset, ...]) -> DnsChange:
+    """Replace whatever the record holds with a CNAME to the target, in one atomic change."""
+    desired = (RRset(name=plan.dns.record, type="CNAME", ttl=plan.dns.cutover_ttl, rdatas=(plan.dns.target,)),)
+    return DnsChange(
+        name=plan.dns.record,
+        expected=current,
+        desired=desired,
+        reason=f"flip {plan.dns.record} to CNAME {plan.dns.target}",
+    )
+
+
+def final_ttl_change(plan: CutoverPlan) -> DnsChange:
+    """Raise the flipped record's TTL to ``final_ttl``."""
+    record, target = plan.dns.record, plan.dns.target
+    return DnsChange(
+        name=record,
+        expected=(RRset(name=record, type="CNAME", ttl=plan.dns.cutover_ttl, rdatas=(target,)),),
+        desired=(RRset(name=record, type="CNAME", ttl=plan.dns.final_ttl, rdatas=(target,)),),
+        reason=f"restore the TTL of {record} to {plan.dns.final_ttl} s",
+    )
+
+
+def undo_of(change: DnsChange, reason: str) -> DnsChange:
+    """The compare-and-swap inverse of a change: from what it made back to what it found."""
+    return DnsChange(name=change.name, expected=change.desired, desired=change.expected, reason=reason)
+
+
+def planned_changes(plan: CutoverPlan, reality: Reality, kong: KongInspection) -> list[PlannedChange]:
+    """The changes a run makes, in order, each with its undo; what the dry run prints."""
+    changes: list[PlannedChange] = []
+    record, target = plan.dns.record, plan.dns.target
+    if plan.strategy == "alias" and not reality.alias_exists:
+        changes.append(
+            PlannedChange(
+                phase="repointing",
+                description=f"create {record} CNAME {reality.old_name} (TTL {plan.dns.cutover_ttl})",
+                undo=f"delete {record}",
+            )
+        )
+    if reality.repoint_needed:
+        changes.append(
+            PlannedChange(
+                phase="repointing",
+                description=f"Kong Service {plan.kong.service}: host {kong.service.host} -> {kong_host(record)}",
+                undo=f"host back to {kong.service.host}, if nobody else changed the Service",
+            )
+        )
+    lowering = lower_ttl_change(plan, reality.record_rrsets) if reality.alias_exists else None
+    if lowering is not None:
+        changes.append(
+            PlannedChange(
+                phase="lowering-ttl",
+                description=f"{describe_rrsets(lowering.expected)} -> TTL {plan.dns.cutover_ttl}",
+                undo=f"TTL back to {describe_rrsets(lowering.expected)}",
+            )
+        )
+    before = lowering.desired if lowering is not None else reality.record_rrsets
+    if not reality.alias_exists:
+        before = create_alias_change(plan, reality.old_name).desired
+    changes.append(
+        PlannedChange(
+            phase="flipping",
+            description=f"{describe_rrsets(before)} -> {record} {plan.dns.cutover_ttl} CNAME {target}",
+            undo=f"back to {describe_rrsets(before)}",
+        )
+    )
+    decommission = plan.decommission
+    if decommission.kind == "gcp-project":
+        what = f"delete GCP project {decommission.project_id} (undeletable for 30 days)"
+    elif decommission.kind == "webhook":
+        what = f"{decommission.method} {decommission.url} (idempotency key {plan.workflow_id})"
+    else:
+        what = "leave A in place (decommission kind none)"
+    changes.append(PlannedChange(phase="decommissioning", description=what, undo=None))
+    changes.append(
+        PlannedChange(
+            phase="restoring-ttl",
+            description=f"{record} CNAME {target}: TTL {plan.dns.cutover_ttl} -> {plan.dns.final_ttl}",
+            undo=None,
+        )
+    )
+    return changes
+
+
+def risks(plan: CutoverPlan, reality: Reality, kong: KongInspection, bound: CacheBound) -> list[str]:
+    """What could hurt, found before anything changes."""
+    found: list[str] = list(bound.hazards) + list(bound.warnings) + list(kong.warnings)
+    if kong.shape_after.preserve_host_hosts:
+        found.append(
+            "Routes with preserve_host send the client's Host to B: B must also accept "
+            + ", ".join(kong.shape_after.preserve_host_hosts)
+        )
+    if plan.decommission.kind != "none" and not plan.decommission.require_drained:
+        found.append("require_drained is false: A may be deleted while Kong still sends it traffic.")
+    if not plan.approvals.flip and not plan.approvals.decommission:
+        found.append("No human gate: the run flips and decommissions without asking anyone.")
+    return list(dict.fromkeys(found))
