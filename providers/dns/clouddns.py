@@ -1,0 +1,299 @@
+"""Google Cloud DNS through its v1 REST API (httpx + google-auth), as compare-and-swap changes.
+
+A change is one ``changes.create`` whose ``deletions`` are the exact expected rrsets (TTL included)
+and whose ``additions`` are the desired ones; Cloud DNS applies it atomically and refuses it with
+412 ``conditionNotMet`` when a deletion no longer matches, or 409 ``alreadyExists`` when an addition
+is already there. Either way cutover re-reads: if the zone already holds the desired data the change
+counts as already applied (a retry after a lost answer), otherwise someone else changed the record
+and nothing is overwritten.
+
+``clientOperationId`` is a hash of the change and of the zone's latest change id, so a retried create
+of the same change on the same zone state carries the same id, and the same change made again later
+(flip, roll back, flip) gets a new one.
+
+A change in status ``done`` has only been sent to Google's nameservers: cutover then reads the rrsets
+back through the API and proves propagation by querying the nameservers themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import dns.asyncresolver
+import google.auth.exceptions
+import httpx
+
+from models.dns import DnsChange, RRset
+from models.plan import CloudDnsProvider
+from providers.dns import nameservers as ns
+from providers.dns.base import DnsProvider
+from providers.dns.nameservers import IGNORED_TYPES, Nameserver, canonical_name, canonical_rdata, sorted_rrsets
+from providers.errors import (
+    DnsAuthError,
+    DnsError,
+    DnsRefused,
+    DnsUnavailable,
+    InvalidChange,
+    NotInZone,
+    PreconditionFailed,
+)
+
+_RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "backendError"}
+
+
+def google_error(response: httpx.Response) -> tuple[str, list[str]]:
+    """Message and reasons of Google's error body ``{"error": {"code", "message", "errors": [...]}}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase, []
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return response.text[:300], []
+    message = str(error.get("message") or response.reason_phrase)
+    reasons = [str(e.get("reason")) for e in error.get("errors") or [] if isinstance(e, dict) and e.get("reason")]
+    return message, reasons
+
+
+def api_error(response: httpx.Response, what: str, *, project: str, managed_zone: str) -> DnsError:
+    """The typed error for a failed Cloud DNS call (Google's message included, never a token)."""
+    message, reasons = google_error(response)
+    status = response.status_code
+    detail = f"{what}: HTTP {status} {', '.join(reasons) or response.reason_phrase}: {message}"
+    if status == 401:
+        return DnsAuthError(f"Cloud DNS rejected the credentials ({detail})")
+    if status == 403:
+        if _RETRYABLE_REASONS & set(reasons):
+            return DnsUnavailable(f"Cloud DNS quota or rate limit ({detail})")
+        return DnsRefused(
+            f"Cloud DNS denied access to {managed_zone} in {project} ({detail}); the worker's identity needs "
+            "roles/dns.admin or the permissions listed in docs/dns.md"
+        )
+    if status == 404:
+        return NotInZone(f"managed zone {managed_zone} not found in project {project} ({detail})")
+    if status in (409, 412):
+        return PreconditionFailed(f"Cloud DNS refused the change ({detail})")
+    if status == 400:
+        return InvalidChange(f"Cloud DNS rejected the change as invalid ({detail})")
+    if status == 429 or status >= 500:
+        return DnsUnavailable(f"Cloud DNS is unavailable ({detail})")
+    return DnsRefused(f"Cloud DNS refused the request ({detail})")
+
+
+def rrset_to_api(rrset: RRset) -> dict[str, Any]:
+    """A ``ResourceRecordSet`` body."""
+    return {"name": rrset.name, "type": rrset.type, "ttl": rrset.ttl, "rrdatas": list(rrset.rdatas)}
+
+
+def rrset_from_api(item: dict[str, Any]) -> RRset:
+    """The model of an API ``ResourceRecordSet``.
+
+    Raises:
+        InvalidChange: the rrset uses a routing policy, which cutover does not move.
+    """
+    if item.get("routingPolicy") is not None:
+        raise InvalidChange(
+            f"{item.get('name')} {item.get('type')} uses a Cloud DNS routing policy; cutover only moves plain rrsets"
+        )
+    rdtype = str(item["type"]).upper()
+    return RRset(
+        name=canonical_name(str(item["name"])),
+        type=rdtype,
+        ttl=int(item.get("ttl", 0)),
+        rdatas=tuple(canonical_rdata(rdtype, str(text)) for text in item.get("rrdatas", [])),
+    )
+
+
+def operation_id(change: DnsChange, managed_zone: str, after_change: str) -> str:
+    """Deterministic ``clientOperationId`` for ``change`` made on top of change ``after_change``."""
+    content = json.dumps(
+        {
+            "zone": managed_zone,
+            "after": after_change,
+            "name": change.name,
+            "expected": [rrset_to_api(r) for r in change.expected],
+            "desired": [rrset_to_api(r) for r in change.desired],
+        },
+        sort_keys=True,
+    )
+    return "cutover-" + hashlib.sha256(content.encode()).hexdigest()[:40]
+
+
+class GoogleCloudDnsProvider(DnsProvider):
+    """A Cloud DNS managed zone, changed with atomic ``changes.create`` calls."""
+
+    kind = "clouddns"
+
+    def __init__(
+        self,
+        config: CloudDnsProvider,
+        client: httpx.AsyncClient,
+        *,
+        nameservers: Sequence[str] | None = None,
+        resolver: dns.asyncresolver.Resolver | None = None,
+        query_timeout: float = 5.0,
+        first_poll_interval: float = 0.1,
+        max_poll_interval: float = 2.0,
+    ) -> None:
+        """Build the provider.
+
+        Args:
+            config: the plan's provider section.
+            client: an ``httpx.AsyncClient`` whose base URL is the API endpoint and whose auth adds
+                Google credentials; the provider closes it.
+            nameservers: ``host:port`` of the authoritative servers; None for the zone's ``nameServers``.
+            resolver: recursive resolver for nameserver names and names outside the zone.
+            query_timeout: seconds to wait for one DNS answer from a nameserver.
+            first_poll_interval: first wait before polling a pending change; doubles each poll.
+            max_poll_interval: the longest wait between two polls.
+        """
+        super().__init__(zone=config.zone, nameservers=nameservers, query_timeout=query_timeout, resolver=resolver)
+        self.config = config
+        self.client = client
+        self.first_poll_interval = first_poll_interval
+        self.max_poll_interval = max_poll_interval
+        self._zone_path = f"/dns/v1/projects/{config.project}/managedZones/{config.managed_zone}"
+        self._managed_zone: dict[str, Any] | None = None
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.client.aclose()
+        await super().aclose()
+
+    async def _send(
+        self, method: str, path: str, what: str, *, params: dict[str, Any] | None = None, body: Any = None
+    ) -> httpx.Response:
+        """One API request; transport and token failures become typed errors, HTTP errors are returned."""
+        try:
+            return await self.client.request(method, self._zone_path + path, params=params, json=body)
+        except google.auth.exceptions.RefreshError as exc:
+            raise DnsAuthError(f"could not get a Google access token for Cloud DNS ({type(exc).__name__})") from exc
+        except google.auth.exceptions.TransportError as exc:
+            raise DnsUnavailable(f"could not reach Google's token endpoint ({type(exc).__name__})") from exc
+        except httpx.TimeoutException as exc:
+            raise DnsUnavailable(f"Cloud DNS did not answer {what} in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise DnsUnavailable(f"Cloud DNS is unreachable for {what} ({type(exc).__name__}: {exc})") from exc
+
+    def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        if not response.is_success:
+            raise api_error(response, what, project=self.config.project, managed_zone=self.config.managed_zone)
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise DnsUnavailable(f"Cloud DNS answered {what} with something that is not JSON") from exc
+        return data if isinstance(data, dict) else {}
+
+    async def _call(
+        self, method: str, path: str, what: str, *, params: dict[str, Any] | None = None, body: Any = None
+    ) -> dict[str, Any]:
+        return self._json(await self._send(method, path, what, params=params, body=body), what)
+
+    async def managed_zone(self) -> dict[str, Any]:
+        """The managed zone (``managedZones.get``), checked once against the plan's zone name.
+
+        Raises:
+            NotInZone: the managed zone serves another DNS name than the plan says.
+        """
+        if self._managed_zone is None:
+            zone = await self._call("GET", "", f"managedZones.get {self.config.managed_zone}")
+            dns_name = canonical_name(str(zone.get("dnsName", ".")))
+            if dns_name != self.zone:
+                raise NotInZone(
+                    f"managed zone {self.config.managed_zone} in {self.config.project} serves {dns_name}, not "
+                    f"{self.zone}: fix dns.provider.zone or dns.provider.managed_zone"
+                )
+            self._managed_zone = zone
+        return self._managed_zone
+
+    async def list_rrsets(self, name: str, rdtype: str | None = None) -> tuple[RRset, ...]:
+        """Every rrset at ``name`` (of ``rdtype`` when given), following ``nextPageToken``."""
+        await self.managed_zone()
+        params: dict[str, Any] = {"name": name}
+        if rdtype:
+            params["type"] = rdtype
+        found: list[RRset] = []
+        while True:
+            page = await self._call("GET", "/rrsets", f"rrsets.list {name}", params=params)
+            for item in page.get("rrsets", []):
+                if str(item.get("type", "")).upper() not in IGNORED_TYPES:
+                    found.append(rrset_from_api(item))
+            token = page.get("nextPageToken")
+            if not token:
+                return sorted_rrsets(r for r in found if r.name == name)
+            params["pageToken"] = token
+
+    async def _read(self, name: str) -> tuple[int | None, tuple[RRset, ...]]:
+        return None, await self.list_rrsets(name)
+
+    async def negative_ttl(self) -> int:
+        """From the zone's SOA rrset."""
+        soa = await self.list_rrsets(self.zone, "SOA")
+        if not soa or not soa[0].rdatas:
+            raise DnsRefused(f"managed zone {self.config.managed_zone} lists no SOA for {self.zone}")
+        minimum = int(soa[0].rdatas[0].split()[6])
+        return min(soa[0].ttl, minimum)
+
+    async def _discover_nameservers(self) -> list[Nameserver]:
+        zone = await self.managed_zone()
+        names = [canonical_name(str(n)) for n in zone.get("nameServers", [])]
+        if not names:
+            raise DnsUnavailable(f"managed zone {self.config.managed_zone} lists no nameServers")
+        return await ns.nameserver_addresses(
+            names, self.zone, primary=None, resolver=self.resolver, timeout=self.query_timeout
+        )
+
+    async def _latest_change_id(self) -> str:
+        page = await self._call(
+            "GET",
+            "/changes",
+            "changes.list",
+            params={"sortBy": "changeSequence", "sortOrder": "descending", "maxResults": 1},
+        )
+        changes = page.get("changes") or []
+        return str(changes[0].get("id", "")) if changes else ""
+
+    async def _submit(self, change: DnsChange) -> str | None:
+        op_id = operation_id(change, self.config.managed_zone, await self._latest_change_id())
+        body: dict[str, Any] = {}
+        if change.desired:
+            body["additions"] = [rrset_to_api(r) for r in change.desired]
+        if change.expected:
+            body["deletions"] = [rrset_to_api(r) for r in change.expected]
+        what = f"changes.create for {change.name}"
+        response = await self._send("POST", "/changes", what, params={"clientOperationId": op_id}, body=body)
+        if response.status_code == 404 and "deletions" in google_error(response)[0]:
+            # Deleting an rrset that no longer exists is a stale expectation, not a missing zone.
+            raise PreconditionFailed(f"Cloud DNS refused the change: {google_error(response)[0]}")
+        created = self._json(response, what)
+        change_id = str(created.get("id", ""))
+        self.log.info("_submit: change %s (%s) is %s", change_id, op_id, created.get("status"))
+        if created.get("status") != "done":
+            await self._wait_done(change_id)
+        return change_id
+
+    async def _wait_done(self, change_id: str) -> None:
+        """Poll ``changes.get`` at a growing interval until ``done``, within the provider's poll_timeout.
+
+        Raises:
+            DnsUnavailable: still pending at the deadline (a retry re-reads and will find it applied).
+        """
+        timeout = self.config.poll_timeout.total_seconds()
+        deadline = time.monotonic() + timeout
+        interval = self.first_poll_interval
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DnsUnavailable(
+                    f"Cloud DNS change {change_id} was still pending after {timeout:g}s (dns.provider.poll_timeout)"
+                )
+            await asyncio.sleep(min(interval, remaining))
+            interval = min(interval * 2, self.max_poll_interval)
+            status = await self._call("GET", f"/changes/{change_id}", f"changes.get {change_id}")
+            if status.get("status") == "done":
+                return

@@ -1,0 +1,594 @@
+"""Ask authoritative nameservers directly: what they hold at a name, at which serial, and whether they agree.
+
+Everything here talks plain DNS (dnspython), the same for every provider: a Cloud DNS change in status
+``done`` and a NOERROR from a BIND primary only mean the change was *sent*; the proof that resolvers
+can see it is every authoritative server answering it, asked without recursion (RD=0), with the AA
+flag, at a serial at least as new as the change (RFC 1982 arithmetic, ``dns.serial.Serial``).
+
+Reading "every type at a name": qtype ANY may be answered minimally (RFC 8482), so it is only used as
+a hint. The name is read with one query per type of :data:`QUERY_TYPES` (plus any type the ANY answer
+reveals), bracketed by two SOA queries; when the serial moved between them the read is repeated, so
+the result is one consistent version of the zone. This needs nothing but query access, which every
+authoritative server gives (a zone transfer would need a transfer ACL, a stronger privilege than
+cutover's least-privilege update key), and it works the same on a primary, a secondary or a Cloud DNS
+nameserver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dns.asyncquery
+import dns.asyncresolver
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+import dns.rrset
+import dns.serial
+import dns.tsig
+
+from models.dns import AddressMap, NameserverState, PropagationReport, RRset, describe_rrsets
+from models.names import split_host_port
+from providers.errors import DnsAuthError, DnsError, DnsRefused, DnsUnavailable, PropagationTimeout
+
+QUERY_TYPES: tuple[str, ...] = (
+    "A",
+    "AAAA",
+    "CNAME",
+    "DNAME",
+    "TXT",
+    "MX",
+    "NS",
+    "SOA",
+    "SRV",
+    "CAA",
+    "PTR",
+    "HINFO",
+    "NAPTR",
+    "SSHFP",
+    "TLSA",
+    "SVCB",
+    "HTTPS",
+    "DS",
+    "LOC",
+    "RP",
+    "URI",
+    "CERT",
+    "SPF",
+)
+"""Types read at a name: everything a record that cutover moves may carry beside it."""
+
+IGNORED_TYPES = frozenset({"RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY", "TYPE0"})
+"""DNSSEC bookkeeping that signers maintain themselves; never part of a change or a comparison."""
+
+MAX_CNAME_CHAIN = 16
+
+
+# --- rrset text -----------------------------------------------------------------------------------
+
+
+def canonical_rdata(rdtype: str, text: str) -> str:
+    """RFC 1035 text of one record in canonical form: names lower-cased and absolute, numbers normalised.
+
+    Comparing rrsets as text only works when both sides spell records the same way; the canonical wire
+    form (RFC 4034 §6.2) lower-cases embedded names, so ``B-Project.Example.test.`` and
+    ``b-project.example.test.`` compare equal, while TXT strings keep their case.
+
+    Raises:
+        ValueError: when the text is not valid data for the type.
+    """
+    try:
+        rdata = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=dns.name.root, relativize=False)
+        wire = rdata.to_digestable(dns.name.root)
+        return dns.rdata.from_wire(dns.rdataclass.IN, rdata.rdtype, wire, 0, len(wire)).to_text()
+    except dns.exception.DNSException as exc:
+        raise ValueError(f"{text!r} is not valid {rdtype} data ({exc})") from exc
+
+
+def canonical_name(name: str) -> str:
+    """Absolute, lower-case owner name with its trailing dot."""
+    return dns.name.from_text(name).to_text().lower()
+
+
+def canonical_rrset(rrset: RRset) -> RRset:
+    """The same rrset with canonical owner name and record text."""
+    return RRset(
+        name=canonical_name(rrset.name),
+        type=rrset.type,
+        ttl=rrset.ttl,
+        rdatas=tuple(canonical_rdata(rrset.type, text) for text in rrset.rdatas),
+    )
+
+
+def rrset_from_dns(rrset: dns.rrset.RRset) -> RRset:
+    """Convert a dnspython rrset (from an answer) into the model."""
+    return RRset(
+        name=rrset.name.to_text().lower(),
+        type=dns.rdatatype.to_text(rrset.rdtype),
+        ttl=rrset.ttl,
+        rdatas=tuple(canonical_rdata(dns.rdatatype.to_text(rrset.rdtype), rd.to_text()) for rd in rrset),
+    )
+
+
+def sorted_rrsets(rrsets: Iterable[RRset]) -> tuple[RRset, ...]:
+    """Rrsets in a stable order (by type), so that equal contents compare equal as tuples."""
+    return tuple(sorted(rrsets, key=lambda r: (r.name, r.type)))
+
+
+def only_types(rrsets: Iterable[RRset], types: Iterable[str]) -> tuple[RRset, ...]:
+    """The rrsets whose type is in ``types``, sorted."""
+    wanted = set(types)
+    return sorted_rrsets(r for r in rrsets if r.type in wanted)
+
+
+# --- servers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Nameserver:
+    """One address of one authoritative server; NS records carry no port, so tests inject one."""
+
+    host: str
+    """An IP address."""
+    port: int = 53
+    ns_name: str | None = None
+    """The NS name (or configured host name) this address came from."""
+
+    @property
+    def label(self) -> str:
+        """``ip:port`` (``[v6]:port``), as reports name the server."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Soa:
+    """The parts of a zone's SOA that cutover uses."""
+
+    serial: int
+    ttl: int
+    minimum: int
+
+    @property
+    def negative_ttl(self) -> int:
+        """How long a NXDOMAIN/NODATA answer may be cached: min(SOA TTL, MINIMUM), RFC 2308 §3."""
+        return min(self.ttl, self.minimum)
+
+
+@dataclass(frozen=True)
+class TsigKey:
+    """A TSIG key for signing messages; the secret lives only in the keyring, never in a message."""
+
+    keyring: dict[dns.name.Name, dns.tsig.Key]
+    name: dns.name.Name
+    algorithm: dns.name.Name
+
+
+def serial_at_least(serial: int | None, minimum: int | None) -> bool:
+    """True when ``serial`` is ``minimum`` or newer in RFC 1982 serial arithmetic (wraps at 2**32)."""
+    if minimum is None:
+        return True
+    if serial is None:
+        return False
+    return bool(dns.serial.Serial(serial) >= dns.serial.Serial(minimum))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def system_resolver() -> dns.asyncresolver.Resolver:
+    """The worker's resolver (``/etc/resolv.conf``), or DnsUnavailable when it has none."""
+    try:
+        return dns.asyncresolver.Resolver()
+    except dns.resolver.NoResolverConfiguration as exc:
+        raise DnsUnavailable(f"the worker has no DNS resolver configured ({exc})") from exc
+
+
+async def host_addresses(host: str, resolver: dns.asyncresolver.Resolver | None) -> list[str]:
+    """IP addresses of a configured server host: the host itself when it is an address.
+
+    Raises:
+        DnsUnavailable: the name does not resolve (retrying may help once DNS recovers).
+    """
+    if _is_ip(host):
+        return [host]
+    resolver = resolver or system_resolver()
+    addresses: list[str] = []
+    for rdtype in ("A", "AAAA"):
+        try:
+            answer = await resolver.resolve(host, rdtype, raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            break
+        except dns.exception.DNSException as exc:
+            raise DnsUnavailable(f"could not resolve nameserver host {host} ({exc})") from exc
+        if answer.rrset is not None:
+            addresses.extend(rd.to_text() for rd in answer.rrset)
+    if not addresses:
+        raise DnsUnavailable(f"nameserver host {host} has no A or AAAA address")
+    return addresses
+
+
+async def configured_nameservers(
+    entries: Sequence[str], resolver: dns.asyncresolver.Resolver | None
+) -> list[Nameserver]:
+    """``host:port`` entries of the plan as addresses (a host name yields one server per address)."""
+    servers: list[Nameserver] = []
+    for entry in entries:
+        host, port = split_host_port(entry, 53)
+        for address in await host_addresses(host, resolver):
+            servers.append(Nameserver(address, port, None if _is_ip(host) else canonical_name(host)))
+    return _unique(servers)
+
+
+def _unique(servers: Iterable[Nameserver]) -> list[Nameserver]:
+    seen: set[tuple[str, int]] = set()
+    unique = []
+    for server in servers:
+        if (server.host, server.port) not in seen:
+            seen.add((server.host, server.port))
+            unique.append(server)
+    return unique
+
+
+# --- queries --------------------------------------------------------------------------------------
+
+
+async def authoritative_query(
+    server: Nameserver,
+    qname: str,
+    rdtype: str,
+    *,
+    timeout: float,
+    tsig: TsigKey | None = None,
+    require_aa: bool = True,
+) -> dns.message.Message:
+    """One non-recursive query (RD=0), over UDP with a TCP retry on truncation.
+
+    Raises:
+        DnsUnavailable: timeout, connection refused, SERVFAIL (retryable).
+        DnsRefused: REFUSED/NOTAUTH, another error code, or an answer without AA (not authoritative).
+        DnsAuthError: the server rejected the TSIG signature or key.
+    """
+    query = dns.message.make_query(qname, rdtype)
+    query.flags &= ~dns.flags.RD
+    if tsig is not None:
+        query.use_tsig(tsig.keyring, keyname=tsig.name, algorithm=tsig.algorithm)
+    try:
+        response, _ = await dns.asyncquery.udp_with_fallback(query, server.host, port=server.port, timeout=timeout)
+    except dns.tsig.PeerError as exc:
+        raise DnsAuthError(f"{server.label} rejected the TSIG key {tsig.name if tsig else ''} ({exc})") from exc
+    except dns.exception.Timeout as exc:
+        raise DnsUnavailable(f"{server.label} did not answer a {rdtype} query for {qname} within {timeout:g}s") from exc
+    except OSError as exc:
+        raise DnsUnavailable(f"{server.label} is unreachable ({exc.strerror or exc})") from exc
+    except dns.exception.DNSException as exc:
+        raise DnsUnavailable(f"{server.label} sent an unusable answer to a {rdtype} query for {qname} ({exc})") from exc
+    rcode = response.rcode()
+    if rcode == dns.rcode.SERVFAIL:
+        raise DnsUnavailable(f"{server.label} answered SERVFAIL for {qname} {rdtype}")
+    if rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH):
+        raise DnsRefused(
+            f"{server.label} answered {dns.rcode.to_text(rcode)} for {qname} {rdtype}: "
+            "it does not serve this zone to cutover"
+        )
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        raise DnsRefused(f"{server.label} answered {dns.rcode.to_text(rcode)} for {qname} {rdtype}")
+    if require_aa and not response.flags & dns.flags.AA:
+        raise DnsRefused(f"{server.label} is not authoritative for {qname} (answer without the AA flag)")
+    return response
+
+
+def _owned(response: dns.message.Message, owner: dns.name.Name) -> list[RRset]:
+    """The answer rrsets owned by ``owner`` itself (CNAME targets a server chases are left out)."""
+    found = []
+    for rrset in response.answer:
+        if rrset.name == owner and rrset.rdclass == dns.rdataclass.IN:
+            if dns.rdatatype.to_text(rrset.rdtype) not in IGNORED_TYPES:
+                found.append(rrset_from_dns(rrset))
+    return found
+
+
+async def read_soa(server: Nameserver, zone: str, *, timeout: float, tsig: TsigKey | None = None) -> Soa:
+    """The zone's SOA as this server answers it.
+
+    Raises:
+        DnsRefused: the server answers but has no SOA for the zone (it does not serve it).
+    """
+    response = await authoritative_query(server, zone, "SOA", timeout=timeout, tsig=tsig)
+    for rrset in response.answer:
+        if rrset.rdtype == dns.rdatatype.SOA and rrset.name == dns.name.from_text(zone):
+            soa: Any = rrset[0]
+            return Soa(serial=int(soa.serial), ttl=rrset.ttl, minimum=int(soa.minimum))
+    raise DnsRefused(f"{server.label} has no SOA for {zone}: it does not serve the zone")
+
+
+async def read_name(
+    server: Nameserver, zone: str, name: str, *, timeout: float, tsig: TsigKey | None = None, attempts: int = 3
+) -> tuple[int, tuple[RRset, ...]]:
+    """Every rrset at ``name`` on one server, with the zone serial they belong to.
+
+    Raises:
+        DnsUnavailable: the zone kept changing during ``attempts`` reads, or the server failed.
+        DnsRefused, DnsAuthError: as :func:`authoritative_query`.
+    """
+    owner = dns.name.from_text(name)
+    for _ in range(attempts):
+        before = await read_soa(server, zone, timeout=timeout, tsig=tsig)
+        hint = await authoritative_query(server, name, "ANY", timeout=timeout, tsig=tsig)
+        types = list(QUERY_TYPES)
+        for rrset in _owned(hint, owner):
+            if rrset.type not in types:
+                types.append(rrset.type)
+        responses = await asyncio.gather(
+            *(authoritative_query(server, name, rdtype, timeout=timeout, tsig=tsig) for rdtype in types)
+        )
+        found: dict[str, RRset] = {}
+        for response in responses:
+            for rrset in _owned(response, owner):
+                found[rrset.type] = rrset
+        after = await read_soa(server, zone, timeout=timeout, tsig=tsig)
+        if before.serial == after.serial:
+            return after.serial, sorted_rrsets(found.values())
+    raise DnsUnavailable(f"{server.label}: zone {zone} kept changing while reading {name}; try again")
+
+
+async def nameserver_view(
+    server: Nameserver, zone: str, name: str, *, timeout: float, tsig: TsigKey | None = None
+) -> NameserverState:
+    """What one server answers at ``name``; a failure is recorded in the state, not raised."""
+    try:
+        serial, rrsets = await read_name(server, zone, name, timeout=timeout, tsig=tsig)
+    except DnsError as exc:
+        return NameserverState(server=server.label, ns_name=server.ns_name, error=str(exc))
+    return NameserverState(
+        server=server.label, ns_name=server.ns_name, serial=serial, authoritative=True, rrsets=rrsets
+    )
+
+
+async def nameserver_views(
+    servers: Sequence[Nameserver], zone: str, name: str, *, timeout: float
+) -> tuple[NameserverState, ...]:
+    """Every server's view, asked in parallel."""
+    views = await asyncio.gather(*(nameserver_view(s, zone, name, timeout=timeout) for s in servers))
+    return tuple(views)
+
+
+# --- discovery --------------------------------------------------------------------------------------
+
+
+async def zone_ns_names(primary: Nameserver, zone: str, *, timeout: float, tsig: TsigKey | None = None) -> list[str]:
+    """The zone's NS set as the primary holds it."""
+    response = await authoritative_query(primary, zone, "NS", timeout=timeout, tsig=tsig)
+    names: list[str] = []
+    for rrset in response.answer:
+        if rrset.rdtype == dns.rdatatype.NS and rrset.name == dns.name.from_text(zone):
+            names.extend(rd.target.to_text().lower() for rd in rrset)
+    if not names:
+        raise DnsRefused(f"{primary.label} has no NS records for {zone}")
+    return sorted(names)
+
+
+async def nameserver_addresses(
+    ns_names: Sequence[str],
+    zone: str,
+    *,
+    primary: Nameserver | None,
+    resolver: dns.asyncresolver.Resolver | None,
+    timeout: float,
+    port: int = 53,
+    tsig: TsigKey | None = None,
+) -> list[Nameserver]:
+    """Addresses of NS names: in-zone names from the primary (its glue), others from the resolver.
+
+    Raises:
+        DnsUnavailable: no NS name resolved to any address.
+    """
+    zone_name = dns.name.from_text(zone)
+    servers: list[Nameserver] = []
+    problems: list[str] = []
+    for ns_name in ns_names:
+        addresses: list[str] = []
+        try:
+            if primary is not None and dns.name.from_text(ns_name).is_subdomain(zone_name):
+                for rdtype in ("A", "AAAA"):
+                    response = await authoritative_query(primary, ns_name, rdtype, timeout=timeout, tsig=tsig)
+                    for rrset in _owned(response, dns.name.from_text(ns_name)):
+                        if rrset.type == rdtype:
+                            addresses.extend(rrset.rdatas)
+            else:
+                addresses = await host_addresses(ns_name, resolver)
+        except DnsError as exc:
+            problems.append(f"{ns_name}: {exc}")
+            continue
+        if not addresses:
+            problems.append(f"{ns_name}: no A or AAAA address")
+        servers.extend(Nameserver(address, port, ns_name) for address in addresses)
+    if not servers:
+        raise DnsUnavailable(f"no address for any nameserver of {zone}: {'; '.join(problems)}")
+    return _unique(servers)
+
+
+# --- propagation ------------------------------------------------------------------------------------
+
+
+def lag_reason(state: NameserverState, desired: Sequence[RRset], min_serial: int | None) -> str | None:
+    """Why a server is not in sync yet, in words; None when it answers the desired data."""
+    if state.error:
+        return f"{state.server}: {state.error}"
+    if not state.authoritative:
+        return f"{state.server}: not authoritative"
+    if not serial_at_least(state.serial, min_serial):
+        return f"{state.server} at serial {state.serial}, want {min_serial}"
+    if sorted_rrsets(state.rrsets) != sorted_rrsets(desired):
+        return f"{state.server} answers {describe_rrsets(state.rrsets)}, want {describe_rrsets(list(desired))}"
+    return None
+
+
+def progress_text(report: PropagationReport, desired: Sequence[RRset], min_serial: int | None) -> str:
+    """One short line for a heartbeat: ``2/2 in sync`` or the first lagging server and why."""
+    total = len(report.servers)
+    synced = total - len(report.lagging)
+    if not report.lagging:
+        return f"{synced}/{total} in sync"
+    reasons = [lag_reason(s, desired, min_serial) for s in report.servers if s.server in report.lagging]
+    return f"{synced}/{total} in sync; " + "; ".join(r for r in reasons if r)
+
+
+async def prove_propagation(
+    servers: Sequence[Nameserver],
+    zone: str,
+    name: str,
+    desired: Sequence[RRset],
+    *,
+    min_serial: int | None,
+    timeout: float,
+    query_timeout: float,
+    on_progress: Callable[[PropagationReport], Awaitable[None] | None] | None = None,
+    first_interval: float = 0.1,
+    max_interval: float = 1.0,
+) -> PropagationReport:
+    """Poll every server until all answer exactly ``desired`` (TTLs included) at ``min_serial`` or newer.
+
+    Polls at a growing interval (``first_interval`` doubling up to ``max_interval``), so a slow
+    secondary is not hammered; each poll's report goes to ``on_progress`` (the activity heartbeats).
+
+    Raises:
+        PropagationTimeout: after ``timeout`` seconds, naming each lagging server and what it answers.
+        DnsUnavailable: there is no server to ask.
+    """
+    if not servers:
+        raise DnsUnavailable(f"no authoritative nameserver known for {zone}: nothing to prove propagation on")
+    desired = sorted_rrsets(canonical_rrset(r) for r in desired)
+    started = time.monotonic()
+    deadline = started + timeout
+    interval = first_interval
+    while True:
+        remaining = deadline - time.monotonic()
+        views = await nameserver_views(servers, zone, name, timeout=max(0.2, min(query_timeout, remaining)))
+        lagging = tuple(v.server for v in views if lag_reason(v, desired, min_serial) is not None)
+        report = PropagationReport(
+            name=name,
+            in_sync=not lagging,
+            servers=views,
+            lagging=lagging,
+            elapsed_seconds=round(time.monotonic() - started, 3),
+        )
+        if on_progress is not None:
+            maybe = on_progress(report)
+            if maybe is not None:
+                await maybe
+        if report.in_sync:
+            return report
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            reasons = [lag_reason(v, desired, min_serial) for v in views if v.server in lagging]
+            raise PropagationTimeout(
+                f"after {timeout:g}s, {len(lagging)} of {len(views)} authoritative servers still lag for {name}: "
+                + "; ".join(r for r in reasons if r)
+            )
+        await asyncio.sleep(min(interval, remaining))
+        interval = min(interval * 2, max_interval)
+
+
+# --- resolution -------------------------------------------------------------------------------------
+
+
+async def _first_answer(
+    servers: Sequence[Nameserver], qname: str, rdtype: str, *, timeout: float
+) -> dns.message.Message:
+    problems = []
+    for server in servers:
+        try:
+            return await authoritative_query(server, qname, rdtype, timeout=timeout)
+        except DnsUnavailable as exc:
+            problems.append(str(exc))
+    raise DnsUnavailable(f"no authoritative server answered {qname} {rdtype}: {'; '.join(problems)}")
+
+
+async def _resolve_in_zone(name: str, servers: Sequence[Nameserver], *, timeout: float) -> tuple[str | None, list[str]]:
+    """(CNAME target, []) or (None, addresses) for a name inside the zone."""
+    owner = dns.name.from_text(name)
+    addresses: list[str] = []
+    for rdtype in ("A", "AAAA"):
+        response = await _first_answer(servers, name, rdtype, timeout=timeout)
+        for rrset in _owned(response, owner):
+            if rrset.type == "CNAME":
+                return rrset.rdatas[0], []
+            if rrset.type == rdtype:
+                addresses.extend(rrset.rdatas)
+    return None, addresses
+
+
+async def _resolve_outside(name: str, resolver: dns.asyncresolver.Resolver) -> tuple[list[str], list[str]]:
+    """(CNAME chain, addresses) from the recursive resolver for a name outside the zone."""
+    chain: list[str] = []
+    addresses: list[str] = []
+    for rdtype in ("A", "AAAA"):
+        try:
+            answer = await resolver.resolve(name, rdtype, raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            return chain, addresses
+        except dns.exception.DNSException as exc:
+            raise DnsUnavailable(f"the resolver could not resolve {name} {rdtype} ({exc})") from exc
+        if rdtype == "A":
+            for rrset in answer.response.answer:
+                if rrset.rdtype == dns.rdatatype.CNAME:
+                    chain.extend(rd.target.to_text().lower() for rd in rrset)
+        if answer.rrset is not None:
+            addresses.extend(rd.to_text() for rd in answer.rrset)
+    return chain, addresses
+
+
+async def resolve_names(
+    names: Sequence[str],
+    zone: str,
+    servers: Sequence[Nameserver],
+    *,
+    resolver: dns.asyncresolver.Resolver | None,
+    timeout: float,
+) -> AddressMap:
+    """Follow CNAMEs from each name to addresses: in-zone names at the authoritative servers, others recursively.
+
+    ``chains[name]`` lists the CNAME targets followed in order (empty when the name holds addresses).
+    A name that does not exist maps to no addresses.
+    """
+    zone_name = dns.name.from_text(zone)
+    addresses: dict[str, tuple[str, ...]] = {}
+    chains: dict[str, tuple[str, ...]] = {}
+    for original in names:
+        name = canonical_name(original)
+        current = name
+        chain: list[str] = []
+        found: list[str] = []
+        for _ in range(MAX_CNAME_CHAIN):
+            if dns.name.from_text(current).is_subdomain(zone_name):
+                target, found = await _resolve_in_zone(current, servers, timeout=timeout)
+                if target is None:
+                    break
+                if target in chain or target == name:
+                    found = []
+                    break
+                chain.append(target)
+                current = target
+            else:
+                outside_chain, found = await _resolve_outside(current, resolver or system_resolver())
+                chain.extend(outside_chain)
+                break
+        addresses[name] = tuple(sorted(set(found)))
+        chains[name] = tuple(chain)
+    return AddressMap(addresses=addresses, chains=chains)
