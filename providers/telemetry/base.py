@@ -1,0 +1,112 @@
+"""What every telemetry source offers the monitor: windows from history, and a cursor to follow "now".
+
+Two capabilities, made explicit by the class a source derives from:
+
+* every :class:`TelemetrySource` can ``open_cursor()`` (a JSON-serialisable position "now") and
+  ``poll(cursor)`` (what happened since, plus the next cursor). Cursors are plain dicts so the
+  monitoring activity can put them in its heartbeat and resume after a worker crash;
+* a :class:`HistoricalTelemetrySource` also keeps history and answers ``read_window(start, end)``
+  (file-log scans its files, Cloud Logging runs a time-bounded query). Prometheus keeps none: its
+  baseline needs two scrapes.
+
+``has_addresses`` says whether the source knows which upstream IP served a request; without it the
+traffic share is unknown and A's drain cannot be proven.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from models.telemetry import WindowSummary
+
+Cursor = dict[str, Any]
+"""A source's position, JSON-serialisable (it travels in activity heartbeats)."""
+
+
+def utc_now() -> datetime:
+    """The current time as an aware UTC datetime (every timestamp in a summary is aware UTC)."""
+    return datetime.now(UTC)
+
+
+def to_rfc3339(moment: datetime) -> str:
+    """``2024-05-01T12:00:00.123456Z``: the form Cloud Logging filters and cursors use."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_rfc3339(text: str) -> datetime:
+    """Parse what :func:`to_rfc3339` (or ``datetime.isoformat``) wrote back into an aware datetime."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class TelemetrySource(ABC):
+    """A place Kong's traffic can be read from, scoped to one Kong service."""
+
+    kind: ClassVar[str]
+    """The plan's ``monitor.source.kind``."""
+    has_history: ClassVar[bool] = False
+    """True when :meth:`HistoricalTelemetrySource.read_window` can look back in time."""
+    has_addresses: ClassVar[bool] = True
+    """False when the source can't tell which upstream address served a request."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """What is read, for summaries and messages, e.g. ``kong-file-log /var/log/kong/file.json``."""
+
+    @abstractmethod
+    async def open_cursor(self) -> Cursor:
+        """Remember the position "now": the next :meth:`poll` reports only what comes after it.
+
+        Raises:
+            TelemetryError: the source can't be read (missing file, unreachable endpoint, credentials).
+        """
+
+    @abstractmethod
+    async def poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
+        """What happened since ``cursor``, and the cursor to pass next time.
+
+        Bad records never raise: they are counted in ``parse_failures`` with a note.
+
+        Raises:
+            TelemetryError: the source can't be read right now.
+        """
+
+    def empty_summary(self, start: datetime | None = None, end: datetime | None = None) -> WindowSummary:
+        """A summary with no request yet, the starting point of accumulation."""
+        return WindowSummary(
+            source=self.description,
+            service=self.service,
+            window_start=start,
+            window_end=end,
+            has_addresses=self.has_addresses,
+        )
+
+    async def aclose(self) -> None:
+        """Release connections and clients; the base holds none."""
+        return None
+
+    async def __aenter__(self) -> TelemetrySource:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class HistoricalTelemetrySource(TelemetrySource):
+    """A source that keeps history, so a past window can be read at once."""
+
+    has_history: ClassVar[bool] = True
+
+    @abstractmethod
+    async def read_window(self, start: datetime, end: datetime) -> WindowSummary:
+        """Summarise the requests that started in ``[start, end)``.
+
+        Raises:
+            TelemetryError: the source can't be read right now.
+        """

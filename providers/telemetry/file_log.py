@@ -1,0 +1,312 @@
+"""Kong's file-log plugin output: one PDK-serializer JSON object per line (kong.md §4.2).
+
+The file is tailed incrementally. A cursor remembers, per file, its device and inode, the byte offset
+just after the last complete line, and a fingerprint of its first bytes. That is enough to survive
+what log rotation does to a file between two polls:
+
+* **append**: read from the offset to the last complete line; a partial last line is carried to the
+  next poll by not moving the offset past it (the writer has not finished it yet);
+* **rotation** (rename, then a new file at the path): the renamed file is found again by its inode
+  in the same directory and read to its end, then the new file is read from its start. Kong keeps
+  writing to the renamed file until it reopens it (file-log ``reopen: false``), so rotated files are
+  followed while they exist (at most :data:`MAX_FOLLOWED_FILES`);
+* **truncation in place** (``copytruncate``): the file is shorter than the offset, or its first bytes
+  changed: read again from the start, with a note that lines written between the last poll and the
+  truncation went to the copy.
+
+History windows (:meth:`KongFileLog.read_window`) scan the file and its uncompressed rotated siblings
+and keep the requests whose ``started_at`` falls in the window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import IO, Any, ClassVar
+
+from models.plan import KongFileLogSource
+from models.telemetry import WindowSummary
+from providers.errors import ConfigError, TelemetryUnavailable
+from providers.telemetry.base import Cursor, HistoricalTelemetrySource, from_rfc3339, to_rfc3339, utc_now
+from providers.telemetry.records import RecordError, parse_serialized_request
+from providers.telemetry.summary import SummaryBuilder
+
+HEAD_BYTES = 256
+"""Bytes fingerprinted at the start of a file to notice it was truncated and rewritten past our offset."""
+MAX_FOLLOWED_FILES = 4
+"""The file at the path plus this many minus one rotated files are followed at once."""
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
+
+
+@dataclass
+class _FilePosition:
+    """Where reading stopped in one file (a JSON-serialisable part of the cursor)."""
+
+    device: int
+    inode: int
+    offset: int
+    head: str
+    """sha256 of the file's first ``min(offset, HEAD_BYTES)`` bytes."""
+
+    def same_file(self, stat: os.stat_result) -> bool:
+        return self.device == stat.st_dev and self.inode == stat.st_ino
+
+
+def _fingerprint(handle: IO[bytes], length: int) -> str:
+    handle.seek(0)
+    return hashlib.sha256(handle.read(min(length, HEAD_BYTES))).hexdigest()
+
+
+def _end_of_last_line(handle: IO[bytes], size: int) -> int:
+    """The offset just after the last newline: a cursor opened now starts at a line boundary."""
+    position = size
+    while position > 0:
+        start = max(0, position - 65536)
+        handle.seek(start)
+        chunk = handle.read(position - start)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        position = start
+    return 0
+
+
+class KongFileLog(HistoricalTelemetrySource):
+    """Read the JSON lines Kong's file-log plugin writes to ``source.path``."""
+
+    kind: ClassVar[str] = "kong-file-log"
+
+    def __init__(self, source: KongFileLogSource, service: str) -> None:
+        super().__init__(service)
+        self.path = source.path
+
+    @property
+    def description(self) -> str:
+        """E.g. ``kong-file-log /var/log/kong/file-log.json``."""
+        return f"{self.kind} {self.path}"
+
+    # --- the cursor --------------------------------------------------------------------------------
+
+    async def open_cursor(self) -> Cursor:
+        """Start at the end of the file's last complete line.
+
+        Raises:
+            TelemetryUnavailable: the file does not exist (yet).
+            ConfigError: the worker may not read it.
+        """
+        return await asyncio.to_thread(self._open_cursor)
+
+    def _open_cursor(self) -> Cursor:
+        now = utc_now()
+        try:
+            with open(self.path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                offset = _end_of_last_line(handle, stat.st_size)
+                head = _fingerprint(handle, offset)
+        except OSError as exc:
+            raise self._error(exc) from exc
+        position = _FilePosition(stat.st_dev, stat.st_ino, offset, head)
+        return {"path": self.path, "polled_at": to_rfc3339(now), "files": [asdict(position)]}
+
+    async def poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
+        """Read every complete line written since ``cursor``, across rotation and truncation."""
+        return await asyncio.to_thread(self._poll, cursor)
+
+    def _poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
+        now = utc_now()
+        builder = SummaryBuilder(
+            source=self.description,
+            service=self.service,
+            window_start=from_rfc3339(cursor["polled_at"]),
+            window_end=now,
+        )
+        followed = [_FilePosition(**item) for item in cursor.get("files", [])]
+        current = self._stat(self.path)
+        kept: list[_FilePosition] = []
+        current_position: _FilePosition | None = None
+        for position in followed:
+            if current is not None and position.same_file(current):
+                current_position = position
+                continue
+            rotated_path = self._find_rotated(position)
+            if rotated_path is None:
+                builder.note(
+                    f"a rotated file (inode {position.inode}) is gone from {os.path.dirname(self.path) or '.'}: "
+                    "lines written to it after the previous poll are not counted"
+                )
+                continue
+            kept.append(self._read_new_lines(rotated_path, position, builder))
+        if current is None:
+            builder.note(f"{self.path} does not exist right now (rotation in progress?)")
+        else:
+            if current_position is None:
+                if followed:
+                    builder.note(f"{self.path} was rotated: following the new file from its start")
+                current_position = _FilePosition(current.st_dev, current.st_ino, 0, _EMPTY_HEAD)
+            kept.append(self._read_new_lines(self.path, current_position, builder))
+        kept = kept[-MAX_FOLLOWED_FILES:]
+        return builder.build(), {"path": self.path, "polled_at": to_rfc3339(now), "files": [asdict(p) for p in kept]}
+
+    def _read_new_lines(self, path: str, position: _FilePosition, builder: SummaryBuilder) -> _FilePosition:
+        """Count the complete lines after ``position`` in ``path``; return the new position."""
+        try:
+            with open(path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                if not position.same_file(stat):
+                    # Renamed again between the directory scan and open(): read it at the next poll.
+                    return position
+                offset = position.offset
+                if stat.st_size < offset or (offset and _fingerprint(handle, offset) != position.head):
+                    builder.note(
+                        f"{path} was truncated in place (copytruncate?): reading it again from the start; "
+                        "lines written between the previous poll and the truncation are not counted"
+                    )
+                    offset = 0
+                restarted = offset < position.offset
+                offset = self._count_lines(handle, path, offset, builder)
+                head = position.head
+                if restarted or position.offset < HEAD_BYTES:
+                    head = _fingerprint(handle, offset)
+        except FileNotFoundError:
+            builder.note(f"{path} disappeared while being read")
+            return position
+        except OSError as exc:
+            raise self._error(exc) from exc
+        return _FilePosition(position.device, position.inode, offset, head)
+
+    def _count_lines(self, handle: IO[bytes], path: str, offset: int, builder: SummaryBuilder) -> int:
+        """Feed complete lines from ``offset`` to the builder; return the offset after the last one."""
+        for line, line_offset in _complete_lines(handle, offset):
+            _count_line(line, f"{path}:{line_offset}", builder)
+            offset = line_offset + len(line)
+        return offset
+
+    # --- history -----------------------------------------------------------------------------------
+
+    async def read_window(self, start: datetime, end: datetime) -> WindowSummary:
+        """Requests that started in ``[start, end)``, from the file and its uncompressed rotated siblings.
+
+        Raises:
+            TelemetryUnavailable: neither the file nor a rotated sibling exists.
+            ConfigError: the worker may not read them.
+        """
+        return await asyncio.to_thread(self._read_window, start, end)
+
+    def _read_window(self, start: datetime, end: datetime) -> WindowSummary:
+        builder = SummaryBuilder(
+            source=self.description,
+            service=self.service,
+            window_start=start,
+            window_end=end,
+            only_within_window=True,
+        )
+        files = self._window_files(start, builder)
+        if not files:
+            raise TelemetryUnavailable(
+                f"{self.path} does not exist: is Kong's file-log plugin writing there, and is the file "
+                "visible to the worker?"
+            )
+        for path in files:
+            try:
+                with open(path, "rb") as handle:
+                    self._count_lines(handle, path, 0, builder)
+            except FileNotFoundError:
+                builder.note(f"{path} disappeared while being read")
+            except OSError as exc:
+                raise self._error(exc) from exc
+        return builder.build()
+
+    def _window_files(self, start: datetime, builder: SummaryBuilder) -> list[str]:
+        """The file and the rotated siblings modified since ``start``, oldest first, each inode once."""
+        found: dict[tuple[int, int], tuple[float, str]] = {}
+        for path in [*self._siblings(), self.path]:
+            stat = self._stat(path)
+            if stat is None or stat.st_mtime < start.timestamp():
+                continue
+            if path.endswith(COMPRESSED_SUFFIXES):
+                builder.note(f"{path} is compressed and was not read: the window may miss its requests")
+                continue
+            found.setdefault((stat.st_dev, stat.st_ino), (stat.st_mtime, path))
+        return [path for _, path in sorted(found.values())]
+
+    # --- files on disk -----------------------------------------------------------------------------
+
+    def _siblings(self) -> list[str]:
+        """Rotated copies in the same directory: ``<name>.1``, ``<name>-20240501`` ..."""
+        folder = os.path.dirname(self.path) or "."
+        name = os.path.basename(self.path)
+        try:
+            with os.scandir(folder) as entries:
+                return sorted(
+                    entry.path
+                    for entry in entries
+                    if entry.name != name and entry.name.startswith(name) and entry.is_file(follow_symlinks=False)
+                )
+        except OSError:
+            return []
+
+    def _find_rotated(self, position: _FilePosition) -> str | None:
+        for path in self._siblings():
+            stat = self._stat(path)
+            if stat is not None and position.same_file(stat):
+                return path
+        return None
+
+    @staticmethod
+    def _stat(path: str) -> os.stat_result | None:
+        try:
+            return os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TelemetryUnavailable(f"cannot stat {path}: {exc.strerror}") from exc
+
+    def _error(self, exc: OSError) -> Exception:
+        if isinstance(exc, PermissionError):
+            return ConfigError(f"the worker may not read {self.path}: {exc.strerror}; grant it read access")
+        if isinstance(exc, FileNotFoundError):
+            return TelemetryUnavailable(
+                f"{self.path} does not exist: is Kong's file-log plugin writing there, and is the file "
+                "visible to the worker?"
+            )
+        return TelemetryUnavailable(f"cannot read {self.path}: {exc.strerror or exc}")
+
+
+_EMPTY_HEAD = hashlib.sha256(b"").hexdigest()
+
+
+def _complete_lines(handle: IO[bytes], offset: int) -> Iterator[tuple[bytes, int]]:
+    """Yield ``(line, offset)`` for each newline-terminated line from ``offset``; stop at a partial one."""
+    handle.seek(offset)
+    while True:
+        line = handle.readline()
+        if not line.endswith(b"\n"):
+            return
+        yield line, offset
+        offset += len(line)
+
+
+def _count_line(line: bytes, where: str, builder: SummaryBuilder) -> None:
+    """Parse one file-log line into the builder; bad lines become counted parse failures."""
+    raw = line.strip()
+    if not raw:
+        return
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        builder.failure("not UTF-8", where)
+        return
+    try:
+        record: Any = json.loads(text)
+    except ValueError:
+        builder.failure("not JSON", where)
+        return
+    try:
+        builder.add(parse_serialized_request(record))
+    except RecordError as exc:
+        builder.failure(str(exc), where)
