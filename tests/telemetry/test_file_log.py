@@ -11,7 +11,7 @@ import pytest
 
 from models.plan import KongFileLogSource
 from providers.errors import TelemetryUnavailable
-from providers.telemetry.base import utc_now
+from providers.telemetry.base import Cursor, utc_now
 from providers.telemetry.file_log import KongFileLog
 from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, SERVICE_ID, ago, kong_line
 
@@ -30,9 +30,10 @@ def append_bytes(path: Path, *chunks: bytes) -> None:
         handle.write(b"".join(chunks))
 
 
-def roundtrip(cursor: dict) -> dict:
+def roundtrip(cursor: Cursor) -> Cursor:
     """Cursors travel in heartbeats as JSON."""
-    return json.loads(json.dumps(cursor))
+    restored: Cursor = json.loads(json.dumps(cursor))
+    return restored
 
 
 async def test_read_window_counts_statuses_retries_addresses_and_scope(tmp_path: Path) -> None:

@@ -1,0 +1,253 @@
+"""The Cloud Logging source: the real google-cloud-logging client (HTTP) against a local discovery-checked fake."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import logging as cloud_logging
+
+from models.plan import CloudLoggingSource
+from providers.errors import TelemetryAuthError, TelemetryQuotaExceeded, TelemetryUnavailable
+from providers.telemetry.base import utc_now
+from providers.telemetry.cloud_logging import CloudLogging
+from tests.fakes.cloud_logging import CloudLoggingFake
+from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, ago, kong_record
+
+PROJECT = "kong-gke-project"
+USER_FILTER = 'resource.type="k8s_container" AND resource.labels.container_name="proxy"'
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[CloudLoggingFake]:
+    async with CloudLoggingFake(PROJECT) as server:
+        yield server
+
+
+def source_for(fake: CloudLoggingFake, *, payload: str = "auto", page_size: int = 1000, **kwargs: Any) -> CloudLogging:
+    plan_source = CloudLoggingSource(
+        kind="cloud-logging", project=PROJECT, filter=USER_FILTER, payload=payload, api_endpoint=fake.endpoint
+    )
+    return CloudLogging(
+        plan_source,
+        SERVICE,
+        client_factory=lambda _: fake.client(),
+        page_size=page_size,
+        quota_backoff=kwargs.pop("quota_backoff", (0.01, 0.02)),
+        **kwargs,
+    )
+
+
+def access_line(status: int, upstream: str | None = None, addr: str | None = None, *, request_id: bool = True) -> str:
+    """Kong's kong_log_format line (3.5+), optionally with cutover's upstream suffix (docs/telemetry.md)."""
+    line = f'10.0.0.7 - - [01/May/2024:12:00:00 +0000] "GET /orders/v1/items HTTP/1.1" {status} 431 "-" "curl/8.5.0"'
+    if request_id:
+        line += ' kong_request_id: "0f8a2c6e5d3b4a1f9e7d6c5b4a392817"'
+    if upstream is not None:
+        line += f' upstream_status: "{upstream}" upstream_addr: "{addr}"'
+    return line
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def test_json_window_is_time_bounded_service_scoped_and_filtered(fake: CloudLoggingFake) -> None:
+    fake.add_json(kong_record(at=ago(40)), timestamp=ago(40))
+    fake.add_json(kong_record(at=ago(30), tries=[(A_IP, 502), (B_IP, None)]), timestamp=ago(30))
+    fake.add_json(kong_record(at=ago(20), status=503), timestamp=ago(20))
+    fake.add_json(kong_record(at=ago(15), service="billing-api"), timestamp=ago(15))
+    fake.add_json(kong_record(at=ago(7200)), timestamp=ago(7200))  # outside the window
+    fake.add_json(
+        kong_record(at=ago(10)),
+        timestamp=ago(10),
+        resource={"type": "k8s_container", "labels": {"container_name": "sidecar"}},  # outside the user filter
+    )
+    start, end = utc_now() - timedelta(minutes=5), utc_now()
+    source = source_for(fake)
+    try:
+        summary = await source.read_window(start, end)
+    finally:
+        await source.aclose()
+
+    assert summary.requests == 3
+    assert summary.upstream_errors == 1 and summary.retried == 1
+    assert summary.requests_per_ip == {B_IP: 3}
+    assert summary.upstream_statuses == {"200": 2, "503": 1}
+    assert any("billing-api" in note for note in summary.notes)
+    assert summary.source == f"cloud-logging projects/{PROJECT}"
+    (request,) = fake.requests
+    assert request["resourceNames"] == [f"projects/{PROJECT}"]
+    assert request["pageSize"] == 1000
+    assert request["filter"] == f'({USER_FILTER}) AND timestamp>="{stamp(start)}" AND timestamp<"{stamp(end)}"'
+
+
+async def test_json_payload_scopes_the_query_to_the_service(fake: CloudLoggingFake) -> None:
+    fake.add_json(kong_record(at=ago(5)), timestamp=ago(5))
+    fake.add_json(kong_record(at=ago(4), service="billing-api"), timestamp=ago(4))
+    fake.add_text(access_line(200, "200", "10.20.0.2:8443"), timestamp=ago(3))
+    source = source_for(fake, payload="json")
+    try:
+        summary = await source.read_window(ago(60), utc_now())
+    finally:
+        await source.aclose()
+    assert summary.requests == 1
+    assert f'jsonPayload.service.name="{SERVICE}"' in fake.requests[0]["filter"]
+    assert not any("billing-api" in note for note in summary.notes)  # filtered by the server, not in code
+
+
+async def test_text_lines_with_upstream_fields(fake: CloudLoggingFake) -> None:
+    fake.add_text(access_line(200, "200", "10.20.0.2:8443"), timestamp=ago(30))
+    fake.add_text(access_line(200, "502, 200", "10.10.0.1:8443, 10.20.0.2:8443"), timestamp=ago(20))
+    fake.add_text(access_line(502, "502", "10.20.0.2:8443"), timestamp=ago(15))
+    fake.add_text(access_line(503, "", "-"), timestamp=ago(12))  # no upstream could be selected
+    fake.add_text("2024/05/01 12:00:00 [notice] 1#0: signal process started", timestamp=ago(10))
+    source = source_for(fake, payload="text")
+    try:
+        summary = await source.read_window(ago(60), utc_now())
+    finally:
+        await source.aclose()
+    assert summary.requests == 4
+    assert summary.has_addresses
+    assert summary.requests_per_ip == {B_IP: 3}
+    assert summary.retried == 1
+    assert summary.upstream_errors == 2
+    assert summary.upstream_statuses == {"": 1, "200": 2, "502": 1}
+    assert summary.parse_failures == 1
+    assert any("not a Kong access-log line" in note for note in summary.notes)
+    assert summary.first_seen is not None and summary.first_seen.tzinfo is not None
+
+
+async def test_text_lines_without_upstream_fields_make_the_share_unknown(fake: CloudLoggingFake) -> None:
+    fake.add_text(access_line(200), timestamp=ago(30))  # kong_log_format, Kong >= 3.5
+    fake.add_text(access_line(500, request_id=False), timestamp=ago(20))  # nginx combined, Kong 3.0-3.4
+    fake.add_text(access_line(200, "200", "10.20.0.2:8443"), timestamp=ago(10))
+    source = source_for(fake)
+    try:
+        summary = await source.read_window(ago(60), utc_now())
+    finally:
+        await source.aclose()
+    assert summary.requests == 3
+    assert summary.upstream_errors == 1  # the relayed 500 counts: its upstream status is unknown
+    assert not summary.has_addresses and summary.requests_per_ip == {}
+    assert any("without upstream_addr" in note for note in summary.notes)
+
+
+async def test_pagination_follows_next_page_token(fake: CloudLoggingFake) -> None:
+    for index in range(25):
+        fake.add_json(kong_record(at=ago(50 - index)), timestamp=ago(50 - index))
+    source = source_for(fake, page_size=10)
+    try:
+        summary = await source.read_window(ago(120), utc_now())
+    finally:
+        await source.aclose()
+    assert summary.requests == 25
+    assert len(fake.requests) == 3
+    assert [request.get("pageToken") is not None for request in fake.requests] == [False, True, True]
+    assert len({request["filter"] for request in fake.requests}) == 1
+    assert all(request["pageSize"] == 10 for request in fake.requests)
+
+
+async def test_quota_errors_back_off_then_succeed(fake: CloudLoggingFake) -> None:
+    fake.add_json(kong_record(at=ago(5)), timestamp=ago(5))
+    fake.throttle(2)
+    source = source_for(fake, quota_backoff=(0.01, 0.02, 0.04))
+    try:
+        summary = await source.read_window(ago(60), utc_now())
+    finally:
+        await source.aclose()
+    assert fake.statuses == [429, 429, 200]
+    assert summary.requests == 1
+    assert any("429 2 time(s)" in note for note in summary.notes)
+
+
+async def test_quota_errors_past_the_backoff_raise_quota_exceeded(fake: CloudLoggingFake) -> None:
+    fake.throttle(10)
+    source = source_for(fake, quota_backoff=(0.01, 0.01))
+    try:
+        with pytest.raises(TelemetryQuotaExceeded, match="429 after 3 attempts"):
+            await source.read_window(ago(60), utc_now())
+    finally:
+        await source.aclose()
+    assert fake.statuses == [429, 429, 429]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_auth_errors(fake: CloudLoggingFake, status: int) -> None:
+    fake.deny(status)
+    source = source_for(fake)
+    try:
+        with pytest.raises(TelemetryAuthError, match=r"logging\.logEntries\.list|credentials .* unusable"):
+            await source.read_window(ago(60), utc_now())
+    finally:
+        await source.aclose()
+
+
+async def test_unreachable_endpoint_is_unavailable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    plan_source = CloudLoggingSource(kind="cloud-logging", project=PROJECT, api_endpoint=endpoint)
+    source = CloudLogging(
+        plan_source,
+        SERVICE,
+        client_factory=lambda s: cloud_logging.Client(
+            project=s.project,
+            credentials=AnonymousCredentials(),
+            _use_grpc=False,
+            client_options={"api_endpoint": s.api_endpoint},
+        ),
+    )
+    try:
+        with pytest.raises(TelemetryUnavailable, match="unreachable"):
+            await source.read_window(ago(60), utc_now())
+    finally:
+        await source.aclose()
+
+
+async def test_cursor_counts_each_entry_once_even_at_the_same_timestamp(fake: CloudLoggingFake) -> None:
+    source = source_for(fake)
+    try:
+        cursor = await source.open_cursor()
+        same = utc_now()
+        fake.add_json(kong_record(at=same), timestamp=same)
+        fake.add_json(kong_record(at=same, tries=[(A_IP, None)]), timestamp=same)
+        first, cursor = await source.poll(json.loads(json.dumps(cursor)))
+        assert first.requests_per_ip == {A_IP: 1, B_IP: 1}
+        assert len(cursor["seen"]) == 2
+
+        fake.add_json(kong_record(at=same, status=503), timestamp=same)  # late, same timestamp
+        second, cursor = await source.poll(json.loads(json.dumps(cursor)))
+        assert (second.requests, second.upstream_errors) == (1, 1)
+        assert len(cursor["seen"]) == 3
+
+        later = utc_now()
+        fake.add_json(kong_record(at=later), timestamp=later)
+        third, cursor = await source.poll(cursor)
+        assert third.requests == 1
+        assert len(cursor["seen"]) == 1
+
+        fourth, _ = await source.poll(cursor)
+        assert fourth.requests == 0
+        assert all('timestamp>="' in request["filter"] for request in fake.requests)
+    finally:
+        await source.aclose()
+
+
+async def test_the_fake_fails_the_test_on_a_request_off_googles_schema() -> None:
+    fake = CloudLoggingFake(PROJECT)
+    await fake.__aenter__()
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{fake.endpoint}/v2/entries:list", json={"resourceNames": [f"projects/{PROJECT}"], "pageLimit": 5}
+        )
+    assert response.status_code == 400
+    with pytest.raises(AssertionError, match="pageLimit"):
+        await fake.__aexit__(None, None, None)
