@@ -1,0 +1,39 @@
+"""Build the telemetry source a plan's ``monitor.source`` names."""
+
+from __future__ import annotations
+
+import httpx
+
+from models.plan import CloudLoggingSource, KongFileLogSource, MonitorSection, PrometheusSource
+from providers.secrets import EnvSecrets
+from providers.telemetry.base import TelemetrySource
+from providers.telemetry.cloud_logging import CloudLogging, LoggingClientFactory
+from providers.telemetry.file_log import KongFileLog
+from providers.telemetry.prometheus import KongPrometheus
+
+
+def build_telemetry_source(
+    monitor: MonitorSection,
+    service: str,
+    *,
+    secrets: EnvSecrets | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    logging_client_factory: LoggingClientFactory | None = None,
+) -> TelemetrySource:
+    """The source for ``monitor.source``, scoped to the Kong service ``service``.
+
+    Args:
+        monitor: the plan's monitor section.
+        service: the Kong service whose requests count (``plan.monitor_service``).
+        secrets: where credential variables are read (default: the worker's environment).
+        transport: httpx transport for the Prometheus scrape (tests).
+        logging_client_factory: builds the Cloud Logging client (tests point it at a local fake).
+    """
+    source = monitor.source
+    if isinstance(source, KongFileLogSource):
+        return KongFileLog(source, service)
+    if isinstance(source, CloudLoggingSource):
+        return CloudLogging(source, service, client_factory=logging_client_factory, secrets=secrets)
+    if isinstance(source, PrometheusSource):
+        return KongPrometheus(source, service, transport=transport)
+    raise TypeError(f"unknown telemetry source {type(source).__name__}")

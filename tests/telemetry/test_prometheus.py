@@ -1,0 +1,168 @@
+"""The Prometheus source against a real HTTP server serving Kong's exposition text."""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from models.plan import PrometheusSource
+from providers.errors import TelemetryAuthError, TelemetryUnavailable
+from providers.telemetry.prometheus import ExpositionError, KongPrometheus, parse_exposition, parse_sample
+from tests.telemetry.kong_lines import SERVICE
+
+HEADER = """# HELP kong_http_requests_total HTTP status codes per consumer/service/route in Kong
+# TYPE kong_http_requests_total counter
+"""
+
+
+def exposition(counts: dict[tuple[str, str], float], *, service: str = SERVICE, extra: str = "") -> str:
+    """Kong's request counters: (code, source) -> value, plus unrelated lines Kong also serves."""
+    lines = [HEADER.rstrip("\n")]
+    for (code, origin), value in counts.items():
+        lines.append(
+            f'kong_http_requests_total{{service="{service}",route="orders",code="{code}",'
+            f'source="{origin}",workspace="default",consumer=""}} {value}'
+        )
+    lines += [
+        'kong_http_requests_total{service="billing-api",route="billing",code="500",source="service",'
+        'workspace="default",consumer=""} 999',
+        "# HELP kong_nginx_connections_total Number of connections by subsystem",
+        "# TYPE kong_nginx_connections_total gauge",
+        'kong_nginx_connections_total{node_id="8c4f",subsystem="http",state="active"} 3',
+        f'kong_bandwidth_bytes{{service="{SERVICE}",route="orders",direction="egress",workspace="default",'
+        'consumer=""} 123456',
+    ]
+    return "\n".join(lines) + "\n" + extra
+
+
+class MetricsServer:
+    """A loopback /metrics endpoint whose body and status the test sets."""
+
+    def __init__(self) -> None:
+        self.body = exposition({})
+        self.status = 200
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.body, status=self.status, content_type="text/plain")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/metrics"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@pytest.fixture
+async def metrics() -> AsyncIterator[MetricsServer]:
+    server = MetricsServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def source(metrics: MetricsServer) -> AsyncIterator[KongPrometheus]:
+    prometheus = KongPrometheus(PrometheusSource(kind="prometheus", url=metrics.url), SERVICE)
+    yield prometheus
+    await prometheus.aclose()
+
+
+def test_parser_reads_labels_escapes_special_values_and_timestamps() -> None:
+    sample = parse_sample('m{a="x\\"y",b="back\\\\slash",c="line\\nbreak",} +Inf 1700000000000')
+    assert sample.labels == {"a": 'x"y', "b": "back\\slash", "c": "line\nbreak"}
+    assert sample.value == math.inf
+    assert math.isnan(parse_sample("m NaN").value)
+    assert parse_sample("m -Inf").value == -math.inf
+    assert parse_sample('m{ a = "1" } 2.5e3').value == 2500.0
+    assert parse_sample("m_total 7").labels == {}
+    assert parse_sample('m{path="{curly},comma"} 1').labels == {"path": "{curly},comma"}
+
+    for bad in ('m{a="1"', "m{a=1} 2", 'm{a="1"} two', "9m 1", 'm{a="\\q"} 1', "m", 'm{a="1"}2'):
+        with pytest.raises(ExpositionError):
+            parse_sample(bad)
+
+    parsed = list(parse_exposition("# HELP m help\n# TYPE m counter\n\nm 1\nbroken{ 2\n# EOF\n"))
+    assert [type(item).__name__ for item in parsed] == ["Sample", "ExpositionError"]
+
+
+async def test_two_scrapes_are_diffed_per_status_and_service(metrics: MetricsServer, source: KongPrometheus) -> None:
+    metrics.body = exposition({("200", "service"): 1000, ("503", "service"): 4, ("502", "kong"): 1})
+    cursor = await source.open_cursor()
+    metrics.body = exposition(
+        {
+            ("200", "service"): 1090,
+            ("503", "service"): 9,  # B answered 5 more 503s
+            ("502", "kong"): 3,  # Kong reached no upstream twice
+            ("500", "kong"): 4,  # a plugin failed: Kong's own error, not the upstream's
+            ("404", "service"): 2,  # new series since the first scrape
+        }
+    )
+    delta, cursor = await source.poll(cursor)
+
+    assert delta.requests == 90 + 5 + 2 + 4 + 2
+    assert delta.status_classes == {"2xx": 90, "4xx": 2, "5xx": 11}
+    assert delta.upstream_statuses == {"": 6, "200": 90, "404": 2, "503": 5}
+    assert delta.upstream_errors == 5 + 2
+    assert not delta.has_addresses and delta.requests_per_ip == {}
+    assert delta.window_start is not None and delta.window_end is not None
+    assert any("no upstream address" in note for note in delta.notes)
+
+    unchanged, _ = await source.poll(cursor)
+    assert unchanged.requests == 0
+
+
+async def test_counter_reset_counts_the_current_value(metrics: MetricsServer, source: KongPrometheus) -> None:
+    metrics.body = exposition({("200", "service"): 5000, ("502", "service"): 10})
+    cursor = await source.open_cursor()
+    metrics.body = exposition({("200", "service"): 40, ("502", "service"): 12})  # Kong restarted
+    delta, _ = await source.poll(cursor)
+    assert delta.requests == 40 + 2
+    assert delta.upstream_errors == 2
+    assert any("went down" in note for note in delta.notes)
+
+
+async def test_malformed_and_non_finite_lines_are_counted(metrics: MetricsServer, source: KongPrometheus) -> None:
+    metrics.body = exposition({("200", "service"): 1})
+    cursor = await source.open_cursor()
+    metrics.body = exposition(
+        {("200", "service"): 3, ("503", "service"): math.nan},
+        extra='kong_http_requests_total{service="orders-api" 7\n',
+    )
+    delta, _ = await source.poll(cursor)
+    assert delta.requests == 2
+    assert delta.parse_failures == 2
+    assert any("malformed" in note for note in delta.notes)
+    assert any("non-finite" in note for note in delta.notes)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(401, TelemetryAuthError), (403, TelemetryAuthError), (500, TelemetryUnavailable)]
+)
+async def test_http_errors(metrics: MetricsServer, source: KongPrometheus, status: int, error: type[Exception]) -> None:
+    metrics.status = status
+    with pytest.raises(error, match=str(status)):
+        await source.open_cursor()
+
+
+async def test_unreachable_endpoint() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    prometheus = KongPrometheus(PrometheusSource(kind="prometheus", url=f"http://127.0.0.1:{port}/metrics"), SERVICE)
+    try:
+        with pytest.raises(TelemetryUnavailable, match="cannot scrape"):
+            await prometheus.open_cursor()
+    finally:
+        await prometheus.aclose()
