@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import dns.asyncbackend
 import dns.asyncquery
 import dns.asyncresolver
 import dns.exception
@@ -248,6 +250,22 @@ def _unique(servers: Iterable[Nameserver]) -> list[Nameserver]:
 # --- queries --------------------------------------------------------------------------------------
 
 
+async def _udp_with_fallback(query: dns.message.Message, server: Nameserver, timeout: float) -> dns.message.Message:
+    """Send over a *connected* UDP socket, so a closed port fails at once (ICMP) instead of timing out."""
+    family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
+    backend = dns.asyncbackend.get_default_backend()
+    sock = await backend.make_socket(  # type: ignore[no-untyped-call]
+        family, socket.SOCK_DGRAM, 0, None, (server.host, server.port)
+    )
+    try:
+        response, _ = await dns.asyncquery.udp_with_fallback(
+            query, server.host, port=server.port, timeout=timeout, udp_sock=sock
+        )
+    finally:
+        await sock.close()
+    return response
+
+
 async def authoritative_query(
     server: Nameserver,
     qname: str,
@@ -269,7 +287,7 @@ async def authoritative_query(
     if tsig is not None:
         query.use_tsig(tsig.keyring, keyname=tsig.name, algorithm=tsig.algorithm)
     try:
-        response, _ = await dns.asyncquery.udp_with_fallback(query, server.host, port=server.port, timeout=timeout)
+        response = await _udp_with_fallback(query, server, timeout)
     except dns.tsig.PeerError as exc:
         raise DnsAuthError(f"{server.label} rejected the TSIG key {tsig.name if tsig else ''} ({exc})") from exc
     except dns.exception.Timeout as exc:
