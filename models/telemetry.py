@@ -200,6 +200,9 @@ def evaluate(
             ),
             **common,
         )
+    if summary.requests == 0:
+        # Even with min_requests=0: silence says nothing about B.
+        return Verdict(status="inconclusive", reason="no requests seen", **common)
     if summary.requests < monitor.min_requests:
         return Verdict(
             status="inconclusive",

@@ -1,0 +1,123 @@
+"""Verdict table: healthy, unhealthy (with evidence) and inconclusive, with and without A's baseline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from models.plan import MonitorSection
+from models.telemetry import WindowSummary, evaluate, merge_summaries, traffic_share
+
+A = ["10.10.0.1"]
+B = ["10.20.0.2", "10.20.0.3"]
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def monitor(**overrides: Any) -> MonitorSection:
+    data: dict[str, Any] = {
+        "source": {"kind": "kong-file-log", "path": "/var/log/kong/file-log.json"},
+        "max_error_ratio": 0.01,
+        "min_requests": 50,
+    }
+    return MonitorSection.model_validate({**data, **overrides})
+
+
+def window(requests: int, errors: int = 0, *, to_a: int = 0, **fields: Any) -> WindowSummary:
+    """``requests`` through Kong, ``errors`` of them upstream 502s, ``to_a`` of them served by A."""
+    statuses = {"200": requests - errors} if requests - errors else {}
+    if errors:
+        statuses["502"] = errors
+    per_ip = {A[0]: to_a} if to_a else {}
+    if requests - to_a:
+        per_ip[B[0]] = requests - to_a
+    data: dict[str, Any] = {
+        "source": "kong-file-log /var/log/kong/file-log.json",
+        "service": "orders-api",
+        "requests": requests,
+        "upstream_errors": errors,
+        "upstream_statuses": statuses,
+        "requests_per_ip": per_ip,
+        **fields,
+    }
+    return WindowSummary(**data)
+
+
+VERDICTS = [
+    # (case, summary, monitor overrides, baseline, expected status, words in the reason)
+    ("silence", window(0), {}, None, "inconclusive", "no requests"),
+    ("silence even with min_requests 0", window(0), {"min_requests": 0}, None, "inconclusive", "no requests"),
+    ("too little traffic", window(49), {}, None, "inconclusive", "fewer than min_requests=50"),
+    ("too little, errors not decisive", window(10, 0), {}, None, "inconclusive", "only 10 requests"),
+    ("healthy at the threshold", window(100, 1), {}, None, "healthy", "1.00% (1 of 100) within 1.00%"),
+    ("healthy with no error", window(500), {}, None, "healthy", "0.00% (0 of 500)"),
+    ("unhealthy over the threshold", window(100, 2), {}, None, "unhealthy", "2.00% (2 of 100) exceeds 1.00%"),
+    # 1 error among 10 already exceeds 1% of the 50 requests a verdict needs: decisive.
+    ("decisive errors under min_requests", window(10, 1), {}, None, "unhealthy", "(1 of 10)"),
+    ("zero tolerance", window(60, 1), {"max_error_ratio": 0}, None, "unhealthy", "exceeds 0.00%"),
+    ("baseline raises the bar", window(200, 7), {}, window(400, 12), "healthy", "within 4.00%"),
+    ("worse than the baseline", window(200, 10), {}, window(400, 12), "unhealthy", "(A's baseline 3.00%)"),
+    ("baseline turned off", window(200, 7), {"baseline": False}, window(400, 12), "unhealthy", "exceeds 1.00%"),
+    ("baseline without traffic is ignored", window(200, 7), {}, window(0), "unhealthy", "exceeds 1.00%"),
+    ("baseline never lowers the bar", window(100, 1), {}, window(100, 0), "healthy", "within 1.00%"),
+]
+
+
+@pytest.mark.parametrize(
+    ("summary", "overrides", "baseline", "status", "reason"),
+    [case[1:] for case in VERDICTS],
+    ids=[case[0] for case in VERDICTS],
+)
+def test_verdict_table(
+    summary: WindowSummary, overrides: dict[str, Any], baseline: WindowSummary | None, status: str, reason: str
+) -> None:
+    verdict = evaluate(summary, monitor(**overrides), a_addresses=A, b_addresses=B, baseline=baseline)
+    assert verdict.status == status
+    assert reason in verdict.reason
+    assert verdict.requests == summary.requests
+    assert verdict.summary == summary
+
+
+def test_unhealthy_verdict_carries_the_evidence() -> None:
+    summary = window(100, 0).model_copy(
+        update={"upstream_statuses": {"200": 80, "502": 9, "503": 6, "": 3, "504": 1, "500": 1}, "upstream_errors": 20}
+    )
+    verdict = evaluate(summary, monitor(), a_addresses=A, b_addresses=B, baseline=window(1000, 5))
+    assert verdict.status == "unhealthy"
+    assert verdict.error_ratio == pytest.approx(0.2)
+    assert verdict.threshold == pytest.approx(0.015)
+    assert verdict.baseline_ratio == pytest.approx(0.005)
+    assert verdict.worst_statuses == (("502", 9), ("503", 6), ("", 3), ("504", 1), ("500", 1))
+
+
+def test_traffic_share_tells_where_kong_sends_requests() -> None:
+    all_b = traffic_share(window(240), A, B)
+    assert (all_b.known, all_b.b_requests, all_b.a_requests, all_b.b_ratio) == (True, 240, 0, 1.0)
+    assert all_b.describe() == "Kong sends 100% to B, 0% to A (240 requests)"
+
+    mixed = window(100, to_a=25).model_copy(update={"requests_per_ip": {A[0]: 25, B[0]: 50, B[1]: 20, "10.99.0.9": 5}})
+    share = traffic_share(mixed, A, B)
+    assert (share.a_requests, share.b_requests, share.other_requests) == (25, 70, 5)
+    assert share.other_addresses == ("10.99.0.9",)
+    assert "25% to A" in share.describe() and "5% elsewhere ['10.99.0.9']" in share.describe()
+
+    prometheus = window(100).model_copy(update={"has_addresses": False, "requests_per_ip": {}})
+    unknown = traffic_share(prometheus, A, B)
+    assert not unknown.known and "does not record upstream addresses" in unknown.describe()
+    assert traffic_share(window(0), A, B).describe() == "no requests seen"
+
+    verdict = evaluate(window(240), monitor(), a_addresses=A, b_addresses=B)
+    assert verdict.share == all_b
+
+
+def test_merged_windows_add_up() -> None:
+    first = window(30, 1, to_a=10, window_start=T0, window_end=T0 + timedelta(seconds=15), notes=("rotated",))
+    second = window(40, 2, window_start=T0 + timedelta(seconds=15), window_end=T0 + timedelta(seconds=30))
+    merged = merge_summaries(first, second)
+    assert (merged.requests, merged.upstream_errors) == (70, 3)
+    assert merged.requests_per_ip == {A[0]: 10, B[0]: 60}
+    assert merged.upstream_statuses == {"200": 67, "502": 3}
+    assert (merged.window_start, merged.window_end) == (T0, T0 + timedelta(seconds=30))
+    assert merged.notes == ("rotated",)
+    assert evaluate(merged, monitor(), a_addresses=A, b_addresses=B).status == "unhealthy"
