@@ -450,11 +450,12 @@ def lag_reason(state: NameserverState, desired: Sequence[RRset], min_serial: int
         return f"{state.server}: {state.error}"
     if not state.authoritative:
         return f"{state.server}: not authoritative"
+    parts = []
     if not serial_at_least(state.serial, min_serial):
-        return f"{state.server} at serial {state.serial}, want {min_serial}"
+        parts.append(f"at serial {state.serial}, want {min_serial}")
     if sorted_rrsets(state.rrsets) != sorted_rrsets(desired):
-        return f"{state.server} answers {describe_rrsets(state.rrsets)}, want {describe_rrsets(list(desired))}"
-    return None
+        parts.append(f"answers {describe_rrsets(state.rrsets)}, want {describe_rrsets(list(desired))}")
+    return f"{state.server} {' and '.join(parts)}" if parts else None
 
 
 def progress_text(report: PropagationReport, desired: Sequence[RRset], min_serial: int | None) -> str:
