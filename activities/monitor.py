@@ -1,0 +1,353 @@
+"""Traffic activities: "is B healthy behind Kong now?" and "has A stopped receiving traffic?".
+
+The workflow calls them by name (``traffic_baseline``, ``traffic_monitor``,
+``traffic_prove_drained``). They read the plan's telemetry source (providers/telemetry), sum its
+windows and judge them with the pure ``models.telemetry.evaluate``. Long ones heartbeat every
+second with JSON details: ``traffic_monitor`` heartbeats its whole position (source cursor,
+accumulated summary, polls, start), so a retry after a worker crash resumes where the last heartbeat
+left off instead of watching the window again from zero. Every wait is a short sleep between
+heartbeats, so a cancellation arrives within about a second and leaves through
+``asyncio.CancelledError`` after the source's connections are closed.
+
+``traffic_report`` is the same reading as a plain function, for ``starter.py traffic PLAN --since``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+from temporalio import activity
+
+from activities.errors import maps_provider_errors
+from models.durations import format_duration
+from models.plan import CutoverPlan, MonitorSection
+from models.telemetry import (
+    BaselineInput,
+    DrainInput,
+    DrainProof,
+    MonitorInput,
+    MonitorResult,
+    Verdict,
+    WindowSummary,
+    evaluate,
+    merge_summaries,
+    traffic_share,
+)
+from providers.secrets import EnvSecrets
+from providers.telemetry.base import Cursor, HistoricalTelemetrySource, TelemetrySource, utc_now
+from providers.telemetry.cloud_logging import LoggingClientFactory
+from providers.telemetry.factory import build_telemetry_source
+from providers.telemetry.records import normalise_ip
+from providers.telemetry.summary import bounded_notes
+
+HEARTBEAT_EVERY = 1.0
+"""Seconds between heartbeats while waiting: how fast a cancellation is noticed."""
+
+
+class MonitorCheckpoint(BaseModel):
+    """What ``traffic_monitor`` heartbeats, and resumes from after a worker crash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    """The source's description; a checkpoint of another source is not resumed."""
+    cursor: Cursor
+    summary: WindowSummary
+    polls: int
+    started_at: datetime
+
+
+class DrainCheckpoint(BaseModel):
+    """What ``traffic_prove_drained`` heartbeats: its start (the timeout counts from it) and progress."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    started_at: datetime
+    checks: int
+    last_reason: str = ""
+
+
+def _addresses(addresses: Sequence[str]) -> list[str]:
+    """Addresses in the form the sources record them (IPv6 compressed), so they compare equal."""
+    return [normalise_ip(address) for address in addresses]
+
+
+def _last_heartbeat() -> Any:
+    details = activity.info().heartbeat_details
+    return details[-1] if details else None
+
+
+async def _wait(seconds: float, details: Any, step: float) -> None:
+    """Sleep ``seconds`` in steps of ``step``, heartbeating ``details`` before each step.
+
+    Temporal keeps only the latest heartbeat details, so every heartbeat repeats the full details.
+    """
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while (left := end - loop.time()) > 0:
+        activity.heartbeat(details)
+        await asyncio.sleep(min(step, left))
+
+
+def drain_proof(
+    summary: WindowSummary,
+    a_addresses: Sequence[str],
+    b_addresses: Sequence[str],
+    quiet: timedelta,
+) -> DrainProof:
+    """Judge one quiet-period window: drained when A got nothing while requests did reach upstreams."""
+    share = traffic_share(summary, list(a_addresses), list(b_addresses))
+    common: dict[str, Any] = {
+        "quiet_period_seconds": quiet.total_seconds(),
+        "window_start": summary.window_start,
+        "window_end": summary.window_end,
+        "a_requests": share.a_requests,
+        "b_requests": share.b_requests,
+        "total_requests": summary.requests,
+    }
+    period = format_duration(quiet)
+    if not summary.has_addresses:
+        return DrainProof(
+            drained=False,
+            reason=(
+                f"{summary.source} does not record which upstream address served each request, so A's drain "
+                "can't be proven from it (use kong-file-log, or Cloud Logging with upstream_addr: "
+                "docs/telemetry.md), or set decommission.require_drained: false"
+            ),
+            **common,
+        )
+    last_a = max((summary.last_seen_per_ip[ip] for ip in a_addresses if ip in summary.last_seen_per_ip), default=None)
+    if share.a_requests:
+        return DrainProof(
+            drained=False,
+            reason=(
+                f"A ({', '.join(a_addresses)}) still received {share.a_requests} request(s) in the last {period}"
+                + (f", the last at {last_a.isoformat()}" if last_a else "")
+                + " (a Kong data plane with a stale DNS cache? `kong reload` clears it)"
+            ),
+            last_a_request_at=last_a,
+            **common,
+        )
+    reached = sum(summary.requests_per_ip.values())
+    if not reached:
+        return DrainProof(
+            drained=False,
+            reason=(
+                f"no request reached any upstream in the last {period} ({summary.requests} seen in all): "
+                "silence proves nothing, A's drain needs traffic that went elsewhere"
+            ),
+            **common,
+        )
+    elsewhere = f", {share.other_requests} to other addresses {list(share.other_addresses)}"
+    return DrainProof(
+        drained=True,
+        reason=(
+            f"A received no request in the last {period} while {reached} reached upstreams "
+            f"({share.b_requests} to B{elsewhere if share.other_requests else ''})"
+        ),
+        **common,
+    )
+
+
+class MonitorActivities:
+    """Traffic activities over the plan's telemetry source.
+
+    Args:
+        secrets: where credential variables are read (default: the worker's environment).
+        transport: httpx transport for the Prometheus scrape (tests).
+        logging_client_factory: builds the Cloud Logging client (tests point it at a local fake).
+        heartbeat_every: seconds between heartbeats while waiting.
+    """
+
+    def __init__(
+        self,
+        secrets: EnvSecrets | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        logging_client_factory: LoggingClientFactory | None = None,
+        *,
+        heartbeat_every: float = HEARTBEAT_EVERY,
+    ) -> None:
+        self._secrets = secrets
+        self._transport = transport
+        self._logging_client_factory = logging_client_factory
+        self._heartbeat_every = heartbeat_every
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """The activities to register on the worker."""
+        return [self.baseline, self.monitor, self.prove_drained]
+
+    def _source(self, monitor: MonitorSection, service: str) -> TelemetrySource:
+        return build_telemetry_source(
+            monitor,
+            service,
+            secrets=self._secrets,
+            transport=self._transport,
+            logging_client_factory=self._logging_client_factory,
+        )
+
+    @activity.defn(name="traffic_baseline")
+    @maps_provider_errors
+    async def baseline(self, input: BaselineInput) -> WindowSummary:
+        """A's traffic before the flip: the past window, or two scrapes ``poll_interval`` apart."""
+        async with self._source(input.monitor, input.service) as source:
+            now = utc_now()
+            if isinstance(source, HistoricalTelemetrySource):
+                activity.heartbeat(f"reading the last {format_duration(input.monitor.window)} of {source.description}")
+                return await source.read_window(now - input.monitor.window, now)
+            cursor = await source.open_cursor()
+            wait = input.monitor.poll_interval.total_seconds()
+            progress = f"{source.description} keeps no history: {wait:g}s between two reads"
+            await _wait(wait, progress, self._heartbeat_every)
+            summary, _ = await source.poll(cursor)
+            return summary
+
+    @activity.defn(name="traffic_monitor")
+    @maps_provider_errors
+    async def monitor(self, input: MonitorInput) -> MonitorResult:
+        """Watch one window after the flip; stop early on a decisive unhealthy verdict."""
+        monitor = input.monitor
+        a_addresses, b_addresses = _addresses(input.a_addresses), _addresses(input.b_addresses)
+        async with self._source(monitor, input.service) as source:
+            checkpoint = self._resumed_checkpoint(source) or await self._fresh_checkpoint(source)
+            activity.heartbeat(checkpoint.model_dump(mode="json"))
+            deadline = checkpoint.started_at + monitor.window
+            while True:
+                remaining = (deadline - utc_now()).total_seconds()
+                wait = max(0.0, min(monitor.poll_interval.total_seconds(), remaining))
+                await _wait(wait, checkpoint.model_dump(mode="json"), self._heartbeat_every)
+                delta, cursor = await source.poll(checkpoint.cursor)
+                checkpoint = checkpoint.model_copy(
+                    update={
+                        "cursor": cursor,
+                        "summary": bounded_notes(merge_summaries(checkpoint.summary, delta)),
+                        "polls": checkpoint.polls + 1,
+                    }
+                )
+                activity.heartbeat(checkpoint.model_dump(mode="json"))
+                verdict = self._verdict(checkpoint.summary, input, a_addresses, b_addresses)
+                finished = utc_now() >= deadline
+                if finished or verdict.status == "unhealthy":
+                    return MonitorResult(verdict=verdict, polls=checkpoint.polls, stopped_early=not finished)
+
+    @staticmethod
+    def _verdict(summary: WindowSummary, input: MonitorInput, a: list[str], b: list[str]) -> Verdict:
+        return evaluate(summary, input.monitor, a_addresses=a, b_addresses=b, baseline=input.baseline)
+
+    async def _fresh_checkpoint(self, source: TelemetrySource) -> MonitorCheckpoint:
+        now = utc_now()
+        return MonitorCheckpoint(
+            source=source.description,
+            cursor=await source.open_cursor(),
+            summary=source.empty_summary(now, now),
+            polls=0,
+            started_at=now,
+        )
+
+    @staticmethod
+    def _resumed_checkpoint(source: TelemetrySource) -> MonitorCheckpoint | None:
+        """The checkpoint of a previous attempt of this activity, if its last heartbeat left one."""
+        details = _last_heartbeat()
+        if details is None:
+            return None
+        try:
+            checkpoint = MonitorCheckpoint.model_validate(details)
+        except ValidationError:
+            activity.logger.warning("traffic_monitor: last heartbeat is not a checkpoint; starting the window over")
+            return None
+        if checkpoint.source != source.description or checkpoint.summary.service != source.service:
+            activity.logger.warning("traffic_monitor: checkpoint of another source; starting the window over")
+            return None
+        activity.logger.info(
+            "traffic_monitor: resuming after %d poll(s), %d request(s) counted so far",
+            checkpoint.polls,
+            checkpoint.summary.requests,
+        )
+        return checkpoint
+
+    @activity.defn(name="traffic_prove_drained")
+    @maps_provider_errors
+    async def prove_drained(self, input: DrainInput) -> DrainProof:
+        """Poll until A got no request for ``quiet_period_seconds`` (with traffic elsewhere), or time out."""
+        quiet = timedelta(seconds=input.quiet_period_seconds)
+        a_addresses, b_addresses = _addresses(input.a_addresses), _addresses(input.b_addresses)
+        async with self._source(input.monitor, input.service) as source:
+            if not source.has_addresses or not isinstance(source, HistoricalTelemetrySource):
+                return drain_proof(source.empty_summary(), a_addresses, b_addresses, quiet)
+            checkpoint = self._resumed_drain() or DrainCheckpoint(started_at=utc_now(), checks=0)
+            deadline = checkpoint.started_at + timedelta(seconds=input.timeout_seconds)
+            while True:
+                now = utc_now()
+                proof = drain_proof(await source.read_window(now - quiet, now), a_addresses, b_addresses, quiet)
+                checkpoint = checkpoint.model_copy(
+                    update={"checks": checkpoint.checks + 1, "last_reason": proof.reason}
+                )
+                activity.heartbeat(checkpoint.model_dump(mode="json"))
+                remaining = (deadline - utc_now()).total_seconds()
+                if proof.drained:
+                    return proof
+                if remaining <= 0:
+                    waited = format_duration(timedelta(seconds=round(input.timeout_seconds)))
+                    return proof.model_copy(update={"reason": f"not proven within {waited}: {proof.reason}"})
+                wait = min(input.monitor.poll_interval.total_seconds(), remaining)
+                await _wait(wait, checkpoint.model_dump(mode="json"), self._heartbeat_every)
+
+    @staticmethod
+    def _resumed_drain() -> DrainCheckpoint | None:
+        details = _last_heartbeat()
+        if details is None:
+            return None
+        try:
+            return DrainCheckpoint.model_validate(details)
+        except ValidationError:
+            return None
+
+
+async def traffic_report(
+    plan: CutoverPlan,
+    since: timedelta,
+    *,
+    secrets: EnvSecrets | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    logging_client_factory: LoggingClientFactory | None = None,
+    a_addresses: Sequence[str] = (),
+    b_addresses: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The summary and verdict the monitor would compute now from the plan's source, as JSON-able data.
+
+    Sources with history are read over the last ``since``; Prometheus, which keeps none, is scraped
+    twice ``min(since, monitor.poll_interval)`` apart.
+
+    Raises:
+        TelemetryError: the source can't be read (its message says why).
+        ConfigError: a credential or file the plan names is missing.
+    """
+    service = plan.monitor_service
+    a, b = _addresses(a_addresses), _addresses(b_addresses)
+    source = build_telemetry_source(
+        plan.monitor,
+        service,
+        secrets=secrets,
+        transport=transport,
+        logging_client_factory=logging_client_factory,
+    )
+    async with source:
+        now = utc_now()
+        if isinstance(source, HistoricalTelemetrySource):
+            summary = await source.read_window(now - since, now)
+        else:
+            cursor = await source.open_cursor()
+            await asyncio.sleep(min(since, plan.monitor.poll_interval).total_seconds())
+            summary, _ = await source.poll(cursor)
+    verdict = evaluate(summary, plan.monitor, a_addresses=a, b_addresses=b)
+    return {
+        "source": source.description,
+        "service": service,
+        "summary": summary.model_dump(mode="json"),
+        "verdict": verdict.model_dump(mode="json", exclude={"summary", "share"}),
+        "share": {**verdict.share.model_dump(mode="json"), "description": verdict.share.describe()},
+    }

@@ -1,0 +1,375 @@
+"""The traffic activities in Temporal's ActivityEnvironment, over real files and a real /metrics server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.monitor import MonitorActivities, traffic_report
+from models.plan import CutoverPlan, KongFileLogSource, MonitorSection
+from models.telemetry import BaselineInput, DrainInput, MonitorInput, WindowSummary
+from providers.telemetry.file_log import KongFileLog
+from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, ago, kong_line
+from tests.telemetry.metrics_server import MetricsServer, exposition
+
+
+def file_monitor(path: Path, **overrides: Any) -> MonitorSection:
+    data: dict[str, Any] = {
+        "source": {"kind": "kong-file-log", "path": str(path)},
+        "window": "1500ms",
+        "poll_interval": "300ms",
+        "min_requests": 5,
+        "max_error_ratio": 0.05,
+    }
+    return MonitorSection.model_validate({**data, **overrides})
+
+
+def monitor_input(monitor: MonitorSection, **overrides: Any) -> MonitorInput:
+    return MonitorInput(monitor=monitor, service=SERVICE, a_addresses=(A_IP,), b_addresses=(B_IP,), **overrides)
+
+
+def append(path: Path, *lines: str) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("".join(lines))
+
+
+def file_size(path: Path) -> int:
+    return path.stat().st_size
+
+
+class Recorder:
+    """An ActivityEnvironment whose heartbeats are kept (as JSON, the way Temporal would carry them)."""
+
+    def __init__(self) -> None:
+        self.env = ActivityEnvironment()
+        self.heartbeats: list[Any] = []
+        self.beating = asyncio.Event()
+        """Set at the first heartbeat: the activity has opened its cursor."""
+        self.env.on_heartbeat = self._record
+
+    def _record(self, *details: Any) -> None:
+        self.heartbeats.append(json.loads(json.dumps(details)))
+        self.beating.set()
+
+    def resume_from(self, details: Any) -> None:
+        self.env.info = dataclasses.replace(self.env.info, heartbeat_details=[details])
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self.env.run(fn, *args)
+
+
+async def write_lines(
+    path: Path, every: float, make: Callable[[], str], count: int, *, after: asyncio.Event | None = None
+) -> None:
+    """Append ``count`` lines, one every ``every`` seconds, once ``after`` is set (the cursor is open)."""
+    if after is not None:
+        await after.wait()
+    for _ in range(count):
+        append(path, make())
+        await asyncio.sleep(every)
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    path = tmp_path / "file-log.json"
+    path.write_text(kong_line(at=ago(3600)))
+    return path
+
+
+@pytest.fixture
+async def metrics() -> AsyncIterator[MetricsServer]:
+    server = MetricsServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+# --- traffic_monitor ---------------------------------------------------------------------------------
+
+
+async def test_monitor_healthy_window_heartbeats_its_position(log: Path) -> None:
+    recorder = Recorder()
+    writer = asyncio.create_task(write_lines(log, 0.05, kong_line, 20, after=recorder.beating))
+    result = await recorder.run(MonitorActivities().monitor, monitor_input(file_monitor(log)))
+    await writer
+
+    assert result.verdict.status == "healthy"
+    assert not result.stopped_early
+    assert result.polls >= 4
+    assert result.verdict.requests == 20
+    assert result.verdict.share.b_ratio == 1.0
+    assert result.verdict.share.describe() == "Kong sends 100% to B, 0% to A (20 requests)"
+    checkpoints = [details[0] for details in recorder.heartbeats if isinstance(details[0], dict)]
+    assert set(checkpoints[-1]) == {"source", "cursor", "summary", "polls", "started_at"}
+    assert checkpoints[-1]["polls"] == result.polls
+    assert checkpoints[-1]["summary"]["requests"] == 20
+    assert checkpoints[-1]["cursor"]["files"][0]["offset"] == file_size(log)
+
+
+async def test_monitor_stops_early_on_a_decisive_unhealthy_verdict(log: Path) -> None:
+    monitor = file_monitor(log, window="30s", poll_interval="200ms")
+    recorder = Recorder()
+    writer = asyncio.create_task(
+        write_lines(log, 0.01, lambda: kong_line(status=502, tries=[(B_IP, 502)]), 6, after=recorder.beating)
+    )
+    started = time.monotonic()
+    result = await recorder.run(MonitorActivities().monitor, monitor_input(monitor))
+    await writer
+    assert result.verdict.status == "unhealthy"
+    assert result.stopped_early
+    assert time.monotonic() - started < 5
+    assert ("502", result.verdict.summary.upstream_statuses["502"]) in result.verdict.worst_statuses
+
+
+async def test_monitor_without_traffic_is_inconclusive(log: Path) -> None:
+    result = await Recorder().run(
+        MonitorActivities().monitor, monitor_input(file_monitor(log, window="600ms", poll_interval="200ms"))
+    )
+    assert result.verdict.status == "inconclusive"
+    assert result.verdict.reason == "no requests seen"
+    assert not result.stopped_early
+
+
+async def test_monitor_compares_with_the_baseline(log: Path) -> None:
+    baseline = WindowSummary(source="kong-file-log", service=SERVICE, requests=100, upstream_errors=10)
+    lines = [kong_line(status=503, tries=[(B_IP, None)])] + [kong_line() for _ in range(11)]
+    recorder = Recorder()
+    writer = asyncio.create_task(write_lines(log, 0.02, iter(lines).__next__, len(lines), after=recorder.beating))
+    monitor = file_monitor(log, window="800ms", poll_interval="200ms")
+    result = await recorder.run(MonitorActivities().monitor, monitor_input(monitor, baseline=baseline))
+    await writer
+    # 1 error in 12 requests is 8.3%: over max_error_ratio 5%, but within A's 10% + 5%.
+    assert (result.verdict.requests, result.verdict.summary.upstream_errors) == (12, 1)
+    assert result.verdict.status == "healthy"
+    assert result.verdict.baseline_ratio == pytest.approx(0.1)
+    assert result.verdict.threshold == pytest.approx(0.15)
+
+
+async def test_monitor_resumes_from_the_last_heartbeat(log: Path) -> None:
+    monitor = file_monitor(log, window="3s", poll_interval="200ms")
+    # A previous attempt polled three times, counted 7 requests, then the worker crashed.
+    reader = KongFileLog(KongFileLogSource(kind="kong-file-log", path=str(log)), SERVICE)
+    cursor = await reader.open_cursor()
+    started = ago(2.5)
+    counted = WindowSummary(
+        source=reader.description,
+        service=SERVICE,
+        window_start=started,
+        window_end=ago(0.5),
+        requests=7,
+        status_classes={"2xx": 7},
+        upstream_statuses={"200": 7},
+        requests_per_ip={A_IP: 2, B_IP: 5},
+    )
+    checkpoint = {
+        "source": reader.description,
+        "cursor": cursor,
+        "summary": counted.model_dump(mode="json"),
+        "polls": 3,
+        "started_at": started.isoformat(),
+    }
+    append(log, kong_line(), kong_line(), kong_line())  # written while no worker was watching
+    recorder = Recorder()
+    recorder.resume_from(json.loads(json.dumps(checkpoint)))
+
+    began = time.monotonic()
+    result = await recorder.run(MonitorActivities().monitor, monitor_input(monitor))
+    elapsed = time.monotonic() - began
+
+    assert elapsed < 1.5  # only what was left of the 3 s window
+    assert result.polls >= 4
+    assert result.verdict.requests == 10
+    assert result.verdict.summary.requests_per_ip == {A_IP: 2, B_IP: 8}
+    assert result.verdict.summary.window_start == started
+
+
+async def test_monitor_ignores_a_checkpoint_of_another_source(log: Path, tmp_path: Path) -> None:
+    recorder = Recorder()
+    recorder.resume_from({"source": "kong-file-log /elsewhere", "cursor": {}, "summary": {}, "polls": 9})
+    result = await recorder.run(
+        MonitorActivities().monitor, monitor_input(file_monitor(log, window="400ms", poll_interval="200ms"))
+    )
+    assert result.polls == 2 and result.verdict.requests == 0
+
+
+async def test_monitor_is_cancellable(log: Path) -> None:
+    recorder = Recorder()
+    task = asyncio.create_task(
+        recorder.run(MonitorActivities(heartbeat_every=0.1).monitor, monitor_input(file_monitor(log, window="60s")))
+    )
+    await asyncio.sleep(0.5)
+    cancelled_at = time.monotonic()
+    recorder.env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - cancelled_at < 1
+    assert recorder.heartbeats
+
+
+async def test_provider_errors_leave_as_typed_application_errors(tmp_path: Path) -> None:
+    with pytest.raises(ApplicationError) as raised:
+        await Recorder().run(MonitorActivities().monitor, monitor_input(file_monitor(tmp_path / "missing.json")))
+    assert raised.value.type == "TelemetryUnavailable"
+    assert not raised.value.non_retryable
+    assert "does not exist" in raised.value.message
+
+
+# --- traffic_baseline --------------------------------------------------------------------------------
+
+
+async def test_baseline_reads_the_past_window(log: Path) -> None:
+    append(
+        log,
+        *(kong_line(at=ago(60 + i), tries=[(A_IP, None)]) for i in range(8)),
+        kong_line(at=ago(30), status=502, tries=[(A_IP, 502)]),
+        kong_line(at=ago(1200), status=502),  # before the window
+    )
+    monitor = file_monitor(log, window="10m")
+    summary = await Recorder().run(
+        MonitorActivities().baseline,
+        BaselineInput(monitor=monitor, service=SERVICE, a_addresses=(A_IP,), b_addresses=(B_IP,)),
+    )
+    assert (summary.requests, summary.upstream_errors) == (9, 1)
+    assert summary.requests_per_ip == {A_IP: 9}
+
+
+async def test_baseline_without_history_scrapes_twice(metrics: MetricsServer) -> None:
+    metrics.body = exposition({("200", "service"): 100, ("503", "service"): 1})
+    monitor = MonitorSection.model_validate(
+        {"source": {"kind": "prometheus", "url": metrics.url}, "window": "10m", "poll_interval": "500ms"}
+    )
+    recorder = Recorder()
+    task = asyncio.create_task(
+        recorder.run(
+            MonitorActivities(heartbeat_every=0.1).baseline,
+            BaselineInput(monitor=monitor, service=SERVICE, a_addresses=(A_IP,), b_addresses=(B_IP,)),
+        )
+    )
+    await asyncio.sleep(0.2)
+    metrics.body = exposition({("200", "service"): 130, ("503", "service"): 3})
+    summary = await task
+    assert (summary.requests, summary.upstream_errors) == (32, 2)
+    assert not summary.has_addresses
+    assert any("keeps no history" in str(details[0]) for details in recorder.heartbeats)
+
+
+# --- traffic_prove_drained ---------------------------------------------------------------------------
+
+
+def drain_input(monitor: MonitorSection, quiet: float, timeout: float) -> DrainInput:
+    return DrainInput(
+        monitor=monitor,
+        service=SERVICE,
+        a_addresses=(A_IP,),
+        b_addresses=(B_IP,),
+        quiet_period_seconds=quiet,
+        timeout_seconds=timeout,
+    )
+
+
+async def test_drained_when_a_got_nothing_for_the_quiet_period(log: Path) -> None:
+    append(log, kong_line(at=ago(20), tries=[(A_IP, None)]), kong_line(at=ago(5)), kong_line(at=ago(1)))
+    proof = await Recorder().run(MonitorActivities().prove_drained, drain_input(file_monitor(log), 10, 5))
+    assert proof.drained
+    assert (proof.a_requests, proof.b_requests, proof.total_requests) == (0, 2, 2)
+    assert proof.quiet_period_seconds == 10
+    assert "A received no request in the last 10s" in proof.reason
+
+
+async def test_drain_is_proven_once_a_ages_out(log: Path) -> None:
+    append(log, kong_line(at=ago(0.2), tries=[(A_IP, None)]))
+    writer = asyncio.create_task(write_lines(log, 0.1, kong_line, 25))
+    recorder = Recorder()
+    started = time.monotonic()
+    proof = await recorder.run(
+        MonitorActivities(heartbeat_every=0.1).prove_drained,
+        drain_input(file_monitor(log, poll_interval="200ms"), 1, 10),
+    )
+    await stop(writer)
+    assert proof.drained
+    assert 0.7 < time.monotonic() - started < 5
+    checks = [details[0]["checks"] for details in recorder.heartbeats]
+    assert max(checks) >= 3
+
+
+async def test_not_drained_within_the_timeout_returns_the_evidence(log: Path) -> None:
+    writer = asyncio.create_task(write_lines(log, 0.05, lambda: kong_line(tries=[(A_IP, None)]), 30))
+    await asyncio.sleep(0.1)
+    proof = await Recorder().run(
+        MonitorActivities().prove_drained, drain_input(file_monitor(log, poll_interval="200ms"), 5, 0.6)
+    )
+    await stop(writer)
+    assert not proof.drained
+    assert proof.reason.startswith("not proven within")
+    assert "still received" in proof.reason
+    assert proof.a_requests > 0
+    assert proof.last_a_request_at is not None
+
+
+async def test_silence_proves_nothing(log: Path) -> None:
+    proof = await Recorder().run(
+        MonitorActivities().prove_drained, drain_input(file_monitor(log, poll_interval="200ms"), 5, 0.3)
+    )
+    assert not proof.drained
+    assert "silence proves nothing" in proof.reason
+
+
+async def test_drain_resumes_the_timeout_from_its_heartbeat(log: Path) -> None:
+    recorder = Recorder()
+    recorder.resume_from({"started_at": ago(100).isoformat(), "checks": 40, "last_reason": "A still received"})
+    started = time.monotonic()
+    proof = await recorder.run(MonitorActivities().prove_drained, drain_input(file_monitor(log), 5, 60))
+    assert not proof.drained and proof.reason.startswith("not proven within 1m")
+    assert time.monotonic() - started < 1
+    assert recorder.heartbeats[-1][0]["checks"] == 41
+
+
+async def test_prometheus_cannot_prove_a_drain(metrics: MetricsServer) -> None:
+    monitor = MonitorSection.model_validate({"source": {"kind": "prometheus", "url": metrics.url}})
+    proof = await Recorder().run(MonitorActivities().prove_drained, drain_input(monitor, 600, 3600))
+    assert not proof.drained
+    assert "does not record which upstream address" in proof.reason
+
+
+# --- traffic_report (starter.py traffic PLAN --since 10m) ---------------------------------------------
+
+
+async def test_traffic_report_is_json(log: Path, make_plan: Callable[..., CutoverPlan]) -> None:
+    append(log, *(kong_line(at=ago(30)) for _ in range(60)), kong_line(at=ago(20), tries=[(A_IP, None)]))
+    plan = make_plan(monitor={"source": {"kind": "kong-file-log", "path": str(log)}})
+    report = await traffic_report(plan, timedelta(minutes=10), a_addresses=[A_IP], b_addresses=[B_IP])
+    assert json.loads(json.dumps(report)) == report
+    assert set(report) == {"source", "service", "summary", "verdict", "share"}
+    assert report["service"] == "orders-api"
+    assert report["summary"]["requests"] == 61
+    assert report["verdict"]["status"] == "healthy"
+    assert report["share"]["description"] == "Kong sends 98% to B, 2% to A (61 requests)"
+
+
+async def test_traffic_report_from_prometheus(metrics: MetricsServer, make_plan: Callable[..., CutoverPlan]) -> None:
+    metrics.body = exposition({("200", "service"): 10})
+    plan = make_plan(monitor={"source": {"kind": "prometheus", "url": metrics.url}, "poll_interval": "300ms"})
+    task = asyncio.create_task(traffic_report(plan, timedelta(minutes=10)))
+    await asyncio.sleep(0.1)
+    metrics.body = exposition({("200", "service"): 15})
+    report = await task
+    assert report["summary"]["requests"] == 5
+    assert report["verdict"]["status"] == "inconclusive"
+    assert report["share"]["known"] is False
