@@ -173,8 +173,13 @@ class Rfc2136DnsProvider(DnsProvider):
         )
 
     async def _resolution_servers(self) -> list[Nameserver]:
+        """The primary first: it is authoritative, and reachable even when the NS names are not."""
         primary = await self.primary()
-        return [primary] + [s for s in await self.nameservers() if (s.host, s.port) != (primary.host, primary.port)]
+        try:
+            others = await self.nameservers()
+        except DnsError:
+            others = []
+        return [primary] + [s for s in others if (s.host, s.port) != (primary.host, primary.port)]
 
     def build_update(self, change: DnsChange) -> dns.update.UpdateMessage:
         """The one UPDATE message that swaps ``change.expected`` for ``change.desired``."""
