@@ -447,7 +447,7 @@ async def nameserver_addresses(
 def lag_reason(state: NameserverState, desired: Sequence[RRset], min_serial: int | None) -> str | None:
     """Why a server is not in sync yet, in words; None when it answers the desired data."""
     if state.error:
-        return f"{state.server}: {state.error}"
+        return state.error if state.error.startswith(state.server) else f"{state.server}: {state.error}"
     if not state.authoritative:
         return f"{state.server}: not authoritative"
     parts = []
@@ -460,6 +460,7 @@ def lag_reason(state: NameserverState, desired: Sequence[RRset], min_serial: int
 
 def progress_text(report: PropagationReport, desired: Sequence[RRset], min_serial: int | None) -> str:
     """One short line for a heartbeat: ``2/2 in sync`` or the first lagging server and why."""
+    desired = sorted_rrsets(canonical_rrset(r) for r in desired)
     total = len(report.servers)
     synced = total - len(report.lagging)
     if not report.lagging:
