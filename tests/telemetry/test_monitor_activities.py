@@ -373,3 +373,8 @@ async def test_traffic_report_from_prometheus(metrics: MetricsServer, make_plan:
     assert report["summary"]["requests"] == 5
     assert report["verdict"]["status"] == "inconclusive"
     assert report["share"]["known"] is False
+
+
+def test_worker_registration_lists_the_activity_names() -> None:
+    names = [method.__temporal_activity_definition.name for method in MonitorActivities().activities()]  # type: ignore[attr-defined]
+    assert names == ["traffic_baseline", "traffic_monitor", "traffic_prove_drained"]

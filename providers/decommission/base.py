@@ -1,0 +1,64 @@
+"""The contract of a way to decommission project A: check first, delete, and undo where possible.
+
+Implementations never decide whether A is drained: ``decommission_delete`` (activities) checks the
+drain proof before calling :meth:`Decommissioner.delete`, and the workflow checks it too.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import ClassVar
+
+from models.decommission import DecommissionPreflight, DecommissionResult
+
+ProgressCallback = Callable[[str], None]
+"""Told about long waits (the activity turns it into heartbeats)."""
+
+
+def ignore_progress(message: str) -> None:
+    """The default progress callback: providers run outside Temporal too (CLI, tests)."""
+    del message
+
+
+class Decommissioner(ABC):
+    """One way of deleting A."""
+
+    kind: ClassVar[str]
+    """The plan's ``decommission.kind``."""
+
+    @abstractmethod
+    async def preflight(self) -> DecommissionPreflight:
+        """Check, without changing anything, that :meth:`delete` can succeed; list every problem.
+
+        Raises:
+            DecommissionUnavailable: the checks themselves could not run (5xx, timeout).
+        """
+
+    @abstractmethod
+    async def delete(self) -> DecommissionResult:
+        """Delete A, idempotently: a second call after success changes nothing and reports the same state.
+
+        Raises:
+            DecommissionRefused: protected target, missing permission, rejected request.
+            DecommissionUnavailable: transient failure; retrying is safe.
+        """
+
+    @abstractmethod
+    async def undo(self) -> DecommissionResult:
+        """Reverse :meth:`delete` (the compensation), idempotently.
+
+        Raises:
+            DecommissionRefused: this kind can't be undone, or no longer can.
+            DecommissionUnavailable: transient failure; retrying is safe.
+        """
+
+    async def aclose(self) -> None:
+        """Release connections; the base holds none."""
+        return None
+
+    async def __aenter__(self) -> Decommissioner:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
