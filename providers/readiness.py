@@ -1,0 +1,376 @@
+"""Prove B accepts exactly what Kong will send it: Host header, TLS SNI, certificate, status.
+
+Kong sends B ``Host: $upstream_host`` and the same name as SNI, and checks B's certificate against
+that name when the Service has ``tls_verify=true`` (shared/reference/kong.md §5). A backend that
+answers its own name but not Kong's (no domain mapping, a certificate for ``b-project`` only) is
+the classic way a DNS cutover breaks, so readiness probes B directly, bypassing Kong, with
+exactly that Host and SNI (httpx ``sni_hostname`` extension), and checks:
+
+* ``successes`` expected statuses in a row within ``timeout`` (a flapping backend is not ready);
+* B's certificate chains to the CA bundle (or system roots), has not expired and covers the SNI;
+* optionally, that A answers the same request with the same status class (parity), and that A
+  accepts the extra Host names it will receive (alias strategy: the alias, right after the repoint).
+
+An unready B is a result (``ready=False`` with every check explained), not an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import math
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+
+from models.readiness import CertificateInfo, ProbeCheck, ReadinessInput, ReadinessReport
+from providers.errors import ConfigError
+from providers.gateway.kong import host_header_for
+
+Progress = Callable[[str], None]
+HISTORY_SHOWN = 30
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One probe: what came back."""
+
+    number: int
+    status: int | None
+    peer: str | None
+    error: str | None
+    body: str = ""
+
+    def short(self) -> str:
+        """``200`` or ``connect error``."""
+        return str(self.status) if self.status is not None else (self.error or "error").split(":")[0]
+
+
+def _host_only(host_header: str) -> str:
+    if host_header.startswith("["):
+        return host_header[1 : host_header.index("]")]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+def name_matches(pattern: str, name: str) -> bool:
+    """RFC 6125 DNS-ID matching: exact, or a left-most ``*`` label matching exactly one label."""
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern == name:
+        return True
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return False
+
+
+def describe_certificate(der: bytes, name: str) -> CertificateInfo:
+    """Subject, issuer, SANs and expiry of a DER certificate, and whether it covers ``name``."""
+    cert = x509.load_der_x509_certificate(der)
+    sans: list[str] = []
+    try:
+        extension = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        extension = None
+    if isinstance(extension, x509.SubjectAlternativeName):
+        sans.extend(extension.get_values_for_type(x509.DNSName))
+        sans.extend(str(ip) for ip in extension.get_values_for_type(x509.IPAddress))
+    try:
+        ip = ipaddress.ip_address(name)
+        covers = str(ip) in sans
+    except ValueError:
+        covers = any(name_matches(san, name) for san in sans)
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        sans=tuple(sans),
+        not_after=cert.not_valid_after_utc,
+        covers_name=covers,
+    )
+
+
+def trust_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """A verifying client context trusting ``ca_bundle`` (or the system roots)."""
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"readiness.ca_bundle {ca_bundle}: cannot load it ({exc})") from exc
+
+
+async def _handshake(host: str, port: int, context: ssl.SSLContext, sni: str, timeout: float) -> bytes:
+    _, writer = await asyncio.wait_for(
+        asyncio.open_connection(host, port, ssl=context, server_hostname=sni), timeout=timeout
+    )
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (OSError, ssl.SSLError):
+            pass
+    if not der:
+        raise ssl.SSLError("the server presented no certificate")
+    return bytes(der)
+
+
+async def check_certificate(
+    url: str, sni: str, *, ca_bundle: str | None, tls_verify: bool | None, timeout: float, who: str = "B"
+) -> tuple[ProbeCheck, CertificateInfo | None]:
+    """Handshake with ``sni``; verify chain, expiry and name; describe what was presented."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
+    sent = {"url": f"{host}:{port}", "SNI": sni, "trust": ca_bundle or "system roots"}
+    name = f"{who} certificate for {sni}"
+    relaxed = tls_verify is not True
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    try:
+        info = describe_certificate(await _handshake(host, port, unverified, sni, timeout), sni)
+    except (OSError, ssl.SSLError, TimeoutError) as exc:
+        return (
+            ProbeCheck(
+                name=name,
+                ok=False,
+                sent=sent,
+                received=f"no TLS handshake: {type(exc).__name__}: {exc}",
+                detail=f"{who} could not be reached over TLS at {host}:{port}, so its certificate was not checked.",
+            ),
+            None,
+        )
+    received = (
+        f"subject {info.subject}; issuer {info.issuer}; SANs {', '.join(info.sans) or '(none)'}; "
+        f"expires {info.not_after.isoformat()}"
+    )
+    problem = ""
+    try:
+        await _handshake(host, port, trust_context(ca_bundle), sni, timeout)
+    except ssl.SSLCertVerificationError as exc:
+        reason = exc.verify_message or str(exc)
+        if not info.covers_name:
+            problem = (
+                f"{who}'s certificate covers {', '.join(info.sans) or 'no DNS name'} but not {sni}, the name Kong "
+                f"sends as SNI: with tls_verify=true Kong's TLS handshake with {who} fails and clients get 502. "
+                f"Add {sni} to {who}'s certificate (and domain mapping)."
+            )
+        elif info.not_after <= dt.datetime.now(dt.UTC):
+            problem = f"{who}'s certificate expired on {info.not_after.isoformat()}."
+        else:
+            problem = (
+                f"{who}'s certificate does not chain to {ca_bundle or 'the system roots'} ({reason}); issuer "
+                f"{info.issuer}."
+            )
+    except (OSError, ssl.SSLError, TimeoutError) as exc:
+        problem = f"the verifying TLS handshake failed: {type(exc).__name__}: {exc}"
+    if problem and relaxed:
+        return (
+            ProbeCheck(
+                name=name,
+                ok=True,
+                sent=sent,
+                received=received,
+                detail=f"Kong does not verify {who}'s certificate (tls_verify={tls_verify}), so this does not "
+                f"block; but: {problem}",
+            ),
+            info,
+        )
+    return ProbeCheck(name=name, ok=not problem, sent=sent, received=received, detail=problem), info
+
+
+async def _send(client: httpx.AsyncClient, url: str, host_header: str, sni: str | None, number: int) -> Attempt:
+    extensions = {"sni_hostname": sni} if sni else {}
+    request = client.build_request("GET", url, headers={"Host": host_header}, extensions=extensions)
+    try:
+        response = await client.send(request)
+    except httpx.HTTPError as exc:
+        return Attempt(number, None, None, f"{type(exc).__name__}: {exc}")
+    stream = response.extensions.get("network_stream")
+    address = stream.get_extra_info("server_addr") if stream is not None else None
+    peer = str(address[0]) if address else None
+    return Attempt(number, response.status_code, peer, None, response.text[:200])
+
+
+def _client(timeout: float) -> httpx.AsyncClient:
+    # Status probes judge HTTP only; the certificate check judges TLS (so a bad certificate is
+    # reported once, as what it is, not as N connection errors).
+    return httpx.AsyncClient(verify=False, timeout=timeout, trust_env=False, follow_redirects=False)
+
+
+def _status_detail(last: Attempt, host_header: str, expect: list[int]) -> str:
+    if last.status == 404:
+        return (
+            f"B answered 404 for Host {host_header}: B does not serve that name. Add it to B's domain mapping / "
+            "virtual hosts before the cutover."
+        )
+    if last.status is not None:
+        return f"B answered {last.status}, expected {', '.join(map(str, expect))}."
+    return f"B could not be reached: {last.error}"
+
+
+async def probe_readiness(request: ReadinessInput, *, on_progress: Progress | None = None) -> ReadinessReport:
+    """Probe B with Kong's Host and SNI until ready or out of time, then check TLS and parity."""
+    section, shape = request.readiness, request.shape
+    started_wall = request.started_at or dt.datetime.now(dt.UTC)
+    started = time.monotonic()
+    deadline = (
+        started + section.timeout.total_seconds() - max(0.0, (dt.datetime.now(dt.UTC) - started_wall).total_seconds())
+    )
+    interval = section.interval.total_seconds()
+    request_timeout = section.request_timeout.total_seconds()
+    url = section.url
+    scheme = urlsplit(url).scheme
+    host_header = shape.host_header
+    sni = shape.sni if scheme == "https" else None
+    if scheme == "https" and sni is None:
+        sni = _host_only(host_header)
+    estimate = max(1, math.ceil(section.timeout.total_seconds() / max(interval, 0.001)) + 1)
+    sent = {"url": url, "Host": host_header, "SNI": sni or "(plain http)", "method": "GET"}
+    checks: list[ProbeCheck] = []
+    history: list[Attempt] = []
+    consecutive = best = 0
+    async with _client(request_timeout) as client:
+        while True:
+            attempt = await _send(client, url, host_header, sni, len(history) + 1)
+            history.append(attempt)
+            consecutive = consecutive + 1 if attempt.status in section.expect_status else 0
+            best = max(best, consecutive)
+            if on_progress is not None:
+                source = f" from {attempt.peer}" if attempt.peer else ""
+                on_progress(
+                    f"probe {attempt.number}/{estimate}: {attempt.short()}{source} "
+                    f"({consecutive}/{section.successes} in a row)"
+                )
+            if consecutive >= section.successes or time.monotonic() + interval > deadline:
+                break
+            await asyncio.sleep(interval)
+    ready_status = consecutive >= section.successes
+    last = history[-1]
+    sequence = ", ".join(a.short() for a in history[-HISTORY_SHOWN:])
+    if len(history) > HISTORY_SHOWN:
+        sequence = f"... {sequence}"
+    received = f"{consecutive} expected answers in a row after {len(history)} attempts ({sequence})"
+    if last.peer:
+        received += f"; last from {last.peer}"
+    if last.body and not ready_status:
+        received += f"; body: {last.body}"
+    if ready_status:
+        detail = ""
+    elif last.status in section.expect_status:
+        detail = (
+            f"not ready within {section.timeout}: needed {section.successes} expected answers in a row, "
+            f"best run {best}."
+        )
+    else:
+        detail = _status_detail(last, host_header, section.expect_status)
+        if time.monotonic() + interval > deadline:
+            detail += f" (gave up after {section.timeout}; best run {best} of {section.successes})"
+    if shape.scheme in ("https", "http") and shape.scheme != scheme:
+        detail = (detail + " " if detail else "") + (
+            f"Note: Kong reaches B over {shape.scheme}, but readiness.url uses {scheme}."
+        )
+    checks.append(
+        ProbeCheck(
+            name=f"B answers Kong's Host {host_header}",
+            ok=ready_status,
+            sent=sent,
+            received=received,
+            detail=detail,
+        )
+    )
+
+    certificate: CertificateInfo | None = None
+    if scheme == "https" and sni:
+        check, certificate = await check_certificate(
+            url, sni, ca_bundle=section.ca_bundle, tls_verify=shape.tls_verify, timeout=request_timeout
+        )
+        checks.append(check)
+
+    checks.extend(await _parity_checks(request, host_header, sni, last))
+    return ReadinessReport(
+        ready=all(c.ok for c in checks),
+        host_header=host_header,
+        sni=sni,
+        checks=tuple(checks),
+        attempts=len(history),
+        consecutive_successes=consecutive,
+        elapsed_seconds=round(time.monotonic() - started, 3),
+        certificate=certificate,
+    )
+
+
+async def _parity_checks(
+    request: ReadinessInput, host_header: str, sni: str | None, b_last: Attempt
+) -> list[ProbeCheck]:
+    section, shape = request.readiness, request.shape
+    checks: list[ProbeCheck] = []
+    extra_hosts = [host_header_for(h, shape.port, shape.scheme) for h in request.parity_hosts if h and h != host_header]
+    extra_hosts = [h for h in dict.fromkeys(extra_hosts) if h != host_header]
+    if section.parity_url is None:
+        for host in extra_hosts:
+            checks.append(
+                ProbeCheck(
+                    name=f"A accepts Host {host}",
+                    ok=True,
+                    sent={"Host": host},
+                    received="not probed",
+                    detail=f"readiness.parity_url is not set, so cutover cannot check that A accepts Host {host}; "
+                    "after the repoint Kong sends that name to A.",
+                )
+            )
+        return checks
+    parity_url = section.parity_url
+    parity_https = urlsplit(parity_url).scheme == "https"
+    timeout = section.request_timeout.total_seconds()
+    async with _client(timeout) as client:
+        a = await _send(client, parity_url, host_header, sni if parity_https else None, 1)
+    b_class = b_last.status // 100 if b_last.status else None
+    a_class = a.status // 100 if a.status else None
+    same = a_class is not None and a_class == b_class
+    checks.append(
+        ProbeCheck(
+            name="A and B answer the same status class",
+            ok=same,
+            sent={"url": parity_url, "Host": host_header, "SNI": sni or "(plain http)", "method": "GET"},
+            received=f"A: {a.short()}{' from ' + a.peer if a.peer else ''}; B: {b_last.short()}",
+            detail=""
+            if same
+            else f"A answered {a.short()} and B {b_last.short()} to the same request: after the flip clients would "
+            "see a different class of answer.",
+        )
+    )
+    for host in extra_hosts:
+        host_sni = _host_only(host) if parity_https else None
+        async with _client(timeout) as client:
+            answer = await _send(client, parity_url, host, host_sni, 1)
+        ok = answer.status in section.expect_status
+        checks.append(
+            ProbeCheck(
+                name=f"A accepts Host {host}",
+                ok=ok,
+                sent={"url": parity_url, "Host": host, "SNI": host_sni or "(plain http)", "method": "GET"},
+                received=f"{answer.short()}{' from ' + answer.peer if answer.peer else ''}",
+                detail=""
+                if ok
+                else f"after the repoint Kong sends Host {host} to A, which answered {answer.short()}: A must "
+                "accept that name too (domain mapping / virtual host).",
+            )
+        )
+        if parity_https and host_sni:
+            check, _ = await check_certificate(
+                parity_url,
+                host_sni,
+                ca_bundle=section.ca_bundle,
+                tls_verify=shape.tls_verify,
+                timeout=timeout,
+                who="A",
+            )
+            checks.append(check)
+    return checks
