@@ -9,6 +9,7 @@ retried) unless ``require_drained`` is off or the proof covers the plan's ``quie
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -73,7 +74,11 @@ class DecommissionActivities:
         """The activities to register on the worker."""
         return [self.preflight, self.delete, self.undo]
 
-    def _decommissioner(self, input: DecommissionInput) -> Decommissioner:
+    async def _decommissioner(self, input: DecommissionInput) -> Decommissioner:
+        """Build the provider in a thread: finding Application Default Credentials may do blocking I/O."""
+        return await asyncio.to_thread(self._build, input)
+
+    def _build(self, input: DecommissionInput) -> Decommissioner:
         return build_decommissioner(
             input.decommission,
             workflow_id=input.workflow_id,
@@ -88,7 +93,7 @@ class DecommissionActivities:
     @maps_provider_errors
     async def preflight(self, input: DecommissionInput) -> DecommissionPreflight:
         """Check, before the first change of the run, that deleting A later can succeed."""
-        async with self._decommissioner(input) as decommissioner:
+        async with await self._decommissioner(input) as decommissioner:
             return await decommissioner.preflight()
 
     @activity.defn(name="decommission_delete")
@@ -98,7 +103,7 @@ class DecommissionActivities:
         refusal = refusal_without_drain(input)
         if refusal:
             raise DecommissionRefused(refusal)
-        async with self._decommissioner(input) as decommissioner:
+        async with await self._decommissioner(input) as decommissioner:
             activity.heartbeat(f"decommissioning A ({decommissioner.kind})")
             return await decommissioner.delete()
 
@@ -106,6 +111,6 @@ class DecommissionActivities:
     @maps_provider_errors
     async def undo(self, input: DecommissionInput) -> DecommissionResult:
         """Reverse a deletion where the kind allows it (GCP undelete within 30 days)."""
-        async with self._decommissioner(input) as decommissioner:
+        async with await self._decommissioner(input) as decommissioner:
             activity.heartbeat(f"undoing the decommission of A ({decommissioner.kind})")
             return await decommissioner.undo()
