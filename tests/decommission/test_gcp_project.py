@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import google.oauth2.credentials
+import httpx
 import pytest
 
 from models.plan import GcpProjectDecommission
@@ -184,3 +185,16 @@ async def test_missing_credentials_header_is_rejected_by_the_fake(fake: Resource
     async with GcpProjectDecommissioner(section, credentials=AnonymousCredentials()) as provider:
         with pytest.raises(DecommissionRefused, match="401"):
             await provider.delete()
+
+
+async def test_the_fake_fails_the_test_on_a_request_off_googles_schema() -> None:
+    fake = ResourceManagerFake()
+    await fake.__aenter__()
+    fake.add_project(A_PROJECT)
+    async with httpx.AsyncClient(headers={"Authorization": "Bearer t"}) as client:
+        response = await client.post(
+            f"{fake.endpoint}/v3/projects/{A_PROJECT}:testIamPermissions", json={"perms": [DELETE]}
+        )
+    assert response.status_code == 400
+    with pytest.raises(AssertionError, match="perms"):
+        await fake.__aexit__(None, None, None)
