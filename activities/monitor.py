@@ -213,14 +213,25 @@ class MonitorActivities:
         monitor = input.monitor
         a_addresses, b_addresses = _addresses(input.a_addresses), _addresses(input.b_addresses)
         async with self._source(monitor, input.service) as source:
-            checkpoint = self._resumed_checkpoint(source) or await self._fresh_checkpoint(source)
+            resumed = self._resumed_checkpoint(source)
+            checkpoint = resumed or await self._fresh_checkpoint(source)
             activity.heartbeat(checkpoint.model_dump(mode="json"))
             deadline = checkpoint.started_at + monitor.window
             while True:
                 remaining = (deadline - utc_now()).total_seconds()
                 wait = max(0.0, min(monitor.poll_interval.total_seconds(), remaining))
                 await _wait(wait, checkpoint.model_dump(mode="json"), self._heartbeat_every)
-                delta, cursor = await source.poll(checkpoint.cursor)
+                try:
+                    delta, cursor = await source.poll(checkpoint.cursor)
+                except (KeyError, TypeError, ValueError):
+                    if checkpoint is not resumed:
+                        raise
+                    # A cursor from another version of cutover: retrying would fail the same way forever.
+                    activity.logger.warning("traffic_monitor: the checkpoint's cursor is unusable; starting over")
+                    resumed = None
+                    checkpoint = await self._fresh_checkpoint(source)
+                    deadline = checkpoint.started_at + monitor.window
+                    continue
                 checkpoint = checkpoint.model_copy(
                     update={
                         "cursor": cursor,

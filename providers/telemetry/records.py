@@ -149,8 +149,12 @@ def parse_serialized_request(record: Any) -> ProxiedRequest:
     services: tuple[str, ...] = ()
     if isinstance(service, Mapping):
         services = tuple(str(service[key]) for key in ("name", "id") if service.get(key))
+    try:
+        started_at = datetime.fromtimestamp(started_ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise RecordError("started_at out of range") from exc
     return ProxiedRequest(
-        started_at=datetime.fromtimestamp(started_ms / 1000, tz=UTC),
+        started_at=started_at,
         status=status,
         upstream_status=statuses[-1] if statuses else "",
         attempts=len(tries) if tries else len(statuses),

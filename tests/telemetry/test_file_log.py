@@ -199,6 +199,7 @@ async def test_garbage_lines_are_counted_never_raised(tmp_path: Path) -> None:
         b"[1, 2, 3]\n",
         b'{"started_at": "yesterday", "response": {"status": 200}}\n',
         b'{"started_at": 1700000000000, "response": {}}\n',
+        b'{"started_at": 1e300, "response": {"status": 200}}\n',
         b"\xff\xfe\x00garbage\n",
         kong_line(upstream_status="abc").encode(),
         b"\n",  # a blank line is not a request, nor a failure
@@ -206,11 +207,12 @@ async def test_garbage_lines_are_counted_never_raised(tmp_path: Path) -> None:
     )
     delta, _ = await source.poll(cursor)
     assert delta.requests == 1
-    assert delta.parse_failures == 6
+    assert delta.parse_failures == 7
     joined = " | ".join(delta.notes)
     for reason in ("not JSON", "not a JSON object", "no numeric started_at", "no response.status", "not UTF-8"):
         assert reason in joined
     assert "upstream_status is not a list of HTTP statuses" in joined
+    assert "started_at out of range" in joined
     assert "not json at all" not in joined  # notes locate lines, they never quote them
 
 

@@ -209,6 +209,26 @@ async def test_monitor_ignores_a_checkpoint_of_another_source(log: Path, tmp_pat
     assert result.polls == 2 and result.verdict.requests == 0
 
 
+async def test_monitor_starts_over_when_a_resumed_cursor_is_unusable(log: Path) -> None:
+    reader = KongFileLog(KongFileLogSource(kind="kong-file-log", path=str(log)), SERVICE)
+    counted = WindowSummary(source=reader.description, service=SERVICE, requests=5, status_classes={"2xx": 5})
+    recorder = Recorder()
+    recorder.resume_from(
+        {
+            "source": reader.description,
+            "cursor": {"path": str(log), "polled_at": ago(1).isoformat(), "files": [{"generation": 2}]},
+            "summary": counted.model_dump(mode="json"),
+            "polls": 2,
+            "started_at": ago(1).isoformat(),
+        }
+    )
+    result = await recorder.run(
+        MonitorActivities().monitor, monitor_input(file_monitor(log, window="400ms", poll_interval="200ms"))
+    )
+    assert result.verdict.requests == 0  # the old window's count went with its cursor
+    assert result.polls == 2
+
+
 async def test_monitor_is_cancellable(log: Path) -> None:
     recorder = Recorder()
     task = asyncio.create_task(
