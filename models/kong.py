@@ -225,25 +225,36 @@ def compute_cache_bound(
         f"runs: +{QUERY_ALLOWANCE} s for that query."
     )
 
+    # Until an entry is evicted Kong may hold the old answer: a resolver can hand it out for up to the
+    # record TTL, and Kong then keeps it for its own TTL (the record's, or valid_ttl), plus stale_ttl.
+    fresh_until = record_ttl + valid if valid is not None else record_ttl
     if flip == "a-to-cname" and settings.client == "legacy":
-        hazard_seconds = kong_ttl + stale + QUERY_ALLOWANCE
+        hazard_seconds = fresh_until + stale + QUERY_ALLOWANCE + (TARGET_TIMER_LAG if via_upstream_target else 0)
         hazards.append(
             f"The legacy DNS client keeps a stale A record when the name becomes a CNAME (the refresh answer "
             f"holds no A record owned by that name, and empty answers never replace stale data), until the "
             f"entry is evicted at TTL + {stale_setting} = {kong_ttl} + {stale} s."
         )
+        terms = f"record TTL + {setting}" if valid is not None else "TTL"
+        lag = " + timer lag" if via_upstream_target else ""
         reasoning.append(
-            f"Legacy client and an A record turning into a CNAME: the bound is TTL + {stale_setting} "
-            f"+ {QUERY_ALLOWANCE} s = {hazard_seconds} s."
+            f"Legacy client and an A record turning into a CNAME: the bound is {terms} + {stale_setting} "
+            f"+ query{lag} = {hazard_seconds} s."
         )
         warnings.append(
             "To avoid the A->CNAME stale window: use the alias strategy (CNAME->CNAME flip), enable "
             "new_dns_client, lower dns_stale_ttl, or run `kong reload` on every data plane after the flip."
         )
         seconds = max(seconds, hazard_seconds)
+    if via_upstream_target and settings.client == "legacy" and flip == "cname-to-cname":
+        warnings.append(
+            "For an Upstream target that is a CNAME, the legacy client renews on the expiry of the dereferenced "
+            "A record of the old target, not of the CNAME: add that A record's TTL if it is longer (kong.md §1.4)."
+        )
     if stale > 0:
         warnings.append(
             f"If Kong's DNS refresh fails (SERVFAIL, timeout) it keeps serving the old address for up to "
-            f"TTL + {stale_setting} = {kong_ttl + stale} s; monitoring watches the addresses Kong really uses."
+            f"{'record TTL + ' + setting if valid is not None else 'TTL'} + {stale_setting} = "
+            f"{fresh_until + stale} s; monitoring watches the addresses Kong really uses."
         )
     return CacheBound(seconds=seconds, reasoning=tuple(reasoning), hazards=tuple(hazards), warnings=tuple(warnings))
