@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributeKey, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from models.durations import parse_duration
@@ -169,7 +169,7 @@ async def start(
         static_details=details,
         memo={"plan_digest": digest, "ticket": plan.ticket or ""},
         search_attributes=TypedSearchAttributes(
-            [SearchAttributeKey.for_keyword(RECORD_ATTRIBUTE).value_set(plan.dns.record)]
+            [SearchAttributePair(SearchAttributeKey.for_keyword(RECORD_ATTRIBUTE), plan.dns.record)]
         ),
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )

@@ -17,7 +17,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
@@ -39,6 +40,14 @@ from workflows.cutover import CutoverWorkflow
 log = logging.getLogger("cutover.worker")
 
 
+class ActivityGroup(Protocol):
+    """An activities class: providers injected, activities listed for registration."""
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """The bound activity methods to register."""
+        ...
+
+
 class MissingSearchAttributes(RuntimeError):
     """The namespace lacks CutoverPhase/CutoverRecord: workflows would hang on their first upsert."""
 
@@ -46,7 +55,7 @@ class MissingSearchAttributes(RuntimeError):
 def build_activities(secrets: EnvSecrets | None = None) -> list[Callable[..., Any]]:
     """Every activity of cutover, bound to providers that read secrets from ``secrets``."""
     secrets = secrets or EnvSecrets()
-    groups = [
+    groups: list[ActivityGroup] = [
         DnsActivities(secrets=secrets),
         KongActivities(secrets=secrets),
         ReadinessActivities(),
@@ -89,6 +98,9 @@ def build_worker(
         activities=list(activities),
         activity_executor=ThreadPoolExecutor(max_workers=8),
         max_concurrent_activities=max_concurrent_activities,
+        # Heartbeats carry cancellation (abort) and resume points (monitoring): flush them often.
+        max_heartbeat_throttle_interval=timedelta(seconds=2),
+        default_heartbeat_throttle_interval=timedelta(seconds=2),
     )
 
 
@@ -99,7 +111,9 @@ def setup_logging(level: str, cloud_logging: str) -> None:
     if cloud_logging == "on" or (cloud_logging == "auto" and on_gcp):
         import google.cloud.logging
 
-        google.cloud.logging.Client().setup_logging(log_level=getattr(logging, level.upper()))
+        google.cloud.logging.Client().setup_logging(  # type: ignore[no-untyped-call]
+            log_level=getattr(logging, level.upper())
+        )
         log.info("logging to Google Cloud Logging")
 
 

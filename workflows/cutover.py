@@ -86,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
 PHASE = SearchAttributeKey.for_keyword(PHASE_ATTRIBUTE)
 RECORD = SearchAttributeKey.for_keyword(RECORD_ATTRIBUTE)
 T = TypeVar("T")
+M = TypeVar("M", bound=pydantic.BaseModel)
 
 # Retries: short reads retry fast; changes retry with backoff long enough to ride out a DNS primary
 # or Kong restart; undos retry longer still, because giving up leaves the world half-changed.
@@ -714,7 +715,13 @@ class CutoverWorkflow:
             schedule_to_close_timeout=deadline or attempt_timeout * 3,
             heartbeat_timeout=heartbeat,
             retry_policy=retry,
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            # Read-only activities (the abortable ones) are abandoned at once on abort; a change is
+            # always waited for, so an undo never races the step it undoes.
+            cancellation_type=(
+                ActivityCancellationType.TRY_CANCEL
+                if abortable
+                else ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+            ),
             summary=summary[:190],
         )
         try:
@@ -916,9 +923,25 @@ class CutoverWorkflow:
         self._state.approvals.append(record)
         return f"{request.gate} approved by {request.by}"
 
+    def _decode_signal(self, name: str, payload: Any, model: type[M]) -> M | None:
+        """Signals carry no error back to the sender: record an undecodable one as ignored."""
+        try:
+            return model.model_validate(payload)
+        except pydantic.ValidationError as exc:
+            reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors())
+            self._state.ignored.append(IgnoredMessage(name=name, at=workflow.now(), reason=f"malformed: {reason}"))
+            return None
+
     @workflow.signal(name="approve")
-    def approve_signal(self, request: ApproveRequest) -> None:
-        """Approve a gate. Invalid approvals are recorded in the status as ignored."""
+    def approve_signal(self, payload: Any) -> None:
+        """Approve a gate. Malformed or invalid approvals are recorded in the status as ignored.
+
+        The payload is taken as plain JSON and validated here: Temporal would otherwise drop a signal
+        that fails to decode without telling anyone.
+        """
+        request = self._decode_signal("approve", payload, ApproveRequest)
+        if request is None:
+            return
         problem = self._approval_problem(request)
         if problem:
             self._state.ignored.append(IgnoredMessage(name="approve", at=workflow.now(), reason=problem, by=request.by))
@@ -950,8 +973,11 @@ class CutoverWorkflow:
         return None
 
     @workflow.signal(name="abort")
-    def abort_signal(self, request: AbortRequest) -> None:
+    def abort_signal(self, payload: Any) -> None:
         """Roll back from wherever the run is, until the point of no return."""
+        request = self._decode_signal("abort", payload, AbortRequest)
+        if request is None:
+            return
         problem = self._abort_problem(request)
         if problem:
             self._state.ignored.append(IgnoredMessage(name="abort", at=workflow.now(), reason=problem, by=request.by))

@@ -16,6 +16,7 @@ from typing import Any
 
 import googleapiclient
 import jsonschema
+import jsonschema.validators
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,17 @@ class DiscoveryDocument:
             pass
         return out
 
+    @cache  # noqa: B019 - documents live for the whole test run
+    def validator(self, schema_name: str) -> Any:
+        """A compiled validator (checking the schema itself once, not on every call)."""
+        schema = self.json_schema(schema_name)
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        return cls(schema)
+
     def validate(self, schema_name: str, instance: Any) -> None:
         """Raise ``jsonschema.ValidationError`` when ``instance`` doesn't fit the named schema."""
-        jsonschema.validate(instance, self.json_schema(schema_name))
+        self.validator(schema_name).validate(instance)
 
 
 @cache
