@@ -34,6 +34,8 @@ KONG_ERROR_BODY = {
     },
 }
 """Kong's DAO/API error body (kong.md §2.6); the spec leaves most error answers undescribed."""
+KONG_DEFAULTS_MISSING_IN_SPEC = {"protocols"}
+"""``route-request`` requires ``protocols`` without a default; Kong defaults it to ``["http", "https"]``."""
 
 
 @dataclass
@@ -182,6 +184,14 @@ class KongOpenApi:
         schema = copy.deepcopy(self._resolve(op["requestBody"])["content"]["application/json"]["schema"])
         if method == "PATCH":
             schema.pop("required", None)
+        else:  # Kong fills fields that have a default (protocol, port, enabled...): they are not required
+            properties = schema.get("properties", {})
+            defaulted = {k for k, v in properties.items() if "default" in v} | KONG_DEFAULTS_MISSING_IN_SPEC
+            if isinstance(body, dict) and "url" in body:
+                defaulted |= {"host", "protocol", "port"}  # the url shorthand sets them
+            schema["required"] = [k for k in schema.get("required", []) if k not in defaulted]
+            if not schema["required"]:
+                del schema["required"]
         return self._errors(self._anchored(schema), body)
 
     def matches(self, path: str) -> bool:
@@ -193,8 +203,17 @@ class KongOpenApi:
         path = exchange.path.rstrip("/") or "/"
         if not self.matches(path) and path.count("/") > 1:
             path = "/" + path.split("/", 2)[2]
-        problems = self.validate_request(exchange.method, path, exchange.request_body)
-        problems += self.validate_response(exchange.method, path, exchange.status, exchange.response_body)
+        if not self.matches(path) and exchange.status == 404:
+            problems = self._errors(KONG_ERROR_BODY, exchange.response_body)  # a path Kong doesn't have
+            return [f"{exchange.method} {exchange.path} -> {exchange.status}: {p}" for p in problems]
+        template = self.template(path)
+        if exchange.method.lower() not in self.doc["paths"][template] and exchange.status == 405:
+            problems = self._errors(KONG_ERROR_BODY, exchange.response_body)  # a method Kong doesn't route
+        else:
+            problems = []
+            if exchange.status < 400:  # a request Kong refused may be invalid on purpose; its answer is checked
+                problems += self.validate_request(exchange.method, path, exchange.request_body)
+            problems += self.validate_response(exchange.method, path, exchange.status, exchange.response_body)
         return [f"{exchange.method} {exchange.path} -> {exchange.status}: {p}" for p in problems]
 
 
