@@ -1,0 +1,161 @@
+"""Readiness against real local HTTPS runtimes with trustme certificates: Kong's Host and SNI, or nothing."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from models.kong import KongRequestShape
+from models.plan import ReadinessSection
+from models.readiness import ReadinessInput
+from providers.readiness import probe_readiness
+from sandbox.pki import Pki
+from tests.kong.fixtures import B_IP, port_free_on, runtimes_ab
+
+HOST = "a-project.example.test"
+
+
+def shape(port: int, host: str = HOST, tls_verify: bool | None = True) -> KongRequestShape:
+    """What Kong sends to B for the sandbox Service (https, port 8443-like, not default: ``:port`` in Host)."""
+    return KongRequestShape(scheme="https", host_header=f"{host}:{port}", sni=host, port=port, tls_verify=tls_verify)
+
+
+def readiness(pki: Pki, port: int, ip: str = B_IP, **overrides: Any) -> ReadinessSection:
+    data: dict[str, Any] = {
+        "url": f"https://{ip}:{port}/orders/v1/health",
+        "successes": 3,
+        "interval": "50ms",
+        "timeout": "3s",
+        "request_timeout": "1s",
+        "ca_bundle": str(pki.ca),
+    }
+    data.update(overrides)
+    return ReadinessSection.model_validate(data)
+
+
+async def test_b_accepting_kongs_host_and_sni_is_ready(pki: Pki) -> None:
+    progress: list[str] = []
+    async with runtimes_ab(pki) as (_, b):
+        report = await probe_readiness(
+            ReadinessInput(readiness=readiness(pki, b.port), shape=shape(b.port)), on_progress=progress.append
+        )
+        stats = b.state.stats()
+    assert report.ready, report.failures()
+    assert (report.host_header, report.sni, report.attempts, report.consecutive_successes) == (
+        f"{HOST}:{b.port}",
+        HOST,
+        3,
+        3,
+    )
+    status, certificate = report.checks
+    assert status.sent == {
+        "url": f"https://{B_IP}:{b.port}/orders/v1/health",
+        "Host": f"{HOST}:{b.port}",
+        "SNI": HOST,
+        "method": "GET",
+    }
+    assert "3 expected answers in a row after 3 attempts (200, 200, 200); last from 127.0.0.3" == status.received
+    assert certificate.ok and report.certificate is not None and report.certificate.covers_name
+    assert HOST in report.certificate.sans and "cutover sandbox" in report.certificate.issuer
+    assert progress[0] == "probe 1/61: 200 from 127.0.0.3 (1/3 in a row)"
+    assert stats["by_host"] == {f"{HOST}:{b.port}": 3} and stats["by_sni"][HOST] == 3
+
+
+async def test_b_without_the_name_answers_404_and_is_reported(pki: Pki) -> None:
+    async with runtimes_ab(pki, b_hosts=("b-project.example.test",)) as (_, b):
+        report = await probe_readiness(
+            ReadinessInput(readiness=readiness(pki, b.port, timeout="300ms", interval="100ms"), shape=shape(b.port))
+        )
+    assert not report.ready
+    status = report.checks[0]
+    assert not status.ok and status.received.startswith("0 expected answers in a row after")
+    assert "404" in status.received and "does not serve host" in status.received
+    assert f"B answered 404 for Host {HOST}:{b.port}: B does not serve that name" in status.detail
+    assert report.failures()[0].startswith(f"B answers Kong's Host {HOST}:{b.port}: B answered 404")
+
+
+async def test_certificate_lacking_the_old_name_is_reported_as_what_it_is(pki: Pki) -> None:
+    async with runtimes_ab(pki, b_cert="B-narrow") as (_, b):
+        report = await probe_readiness(ReadinessInput(readiness=readiness(pki, b.port), shape=shape(b.port)))
+        relaxed = await probe_readiness(
+            ReadinessInput(readiness=readiness(pki, b.port), shape=shape(b.port, tls_verify=None))
+        )
+    assert not report.ready
+    status, certificate = report.checks
+    assert status.ok  # B answers the Host; it's the certificate that breaks Kong
+    assert not certificate.ok and certificate.sent["SNI"] == HOST
+    assert "covers b-project.example.test but not a-project.example.test" in certificate.detail
+    assert "Kong's TLS handshake with B fails" in certificate.detail
+    assert report.certificate is not None and not report.certificate.covers_name
+    assert report.certificate.sans == ("b-project.example.test",)
+    assert relaxed.ready and "does not block" in relaxed.checks[1].detail
+
+
+async def test_expired_certificate_is_reported(pki: Pki) -> None:
+    async with runtimes_ab(pki, b_cert="B-expired") as (_, b):
+        report = await probe_readiness(ReadinessInput(readiness=readiness(pki, b.port), shape=shape(b.port)))
+    assert not report.ready and "expired on 2021-01-01" in report.checks[1].detail
+
+
+async def test_flapping_backend_needs_n_consecutive_successes(pki: Pki) -> None:
+    async with runtimes_ab(pki) as (_, b):
+        b.state.set_flap([200, 503, 200, 200, 503, 200, 200, 200])
+        report = await probe_readiness(ReadinessInput(readiness=readiness(pki, b.port), shape=shape(b.port)))
+    assert report.ready and (report.attempts, report.consecutive_successes) == (8, 3)
+    assert "(200, 503, 200, 200, 503, 200, 200, 200)" in report.checks[0].received
+
+
+async def test_timeout_ends_the_probe_with_the_reason(pki: Pki) -> None:
+    async with runtimes_ab(pki) as (_, b):
+        b.state.fail(503)
+        started = time.monotonic()
+        report = await probe_readiness(
+            ReadinessInput(readiness=readiness(pki, b.port, timeout="500ms", interval="100ms"), shape=shape(b.port))
+        )
+    assert time.monotonic() - started < 1.5
+    assert not report.ready and 4 <= report.attempts <= 6
+    assert "B answered 503, expected 200" in report.checks[0].detail and "gave up after" in report.checks[0].detail
+
+
+async def test_unreachable_b_is_a_failed_report_not_an_error(pki: Pki) -> None:
+    port = port_free_on([B_IP])
+    report = await probe_readiness(
+        ReadinessInput(readiness=readiness(pki, port, timeout="200ms", interval="100ms"), shape=shape(port))
+    )
+    assert not report.ready and report.attempts >= 2
+    assert "could not be reached: ConnectError" in report.checks[0].detail
+    assert report.checks[1].received.startswith("no TLS handshake") and report.certificate is None
+
+
+async def test_parity_probe_compares_a_and_b(pki: Pki) -> None:
+    async with runtimes_ab(pki) as (a, b):
+        section = readiness(pki, b.port, parity_url=f"https://127.0.0.2:{a.port}/orders/v1/health")
+        same = await probe_readiness(ReadinessInput(readiness=section, shape=shape(b.port)))
+        a.state.fail(503)
+        different = await probe_readiness(ReadinessInput(readiness=section, shape=shape(b.port)))
+    assert same.ready and same.checks[2].name == "A and B answer the same status class" and same.checks[2].ok
+    assert not different.ready
+    parity = different.checks[2]
+    assert not parity.ok and parity.received == "A: 503 from 127.0.0.2; B: 200"
+
+
+async def test_alias_strategy_checks_that_a_accepts_the_alias(pki: Pki) -> None:
+    alias = "origin-api.example.test"
+    async with runtimes_ab(pki, a_hosts=("a-project.example.test",)) as (a, b):
+        section = readiness(pki, b.port, parity_url=f"https://127.0.0.2:{a.port}/orders/v1/health")
+        report = await probe_readiness(
+            ReadinessInput(readiness=section, shape=shape(b.port, alias), parity_hosts=(alias, "extra.example.test"))
+        )
+        unprobed = await probe_readiness(
+            ReadinessInput(
+                readiness=readiness(pki, b.port), shape=shape(b.port, alias), parity_hosts=("x.example.test",)
+            )
+        )
+    assert not report.ready
+    by_name = {check.name: check for check in report.checks}
+    parity = by_name["A and B answer the same status class"]
+    assert not parity.ok and parity.received.startswith("A: 404")  # A does not serve the alias yet
+    extra = by_name[f"A accepts Host extra.example.test:{b.port}"]
+    assert not extra.ok and "A must accept that name too" in extra.detail
+    assert not by_name["A certificate for extra.example.test"].ok
+    assert unprobed.ready and unprobed.checks[-1].received == "not probed"
