@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.testing import ActivityEnvironment
 
 from activities.readiness import ReadinessActivities
-from models.readiness import ReadinessInput
+from models.readiness import ReadinessInput, ReadinessReport
 from sandbox.pki import Pki
 from tests.kong.fixtures import runtimes_ab
 from tests.readiness.test_readiness import readiness, shape
@@ -53,11 +53,12 @@ async def test_a_stuck_probe_keeps_heartbeating_and_is_cancellable(pki: Pki) -> 
     async with runtimes_ab(pki) as (_, b):
         b.state.fail(503)
         section = readiness(pki, b.port, timeout="5m", interval="30s")  # waits 30 s between attempts
-        task = asyncio.create_task(
-            env.run(
-                ReadinessActivities(keepalive_seconds=0.1).probe, ReadinessInput(readiness=section, shape=shape(b.port))
-            )
-        )
+
+        async def run() -> ReadinessReport:
+            probe = ReadinessActivities(keepalive_seconds=0.1).probe
+            return await env.run(probe, ReadinessInput(readiness=section, shape=shape(b.port)))
+
+        task = asyncio.create_task(run())
         await asyncio.sleep(0.5)
         assert len(heartbeats) >= 4  # the keepalive repeats the last attempt while waiting
         assert heartbeats[-1] == "probe 1/11: 503 from 127.0.0.3 (0/3 in a row)"
