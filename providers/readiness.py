@@ -129,7 +129,9 @@ async def check_certificate(
     host, port = parts.hostname or "", parts.port or 443
     sent = {"url": f"{host}:{port}", "SNI": sni, "trust": ca_bundle or "system roots"}
     name = f"{who} certificate for {sni}"
-    relaxed = tls_verify is not True
+    # Only an explicit tls_verify=false means Kong won't check: unset defers to nginx's proxy_ssl_verify,
+    # which a deployment may turn on (nginx_proxy_proxy_ssl_verify), so it is treated as verifying.
+    relaxed = tls_verify is False
     unverified = ssl.create_default_context()
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
@@ -177,8 +179,8 @@ async def check_certificate(
                 ok=True,
                 sent=sent,
                 received=received,
-                detail=f"Kong does not verify {who}'s certificate (tls_verify={tls_verify}), so this does not "
-                f"block; but: {problem}",
+                detail=f"Kong does not verify {who}'s certificate (tls_verify=false), so this does not block; "
+                f"but: {problem}",
             ),
             info,
         )

@@ -294,10 +294,12 @@ def compute_request_shape(
     if scheme in TLS_PROTOCOLS:
         if tls_verify is True:
             explanation.append(f"tls_verify=true: Kong checks B's certificate against {sni}.")
+        elif tls_verify is False:
+            explanation.append("tls_verify=false: Kong does not check B's certificate.")
         else:
             explanation.append(
-                f"tls_verify={'false' if tls_verify is False else 'unset'}: Kong does not check B's certificate "
-                "(unless proxy_ssl_verify is on globally)."
+                "tls_verify is unset: Kong defers to nginx's proxy_ssl_verify (off unless the deployment sets "
+                f"nginx_proxy_proxy_ssl_verify); readiness still requires a certificate valid for {sni}."
             )
     preserved: list[str] = []
     for route in routes:

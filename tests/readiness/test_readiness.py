@@ -78,6 +78,9 @@ async def test_certificate_lacking_the_old_name_is_reported_as_what_it_is(pki: P
     async with runtimes_ab(pki, b_cert="B-narrow") as (_, b):
         report = await probe_readiness(ReadinessInput(readiness=readiness(pki, b.port), shape=shape(b.port)))
         relaxed = await probe_readiness(
+            ReadinessInput(readiness=readiness(pki, b.port), shape=shape(b.port, tls_verify=False))
+        )
+        unset = await probe_readiness(
             ReadinessInput(readiness=readiness(pki, b.port), shape=shape(b.port, tls_verify=None))
         )
     assert not report.ready
@@ -89,6 +92,7 @@ async def test_certificate_lacking_the_old_name_is_reported_as_what_it_is(pki: P
     assert report.certificate is not None and not report.certificate.covers_name
     assert report.certificate.sans == ("b-project.example.test",)
     assert relaxed.ready and "does not block" in relaxed.checks[1].detail
+    assert not unset.ready  # unset tls_verify defers to nginx's proxy_ssl_verify: treated as verifying
 
 
 async def test_expired_certificate_is_reported(pki: Pki) -> None:
