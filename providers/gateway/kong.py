@@ -754,6 +754,11 @@ async def inspect_service(client: KongAdminClient, *, strategy: Strategy, record
         )
     record_host = kong_host(record).lower()
     service_host = str(service.get("host") or "").lower()
+    target_host = kong_host(target).lower()
+    if service_host == target_host:
+        warnings.append(
+            f"The Service host is already the target {target_host}: Kong already sends its traffic to B's name."
+        )
     if strategy == "cname":
         if upstream is not None:
             names = {_split_target(t.target)[0].lower() for t in upstream.targets}

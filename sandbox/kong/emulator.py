@@ -37,7 +37,8 @@ class KongEmulator:
         admin: Admin API listen address (port 0: any free port).
         proxy: proxy listen address, or None for no proxy (a Control Plane never proxies).
         status: Status API listen address (``status_listen``), or None.
-        dns: nameserver the DNS client queries, ``(host, port)``; None: hosts must be IPs.
+        dns: nameserver the DNS client queries, ``(host, port)``; None: no Kong DNS cache, names are
+            left to the system resolver when forwarding.
         config: declarative config (path, YAML text or mapping) to seed entities from.
         log: file-log path (one JSON line per proxied request), or None.
         mode: ``traditional``, ``db-less``, ``data-plane`` or ``control-plane``.

@@ -116,6 +116,13 @@ async def test_cname_strategy_warns_when_kong_does_not_use_the_record(recorder: 
     )
 
 
+async def test_inspect_warns_when_kong_already_uses_the_target(recorder: RecordingTransport) -> None:
+    async with running_emulator(config=sandbox_config(8443, host="b-project.example.test")) as kong:
+        async with client_for(kong, recorder) as client:
+            inspection = await inspect_service(client, strategy="cname", record=RECORD, target=TARGET)
+    assert any("already the target b-project.example.test" in w for w in inspection.warnings)
+
+
 async def test_inspect_reads_upstream_targets_host_header_and_preserve_host(recorder: RecordingTransport) -> None:
     async with running_emulator(config=UPSTREAM_CONFIG) as kong:
         async with client_for(kong, recorder) as client:
