@@ -75,6 +75,8 @@ def split_host_port(text: str, default_port: int) -> tuple[str, int]:
         host, port_text = raw, ""
     if not host:
         raise ValueError(f"{text!r}: the host is empty")
+    if raw.endswith(":") and not port_text:
+        raise ValueError(f"{text!r}: the port after ':' is empty (give host:port, or just the host for port 53)")
     if port_text:
         if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
             raise ValueError(f"{text!r}: the port must be a number in 1..65535")

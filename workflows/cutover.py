@@ -715,13 +715,9 @@ class CutoverWorkflow:
             schedule_to_close_timeout=deadline or attempt_timeout * 3,
             heartbeat_timeout=heartbeat,
             retry_policy=retry,
-            # Read-only activities (the abortable ones) are abandoned at once on abort; a change is
-            # always waited for, so an undo never races the step it undoes.
-            cancellation_type=(
-                ActivityCancellationType.TRY_CANCEL
-                if abortable
-                else ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-            ),
+            # On abort, wait until the activity has really stopped (it learns of it at its next
+            # heartbeat): an undo never races the step it undoes, and nothing keeps running unseen.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=summary[:190],
         )
         try:

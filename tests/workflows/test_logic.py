@@ -22,7 +22,6 @@ from temporalio.worker import Worker
 from models.plan import CutoverPlan
 from models.workflow import AbortRequest, ApproveRequest, CutoverStatus
 from tests.conftest import base_plan_data
-from tests.temporal_env import time_skipping_env
 from tests.workflows.fake_world import ALIAS, A, B, FakeWorld
 from workflows.cutover import CutoverWorkflow
 
@@ -224,13 +223,7 @@ ABORT_POINTS = [
 
 @pytest.mark.parametrize(("strategy", "phase", "in_timer"), ABORT_POINTS)
 async def test_abort_in_every_phase_restores_everything(ts_env, strategy, phase, in_timer):
-    if phase == "monitoring":
-        # The Java test server keeps time skipping locked after an abandoned (TRY_CANCEL) activity;
-        # give this case its own server so later tests keep skipping time.
-        async with time_skipping_env() as own_env:
-            await _abort_in_phase(own_env, strategy, phase, in_timer)
-    else:
-        await _abort_in_phase(ts_env, strategy, phase, in_timer)
+    await _abort_in_phase(ts_env, strategy, phase, in_timer)
 
 
 async def _abort_in_phase(ts_env, strategy, phase, in_timer):
