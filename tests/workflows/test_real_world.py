@@ -76,7 +76,7 @@ class World:
     notifications: list[dict[str, Any]]
     notify_url: str
 
-    def answers(self, name: str) -> list[tuple[str, int, tuple[str, ...]]]:
+    def answers(self, name: str) -> list[list[tuple[str, int, tuple[str, ...]]]]:
         """(type, ttl, rdatas) at ``name`` on each nameserver, asked without recursion."""
         views = []
         for server in (self.bind.primary, self.bind.secondary):
