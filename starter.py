@@ -31,6 +31,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from activities.monitor import traffic_report
 from models.durations import parse_duration
 from models.plan import CutoverPlan
 from models.workflow import (
@@ -41,6 +42,9 @@ from models.workflow import (
     ApproveRequest,
     CutoverStatus,
 )
+from providers.dns.factory import build_dns_provider
+from providers.errors import CutoverError
+from providers.secrets import EnvSecrets
 from settings import TemporalSettings
 
 EXIT_INVALID = 2
@@ -142,6 +146,23 @@ def render_status(status: CutoverStatus) -> str:
     return "\n".join(out)
 
 
+async def record_and_target_addresses(plan: CutoverPlan) -> tuple[list[str], list[str]]:
+    """Addresses of the record (A's, before a flip) and of the target (B's), from the authoritative servers.
+
+    A name that can't be resolved gives an empty list: the report then says the share is unknown
+    rather than failing the whole check.
+    """
+    async with build_dns_provider(plan.dns, secrets=EnvSecrets()) as provider:
+        try:
+            resolved = await provider.resolve([plan.dns.record, plan.dns.target])
+        except CutoverError as exc:
+            print(f"warning: could not resolve A/B addresses ({exc}); traffic share unknown", file=sys.stderr)
+            return [], []
+    record = list(resolved.addresses.get(plan.dns.record, ()))
+    target = list(resolved.addresses.get(plan.dns.target, ()))
+    return ([] if record == target else record), target
+
+
 async def start(
     client: Client,
     settings: TemporalSettings,
@@ -201,9 +222,11 @@ async def run_command(args: argparse.Namespace) -> int:
         return 0
     if args.command == "traffic":
         plan = load_plan(args.plan)
-        from activities.monitor import traffic_report
-
-        report = await traffic_report(plan, parse_duration(args.since))
+        a_addresses, b_addresses = await record_and_target_addresses(plan)
+        report = await traffic_report(
+            plan, parse_duration(args.since), a_addresses=a_addresses, b_addresses=b_addresses
+        )
+        report["addresses"] = {"record (A before the flip)": a_addresses, "target (B)": b_addresses}
         print(json.dumps(report, indent=2, default=str))
         return 0
 
@@ -225,6 +248,17 @@ async def run_command(args: argparse.Namespace) -> int:
         await start(client, settings, plan, workflow_id=workflow_id)
         print(f"dry run {workflow_id}: reading DNS, Kong and B; nothing will be changed")
         return await wait_and_print(client, workflow_id)
+    if args.command == "list":
+        query = f"WorkflowType='{WORKFLOW_TYPE}'"
+        if args.phase:
+            query += f" AND {PHASE_ATTRIBUTE}='{args.phase}'"
+        async for execution in client.list_workflows(query):
+            attributes = execution.typed_search_attributes
+            phase = attributes.get(SearchAttributeKey.for_keyword(PHASE_ATTRIBUTE)) or "-"
+            record = attributes.get(SearchAttributeKey.for_keyword(RECORD_ATTRIBUTE)) or "-"
+            status_name = execution.status.name if execution.status else "?"
+            print(f"{execution.id:40} {status_name:12} {phase:32} {record}")
+        return 0
     handle = client.get_workflow_handle(args.id)
     if args.command == "status":
         status = await handle.query("status", result_type=CutoverStatus)
@@ -253,17 +287,6 @@ async def run_command(args: argparse.Namespace) -> int:
         except WorkflowUpdateFailedError as exc:
             print(f"rejected: {exc.cause}", file=sys.stderr)
             return 1
-        return 0
-    if args.command == "list":
-        query = f"WorkflowType='{WORKFLOW_TYPE}'"
-        if args.phase:
-            query += f" AND {PHASE_ATTRIBUTE}='{args.phase}'"
-        async for execution in client.list_workflows(query):
-            attributes = execution.typed_search_attributes
-            phase = attributes.get(SearchAttributeKey.for_keyword(PHASE_ATTRIBUTE)) or "-"
-            record = attributes.get(SearchAttributeKey.for_keyword(RECORD_ATTRIBUTE)) or "-"
-            status_name = execution.status.name if execution.status else "?"
-            print(f"{execution.id:40} {status_name:12} {phase:32} {record}")
         return 0
     raise AssertionError(args.command)
 
@@ -307,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_command(args))
     except RPCError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except CutoverError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 
