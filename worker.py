@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -96,7 +95,6 @@ def build_worker(
         task_queue=task_queue,
         workflows=[CutoverWorkflow],
         activities=list(activities),
-        activity_executor=ThreadPoolExecutor(max_workers=8),
         max_concurrent_activities=max_concurrent_activities,
         # Heartbeats carry cancellation (abort) and resume points (monitoring): flush them often.
         max_heartbeat_throttle_interval=timedelta(seconds=2),
@@ -119,6 +117,10 @@ def setup_logging(level: str, cloud_logging: str) -> None:
 
 async def serve(args: argparse.Namespace) -> int:
     """Connect, check search attributes, run until SIGTERM/SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     settings = TemporalSettings.from_env()
     address = args.address or settings.address
     namespace = args.namespace or settings.namespace
@@ -134,10 +136,6 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     worker = build_worker(client, task_queue, build_activities(), args.max_concurrent_activities)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     log.info("worker polling task queue %s on %s (namespace %s)", task_queue, address, namespace)
     async with worker:
         await stop.wait()
@@ -161,5 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return asyncio.run(serve(args))
 
 
+def exit_now(code: int) -> None:
+    """Exit without interpreter teardown, after flushing output.
+
+    The Temporal SDK's native runtime can abort the interpreter during teardown
+    (temporalio/sdk-python#300); the work is done by then, so skip the teardown.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -1,0 +1,121 @@
+"""The worker process: search-attribute check, registration, metrics, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from sandbox.bind import free_port
+from tests.temporal_env import venv_binary
+from worker import MissingSearchAttributes, build_activities, ensure_search_attributes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest_asyncio.fixture
+async def bare_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server without cutover's search attributes, as a fresh cluster would be."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=venv_binary("temporal"),
+        dev_server_extra_args=["--log-level", "error"],
+    )
+    yield env
+    await env.shutdown()
+    await asyncio.sleep(0.3)
+
+
+async def test_missing_search_attributes_say_exactly_what_to_run(bare_server):
+    with pytest.raises(MissingSearchAttributes) as info:
+        await ensure_search_attributes(bare_server.client, "default", register=False)
+    message = str(info.value)
+    assert "CutoverPhase" in message and "CutoverRecord" in message
+    assert "temporal server start-dev --search-attribute CutoverPhase=Keyword" in message
+    assert (
+        "temporal operator search-attribute create --name CutoverPhase --name CutoverRecord --type Keyword" in message
+    )
+
+
+async def test_register_creates_them(bare_server):
+    await ensure_search_attributes(bare_server.client, "default", register=True)
+    listed = await bare_server.client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace="default")
+    )
+    assert {"CutoverPhase", "CutoverRecord"} <= set(listed.custom_attributes)
+    await ensure_search_attributes(bare_server.client, "default", register=False)
+
+
+def test_every_activity_the_workflow_calls_is_registered():
+    names = {fn.__temporal_activity_definition.name for fn in build_activities()}  # type: ignore[attr-defined]
+    source = (ROOT / "workflows" / "cutover.py").read_text()
+    called = {
+        "dns_snapshot",
+        "dns_apply",
+        "dns_verify_propagation",
+        "dns_resolve",
+        "kong_inspect",
+        "kong_repoint_service",
+        "kong_restore_service",
+        "readiness_probe",
+        "traffic_baseline",
+        "traffic_monitor",
+        "traffic_prove_drained",
+        "decommission_preflight",
+        "decommission_delete",
+        "decommission_undo",
+        "notify",
+    }
+    assert all(f'"{name}"' in source for name in called)
+    assert names == called
+
+
+async def test_worker_process_checks_serves_metrics_and_stops_on_sigterm(bare_server):
+    address = bare_server.client.service_client.config.target_host
+    env = {**os.environ, "TEMPORAL_ADDRESS": address}
+    refused = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "worker.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "lacks the search attributes" in refused.stderr
+
+    metrics_port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "worker.py", "--register-search-attributes", "--metrics", f"127.0.0.1:{metrics_port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        body = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=1) as response:
+                    body = response.read().decode()
+                    break
+            except OSError:
+                await asyncio.sleep(0.2)
+        assert body, "the SDK metrics endpoint answers"
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(process.communicate, timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "worker polling task queue cutover" in output
+    assert "shutting down" in output
