@@ -25,6 +25,7 @@ from models.workflow import AbortRequest, ApproveRequest, CutoverStatus
 from tests.conftest import base_plan_data
 from tests.temporal_env import time_skipping_env
 from tests.workflows.fake_world import ALIAS, FakeWorld
+from tests.workflows.helpers import until_phase
 from workflows.cutover import CutoverWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -44,32 +45,21 @@ async def phase_of(handle: WorkflowHandle[Any, Any]) -> str:
     return (await handle.query("status", result_type=CutoverStatus)).phase
 
 
-async def reach(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], phase: str) -> None:
-    for _ in range(400):
-        status = await handle.query("status", result_type=CutoverStatus)
-        if status.phase == phase:
-            return
-        if status.waits and status.waits[-1].until and status.timeline and status.timeline[-1].ok is None:
-            await env.sleep(status.waits[-1].until - await env.get_current_time())
-        await asyncio.sleep(0.02)
-    raise RuntimeError(f"never reached {phase}")
-
-
 Scenario = Callable[[WorkflowEnvironment, WorkflowHandle[Any, Any], CutoverPlan, FakeWorld], Awaitable[None]]
 
 
 async def gates_by_signal_and_update(env, handle, p, world) -> None:
-    await reach(env, handle, "awaiting-flip-approval")
+    await until_phase(env, handle, "awaiting-flip-approval")
     await handle.signal("approve", {"gate": "flip", "by": "mallory", "digest": "wrong"})
     await handle.execute_update("approve", ApproveRequest(gate="flip", by="alice", digest=p.digest()))
-    await reach(env, handle, "awaiting-decommission-approval")
+    await until_phase(env, handle, "awaiting-decommission-approval")
     await handle.signal("approve", ApproveRequest(gate="decommission", by="bob", digest=p.digest()))
 
 
 async def abort_while_draining(env, handle, p, world) -> None:
-    await reach(env, handle, "awaiting-flip-approval")
+    await until_phase(env, handle, "awaiting-flip-approval")
     await handle.execute_update("approve", ApproveRequest(gate="flip", by="alice", digest=p.digest()))
-    await reach(env, handle, "draining")
+    await until_phase(env, handle, "draining")
     await handle.execute_update("abort", AbortRequest(by="oncall", reason="recorded abort"))
 
 

@@ -11,6 +11,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
@@ -34,6 +35,16 @@ async def cli(env: WorkflowEnvironment, *args: str) -> subprocess.CompletedProce
     address = env.client.service_client.config.target_host
     command = [venv_binary("temporal"), *args, "--address", address]
     return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60)
+
+
+async def start_from_file(
+    env: WorkflowEnvironment, queue: str, workflow_id: str, plan_file: Path
+) -> subprocess.CompletedProcess[str]:
+    """``temporal workflow start`` with the plan as the JSON input, as an operator would."""
+    return await cli(
+        env, "workflow", "start", "--type", "CutoverWorkflow", "--task-queue", queue,
+        "--workflow-id", workflow_id, "--input-file", str(plan_file),
+    )  # fmt: skip
 
 
 async def query_status(env: WorkflowEnvironment, workflow_id: str) -> dict[str, Any]:
@@ -65,19 +76,7 @@ async def test_a_run_driven_by_the_temporal_cli(dev_server, tmp_path):
     workflow_id = f"cutover-cli-{uuid.uuid4().hex[:8]}"
     queue = f"cutover-{uuid.uuid4().hex[:8]}"
     async with Worker(env.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
-        started = await cli(
-            env,
-            "workflow",
-            "start",
-            "--type",
-            "CutoverWorkflow",
-            "--task-queue",
-            queue,
-            "--workflow-id",
-            workflow_id,
-            "--input-file",
-            str(plan_file),
-        )
+        started = await start_from_file(env, queue, workflow_id, plan_file)
         assert started.returncode == 0, started.stderr
         status = await until(env, workflow_id, "awaiting-flip-approval")
         digest = status["plan_digest"]
@@ -161,19 +160,7 @@ async def test_describe_shows_memo_and_metadata(dev_server, tmp_path):
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(data))
     async with Worker(env.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
-        started = await cli(
-            env,
-            "workflow",
-            "start",
-            "--type",
-            "CutoverWorkflow",
-            "--task-queue",
-            queue,
-            "--workflow-id",
-            workflow_id,
-            "--input-file",
-            str(plan_file),
-        )
+        started = await start_from_file(env, queue, workflow_id, plan_file)
         assert started.returncode == 0, started.stderr
         status = await until(env, workflow_id, f"awaiting-{gate}-approval")
         metadata = await cli(env, "workflow", "metadata", "-w", workflow_id)

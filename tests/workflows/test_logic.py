@@ -23,6 +23,7 @@ from models.plan import CutoverPlan
 from models.workflow import AbortRequest, ApproveRequest, CutoverStatus
 from tests.conftest import base_plan_data
 from tests.workflows.fake_world import ALIAS, A, B, FakeWorld
+from tests.workflows.helpers import status_of, until_phase
 from workflows.cutover import CutoverWorkflow
 
 
@@ -58,31 +59,6 @@ async def started(env, world: FakeWorld, plan: CutoverPlan):
         yield handle
 
 
-async def status_of(handle: WorkflowHandle) -> CutoverStatus:
-    return await handle.query("status", result_type=CutoverStatus)
-
-
-async def wait_phase(env, handle: WorkflowHandle, phase: str, *, waiting: bool = False) -> CutoverStatus:
-    """Poll the status until the run is in ``phase`` (and, if asked, inside a timer).
-
-    Time only skips by itself while a test awaits a result, so timers the run sits in on the way are
-    skipped here explicitly.
-    """
-    for _ in range(400):
-        status = await status_of(handle)
-        in_timer = (
-            bool(status.timeline) and status.timeline[-1].ok is None and status.timeline[-1].step.startswith("Wait")
-        )
-        if status.phase == phase and (not waiting or in_timer):
-            return status
-        if in_timer and status.waits and status.waits[-1].until is not None:
-            remaining = status.waits[-1].until - await env.get_current_time()
-            await env.sleep(max(remaining, timedelta(0)) + timedelta(seconds=1))
-            continue
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"never reached {phase}: {status.phase}")
-
-
 async def failure_of(handle: WorkflowHandle) -> ApplicationError:
     with pytest.raises(WorkflowFailureError) as info:
         await handle.result()
@@ -105,7 +81,7 @@ async def test_happy_path_with_hour_long_ttls(ts_env, strategy):
         world.records[name] = tuple(r.with_ttl(3600) for r in world.records[name])
     plan = make(strategy, decommission_gate=True)
     async with started(ts_env, world, plan) as handle:
-        await wait_phase(ts_env, handle, "awaiting-decommission-approval")
+        await until_phase(ts_env, handle, "awaiting-decommission-approval")
         await handle.execute_update("approve", ApproveRequest(gate="decommission", by="alice", digest=plan.digest()))
         status = await handle.result()
     record = plan.dns.record
@@ -145,7 +121,7 @@ async def test_each_gate_approved(ts_env, via):
     plan = make(flip_gate=True, decommission_gate=True)
     async with started(ts_env, world, plan) as handle:
         for gate in ("flip", "decommission"):
-            status = await wait_phase(ts_env, handle, f"awaiting-{gate}-approval")
+            status = await until_phase(ts_env, handle, f"awaiting-{gate}-approval")
             assert status.gates_awaited == (gate,)
             request = ApproveRequest(gate=gate, by="alice", digest=plan.digest(), comment="ok")
             if via == "signal":
@@ -161,7 +137,7 @@ async def test_update_rejects_wrong_gate_and_wrong_digest_and_signal_is_recorded
     world = FakeWorld()
     plan = make(flip_gate=True)
     async with started(ts_env, world, plan) as handle:
-        await wait_phase(ts_env, handle, "awaiting-flip-approval")
+        await until_phase(ts_env, handle, "awaiting-flip-approval")
         with pytest.raises(WorkflowUpdateFailedError) as wrong_gate:
             await handle.execute_update("approve", ApproveRequest(gate="decommission", by="bob", digest=plan.digest()))
         assert "'decommission' is not awaited" in str(wrong_gate.value.cause)
@@ -189,7 +165,7 @@ async def test_approval_timeout(ts_env, on_timeout):
     before = snapshot(world)
     plan = make(flip_gate=True, approvals={"on_timeout": on_timeout, "timeout": "1h"})
     async with started(ts_env, world, plan) as handle:
-        await wait_phase(ts_env, handle, "awaiting-flip-approval")
+        await until_phase(ts_env, handle, "awaiting-flip-approval")
         if on_timeout == "abort":
             error = await failure_of(handle)
             assert "no flip approval within 1h" in str(error)
@@ -233,11 +209,11 @@ async def _abort_in_phase(ts_env, strategy, phase, in_timer):
     plan = make(strategy, flip_gate=True, decommission_gate=True)
     async with started(ts_env, world, plan) as handle:
         if phase in ("draining", "monitoring", "awaiting-decommission-approval"):
-            await wait_phase(ts_env, handle, "awaiting-flip-approval")
+            await until_phase(ts_env, handle, "awaiting-flip-approval")
             await handle.execute_update("approve", ApproveRequest(gate="flip", by="a", digest=plan.digest()))
         if phase == "awaiting-decommission-approval":
             world.monitor_seconds = 0
-        await wait_phase(ts_env, handle, phase, waiting=in_timer)
+        await until_phase(ts_env, handle, phase, waiting=in_timer)
         if phase == "monitoring":
             await world.monitor_started.wait()
         message = await handle.execute_update("abort", AbortRequest(by="oncall", reason="pager"), result_type=str)
@@ -257,9 +233,9 @@ async def test_compensations_run_in_reverse_order(ts_env):
     world = FakeWorld()
     plan = make("alias", flip_gate=True)
     async with started(ts_env, world, plan) as handle:
-        await wait_phase(ts_env, handle, "awaiting-flip-approval")
+        await until_phase(ts_env, handle, "awaiting-flip-approval")
         await handle.execute_update("approve", ApproveRequest(gate="flip", by="a", digest=plan.digest()))
-        await wait_phase(ts_env, handle, "draining", waiting=True)
+        await until_phase(ts_env, handle, "draining", waiting=True)
         await handle.signal("abort", AbortRequest(by="oncall", reason="test order"))
         await failure_of(handle)
         status = await status_of(handle)
@@ -278,9 +254,9 @@ async def test_abort_is_rejected_after_the_point_of_no_return(ts_env):
     world.decommission_seconds = 2
     plan = make(decommission_gate=True)
     async with started(ts_env, world, plan) as handle:
-        await wait_phase(ts_env, handle, "awaiting-decommission-approval")
+        await until_phase(ts_env, handle, "awaiting-decommission-approval")
         await handle.execute_update("approve", ApproveRequest(gate="decommission", by="a", digest=plan.digest()))
-        await wait_phase(ts_env, handle, "decommissioning")
+        await until_phase(ts_env, handle, "decommissioning")
         with pytest.raises(WorkflowUpdateFailedError) as late:
             await handle.execute_update("abort", AbortRequest(by="oncall", reason="too late"))
         await handle.signal("abort", AbortRequest(by="oncall", reason="too late, by signal"))
@@ -295,7 +271,7 @@ async def test_cancellation_compensates(ts_env):
     before = snapshot(world)
     plan = make(flip_gate=True)
     async with started(ts_env, world, plan) as handle:
-        await wait_phase(ts_env, handle, "awaiting-flip-approval")
+        await until_phase(ts_env, handle, "awaiting-flip-approval")
         await handle.cancel()
         with pytest.raises(WorkflowFailureError):
             await handle.result()
@@ -375,7 +351,7 @@ async def test_inconclusive_asks_a_human_even_without_a_decommission_gate(ts_env
     world.verdicts = ["inconclusive"]
     plan = make(decommission_gate=False)
     async with started(ts_env, world, plan) as handle:
-        status = await wait_phase(ts_env, handle, "awaiting-decommission-approval")
+        status = await until_phase(ts_env, handle, "awaiting-decommission-approval")
         assert any("inconclusive" in w for w in status.warnings)
         await handle.execute_update("approve", ApproveRequest(gate="decommission", by="a", digest=plan.digest()))
         assert (await handle.result()).phase == "completed"
@@ -396,7 +372,7 @@ async def test_concurrent_edit_before_flip_is_never_clobbered(ts_env):
     world = FakeWorld()
     plan = make(flip_gate=True)
     async with started(ts_env, world, plan) as handle:
-        await wait_phase(ts_env, handle, "awaiting-flip-approval")
+        await until_phase(ts_env, handle, "awaiting-flip-approval")
         outside = (world.records[A][0].model_copy(update={"rdatas": ("127.0.0.9",), "ttl": 120}),)
         world.records[A] = outside
         await handle.execute_update("approve", ApproveRequest(gate="flip", by="a", digest=plan.digest()))

@@ -54,6 +54,7 @@ from sandbox.kong.emulator import running_emulator
 from sandbox.pki import issue
 from sandbox.runtime import running_runtime
 from tests.conftest import TSIG_ENV, base_plan_data
+from tests.workflows.helpers import until_phase
 from workflows.cutover import CutoverWorkflow
 
 HOUR_RECORDS = """\
@@ -235,25 +236,6 @@ def worker(env, queue: str, script: ScriptedTraffic) -> Worker:
     )
 
 
-async def until_phase(env, handle: WorkflowHandle, phase: str, *, in_timer: bool = False) -> CutoverStatus:
-    """Poll the status; skip the timers met on the way (time only skips while awaiting a result)."""
-    for _ in range(600):
-        status = await handle.query("status", result_type=CutoverStatus)
-        timing = (
-            bool(status.timeline) and status.timeline[-1].ok is None and status.timeline[-1].step.startswith("Wait")
-        )
-        if status.phase == phase and (not in_timer or timing):
-            return status
-        if status.phase in ("rolled-back", "failed", "completed"):
-            raise AssertionError(f"ended {status.phase} before {phase}: {status.error}")
-        if timing and status.waits and status.waits[-1].until is not None:
-            remaining = status.waits[-1].until - await env.get_current_time()
-            await env.sleep(max(remaining, timedelta(0)) + timedelta(seconds=1))
-            continue
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never reached {phase}")
-
-
 ORIGINAL = {
     "cname": ("a-project.example.test.", [("A", 3600, ("127.0.0.2",))]),
     "alias": ("origin-api.example.test.", [("CNAME", 3600, ("a-project.example.test.",))]),
@@ -310,7 +292,7 @@ async def test_abort_restores_bind_and_kong(ts_env, world, strategy, phase, in_t
         if phase in ("draining", "monitoring", "awaiting-decommission-approval"):
             await until_phase(ts_env, handle, "awaiting-flip-approval")
             await handle.execute_update("approve", ApproveRequest(gate="flip", by="alice", digest=plan.digest()))
-        await until_phase(ts_env, handle, phase, in_timer=in_timer)
+        await until_phase(ts_env, handle, phase, waiting=in_timer)
         if phase == "monitoring":
             await script.monitoring.wait()
         await handle.execute_update("abort", AbortRequest(by="oncall", reason=f"abort in {phase}"))
