@@ -15,6 +15,10 @@ system-deps:
 		echo "installing bind9 (apt-get)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bind9 >/dev/null; }
+	@{ [ -f /usr/lib/python3/dist-packages/compose/config/compose_spec.json ] && command -v docker-compose >/dev/null 2>&1; } || { \
+		echo "installing docker-compose (apt-get): tests/deploy use its Compose schema and offline 'config'"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
