@@ -6,6 +6,7 @@ shipped by Debian's docker-compose package, and by `docker-compose config` (offl
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import re
@@ -239,3 +240,17 @@ def test_published_ports_are_loopback_only_and_those_of_the_sandbox(compose: Com
     assert published[f"{ports.kong_admin}/tcp"] == "kong" and published[f"{ports.kong_proxy}/tcp"] == "kong"
     assert published[f"{ports.bind_primary}/udp"] == "bind-primary"
     assert published[f"{ports.bind_secondary}/udp"] == "bind-secondary"
+
+
+def test_git_ignores_the_secret_files(secrets_dir: Path):
+    rules = [line for line in (DEPLOY / "secrets" / ".gitignore").read_text().splitlines() if line and line[0] != "#"]
+
+    def ignored(name: str) -> bool:
+        verdict = False
+        for rule in rules:  # gitignore: the last matching rule wins, "!" re-includes
+            if fnmatch.fnmatch(name, rule.lstrip("!")):
+                verdict = not rule.startswith("!")
+        return verdict
+
+    assert all(ignored(path.name) for path in secrets_dir.iterdir())
+    assert not ignored(".gitignore")
