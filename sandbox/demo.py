@@ -36,6 +36,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.service import RPCError
 
 import starter
+from models.durations import parse_duration
 from models.workflow import TERMINAL_PHASES, ApproveRequest, CutoverStatus
 from sandbox.chart import render_chart
 from sandbox.load import LoadGenerator
@@ -203,6 +204,7 @@ def _starter_cli(topo: Topology, arguments: str) -> str:
 
 def _approval_instructions(topo: Topology, status: CutoverStatus, gate: str) -> str:
     wid = status.workflow_id
+    abort = _starter_cli(topo, f"abort {wid} --reason '<why>' --by <you>")
     return "\n".join(
         [
             "",
@@ -210,7 +212,7 @@ def _approval_instructions(topo: Topology, status: CutoverStatus, gate: str) -> 
             f"      {_approve_cli(topo, wid, gate, status.plan_digest)}",
             f"      {_starter_cli(topo, f'approve {wid} --gate {gate} --by <you>')}",
             "    or roll back:",
-            f"      {_starter_cli(topo, f'abort {wid} --reason <why> --by <you>')}",
+            f"      {abort}",
             f"    or click through the web UI: {topo.workflow_url(wid)}",
             "",
         ]
@@ -221,15 +223,13 @@ def _worker_problems(topo: Topology, lines: int = 30) -> str:
     """The worker log's warnings, errors and tracebacks: where a product failure shows."""
     log = topo.components["worker"].log
     if not log.exists():
-        return f"(no worker log at {log})"
-    text = log.read_text(errors="replace").splitlines()
-    picked = [
-        line
-        for line in text
-        if any(k in line for k in ("ERROR", "WARNING", "Traceback", "Error:", "error:", "  File "))
-    ]
-    body = "\n".join("    " + line for line in (picked or text)[-lines:])
-    return f"  worker log {_shell_path(log)} ({'warnings and errors' if picked else 'last lines'}):\n{body}"
+        return f"  (no worker log at {_shell_path(log)})"
+    markers = ("ERROR", "WARNING", "CRITICAL", "Traceback", "Error:", "Exception:", '  File "')
+    picked = [line for line in log.read_text(errors="replace").splitlines() if any(m in line for m in markers)]
+    if not picked:
+        return f"  worker log {_shell_path(log)}: no warnings or errors"
+    body = "\n".join("    " + line for line in picked[-lines:])
+    return f"  worker log {_shell_path(log)}, warnings and errors:\n{body}"
 
 
 def _component_table(topo: Topology) -> str:
@@ -242,8 +242,7 @@ def _component_table(topo: Topology) -> str:
 def demo_timings(rate: float) -> Timings:
     """The sandbox timings, with ``min_requests`` low enough for the load the demo will send."""
     timings = Timings()
-    window = float(timings.monitor_window.rstrip("s"))
-    expected = rate * window
+    expected = rate * parse_duration(timings.monitor_window).total_seconds()
     return replace(timings, min_requests=max(1, min(timings.min_requests, int(expected / 2))))
 
 
@@ -365,23 +364,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _main(args: argparse.Namespace, console: Console) -> int:
-    """Run the demo; SIGTERM cancels it like Ctrl-C does, so every process is stopped either way."""
-    task = asyncio.current_task()
-    terminated: list[bool] = []
+    """Run the demo; Ctrl-C (SIGINT) and SIGTERM cancel it, so every process is stopped either way.
 
-    def on_sigterm() -> None:
-        terminated.append(True)
+    The handlers are installed here rather than left to asyncio, because a shell starts background
+    jobs with SIGINT ignored and asyncio then never turns it into a cancellation. A second signal
+    interrupts the graceful stop and kills every process at once.
+    """
+    task = asyncio.current_task()
+    received: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        received.append(sig)
+        if len(received) == 1:
+            console.line("stopping everything the demo started (again to kill at once)")
         if task is not None:
             task.cancel()
 
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         return await run_demo(args, console)
     except asyncio.CancelledError:
-        if terminated:
+        if not received:
+            raise
+        if received[0] == signal.SIGTERM:
             console.line("terminated (SIGTERM): every process the demo started is stopped")
             return EXIT_TERMINATED
-        raise
+        console.line("interrupted (Ctrl-C): every process the demo started is stopped")
+        return EXIT_INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     try:
         return asyncio.run(_main(args, console))
-    except KeyboardInterrupt:
-        console.line("interrupted (Ctrl-C): every process the demo started is stopped")
+    except KeyboardInterrupt:  # Ctrl-C before the event loop took over the signal
+        console.line("interrupted (Ctrl-C)")
         return EXIT_INTERRUPTED
     except TopologyError as exc:
         console.line(f"error: {exc}")
