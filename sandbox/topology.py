@@ -44,7 +44,7 @@ import string
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -435,6 +435,10 @@ class Topology:
         timings: TTLs and plan timings.
         worker: start ``python worker.py`` (False: the test runs its own worker).
         kong_workers: nginx workers the emulator simulates (one legacy DNS cache each).
+        extra_records: zone-file lines added to the sandbox zone (e.g. one record per cutover of a
+            benchmark: ``"api-001 20 A 127.0.0.2"``).
+        extra_hosts: more Host names both runtimes answer and their certificates cover (the names
+            Kong sends for ``extra_records``).
         echo: called with one line per component as it becomes ready (the demo prints them).
     """
 
@@ -446,6 +450,8 @@ class Topology:
         timings: Timings | None = None,
         worker: bool = True,
         kong_workers: int = 1,
+        extra_records: str = "",
+        extra_hosts: Sequence[str] = (),
         echo: Callable[[str], None] | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
@@ -453,6 +459,8 @@ class Topology:
         self.timings = timings or Timings()
         self.worker = worker
         self.kong_workers = kong_workers
+        self.zone_records = zone_records(self.timings.record_ttl) + extra_records.strip("\n") + "\n"
+        self.runtime_hosts = {name: (*hosts, *extra_hosts) for name, hosts in RUNTIME_HOSTS.items()}
         self.echo = echo
         self.tsig_secret = base64.b64encode(os.urandom(32)).decode()
         self.decommission_auth = "Bearer " + secrets.token_urlsafe(24)
@@ -482,7 +490,7 @@ class Topology:
                     + "; ".join(busy)
                     + ". Stop what listens there (`ss -ltnup`), or use free ports (--ports auto)."
                 )
-            self.pki = await asyncio.to_thread(pki.issue, self.workdir / "pki", dict(RUNTIME_HOSTS))
+            self.pki = await asyncio.to_thread(pki.issue, self.workdir / "pki", self.runtime_hosts)
             self._define_components()
             # Temporal takes longest: it starts alongside the rest, only the worker waits for it.
             temporal = asyncio.ensure_future(self._start_component("temporal", timeout=60))
@@ -576,6 +584,8 @@ class Topology:
             description=f"Temporal dev server, state in {self.temporal_db.name}",
             stop_timeout=10.0,
         )
+        extra = len(self.runtime_hosts["A"]) - len(RUNTIME_HOSTS["A"])
+        more_hosts = f" and {extra} more" if extra else ""
         for runtime, address in RUNTIME_ADDRESSES.items():
             cert = self.pki.certs[runtime]
             self.components[f"runtime-{runtime}"] = Component(
@@ -593,14 +603,14 @@ class Topology:
                     "--key",
                     str(cert.key),
                     "--hosts",
-                    ",".join(RUNTIME_HOSTS[runtime]),
+                    ",".join(self.runtime_hosts[runtime]),
                 ],
                 log=logs / f"runtime-{runtime}.log",
                 cwd=self.workdir,
                 env=self._python_env(),
                 ready=_printed_ready_line,
                 address=self.runtime_url(runtime),
-                description=f"project {runtime}, serves {', '.join(RUNTIME_HOSTS[runtime])}",
+                description=f"project {runtime}, serves {', '.join(RUNTIME_HOSTS[runtime])}{more_hosts}",
             )
         self.components["receiver"] = Component(
             name="receiver",
@@ -676,6 +686,13 @@ class Topology:
             NOTIFY_URL_ENV: f"{self.receiver_url}/notify",
         }
 
+    def cli_env(self) -> dict[str, str]:
+        """An environment for ``python starter.py ...`` and ``temporal ...`` against this topology (no secrets)."""
+        env = self._python_env()
+        env["TEMPORAL_ADDRESS"] = self.temporal_address
+        env["TEMPORAL_UI_URL"] = self.ui_url
+        return env
+
     def _kong_config(self) -> Path:
         """sandbox/services.yaml with the runtimes' actual port."""
         config = yaml.safe_load(SERVICES_YAML.read_text())
@@ -703,7 +720,7 @@ class Topology:
             self.bind = stack.enter_context(
                 bind_pair(
                     zone=ZONE,
-                    records=zone_records(self.timings.record_ttl),
+                    records=self.zone_records,
                     key_name=TSIG_KEY_NAME,
                     secret=self.tsig_secret,
                     primary_port=self.ports.bind_primary,

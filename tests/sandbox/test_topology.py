@@ -24,6 +24,7 @@ from models.plan import CutoverPlan
 from models.workflow import CutoverStatus
 from sandbox.topology import (
     MARKER,
+    REPO_ROOT,
     TSIG_ENV,
     PortBusyError,
     Ports,
@@ -98,7 +99,7 @@ async def dry_run(topo: Topology, workflow_id: str) -> CutoverStatus:
 @pytest.mark.e2e
 async def test_topology_runs_every_component_and_every_failure_knob(tmp_path):
     workdir = tmp_path / "work"
-    topo = Topology(workdir, ports="auto")
+    topo = Topology(workdir, ports="auto", extra_records="api-001 20 A 127.0.0.2", extra_hosts=["api-001.example.test"])
     async with topo:
         pids = topo.pids()
         assert len(pids) == 8  # temporal, 2 named, A, B, receiver, kong, worker
@@ -130,6 +131,8 @@ async def test_topology_runs_every_component_and_every_failure_knob(tmp_path):
         entry = json.loads(topo.file_log.read_text().splitlines()[-1])
         assert entry["tries"][-1]["ip"] == "127.0.0.2"
         assert answers(topo.ports.bind_secondary, "a-project.example.test.") == ["127.0.0.2"]
+        assert answers(topo.ports.bind_secondary, "api-001.example.test.") == ["127.0.0.2"]
+        assert topo.pki is not None and "api-001.example.test" in topo.pki.certs["B"].names
 
         # Make B fail, then recover.
         await topo.runtime_control("B", "fail", {"status": 503})
@@ -160,6 +163,16 @@ async def test_topology_runs_every_component_and_every_failure_knob(tmp_path):
         assert described.status == WorkflowExecutionStatus.COMPLETED
         second = await dry_run(topo, "dry-run-2")
         assert second.phase == "planned"
+
+        # The CLI reaches this topology with cli_env() (no secret in it).
+        env = topo.cli_env()
+        assert topo.tsig_secret not in env.values()
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "starter.py", "list", cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE
+        )
+        listing, _ = await cli.communicate()
+        assert cli.returncode == 0
+        assert {line.split()[0] for line in listing.decode().splitlines()} == {"dry-run-1", "dry-run-2"}
 
         # Runtime A stopped and started again (what a test does after a decommission).
         await topo.stop_runtime("A")
