@@ -255,6 +255,12 @@ async def run_demo(args: argparse.Namespace, console: Console) -> int:
     ) as topo:
         console.line(f"sandbox up in {time.monotonic() - console.started:.1f} s")
         console.block(_component_table(topo))
+        t = topo.timings
+        console.line(
+            f"short timings so the whole cutover takes about a minute: zone TTL {t.record_ttl} s -> cutover TTL "
+            f"{t.cutover_ttl} s, Kong dns_stale_ttl {t.kong_dns_stale_ttl} s (Kong's default is 3600 s), "
+            f"monitor window {t.monitor_window}, A quiet for {t.quiet_period} before it is deleted"
+        )
         plan_path = topo.write_plan(args.strategy)
         plan = starter.load_plan(str(plan_path))
         settings = TemporalSettings(address=topo.temporal_address, ui_url=topo.ui_url)

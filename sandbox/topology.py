@@ -511,9 +511,14 @@ class Topology:
             raise
 
     async def stop(self) -> None:
-        """Stop everything: SIGTERM to every process group at once, then SIGKILL what is left."""
+        """Stop everything: the worker, then SIGTERM to every other process group at once; SIGKILL what is left."""
         try:
-            running = [c for c in self.components.values() if c.process is not None]
+            # The worker first, while Temporal still takes its last reports (cancelled activities);
+            # stopped together with Temporal it retries them until the grace period runs out.
+            worker = self.components.get("worker")
+            if worker is not None:
+                await worker.stop()
+            running = [c for c in self.components.values() if c.process is not None and c is not worker]
             await asyncio.gather(*(c.stop() for c in running), asyncio.to_thread(self._stop_bind))
         except BaseException:
             self.kill_all_now()
@@ -579,6 +584,7 @@ class Topology:
             ],
             log=logs / "temporal.log",
             cwd=self.workdir,
+            env=self._python_env(),
             ready=self._temporal_ready,
             address=f"{self.temporal_address}, UI {self.ui_url}",
             description=f"Temporal dev server, state in {self.temporal_db.name}",

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import pytest
 import pytest_asyncio
@@ -109,17 +110,25 @@ def test_render_and_json_say_the_same_thing():
     assert [b["requests"] for b in data["buckets"]] == [1, 1]
 
 
+@dataclass
+class Seen:
+    """What the backend received."""
+
+    count: int = 0
+    seq: list[int] = field(default_factory=list)
+
+
 @pytest_asyncio.fixture
-async def backend() -> AsyncIterator[tuple[str, dict]]:
+async def backend() -> AsyncIterator[tuple[str, Seen]]:
     """A real loopback server: alternate A and B, every fifth request 503, like runtimes behind Kong."""
-    seen = {"count": 0, "seq": []}
+    seen = Seen()
 
     async def handle(request: web.Request) -> web.Response:
-        seen["count"] += 1
-        seen["seq"].append(int(request.query["seq"]))
-        if seen["count"] % 5 == 0:
+        seen.count += 1
+        seen.seq.append(int(request.query["seq"]))
+        if seen.count % 5 == 0:
             return web.json_response({"message": "injected"}, status=503)
-        return web.json_response({"served_by": "A" if seen["count"] % 2 else "B"})
+        return web.json_response({"served_by": "A" if seen.count % 2 else "B"})
 
     app = web.Application()
     app.router.add_get("/orders", handle)
@@ -137,8 +146,8 @@ async def test_steady_rate_for_a_duration_records_every_request(backend):
     load.start()
     await load.wait()
     assert not load.running
-    assert len(load.records) == 40 == seen["count"]
-    assert sorted(seen["seq"]) == list(range(40))
+    assert len(load.records) == 40 == seen.count
+    assert sorted(seen.seq) == list(range(40))
     summary = load.summary(bucket_seconds=0.5)
     assert summary.failures == {"503": 8}
     assert summary.served_by == {"A": 16, "B": 16}
@@ -152,9 +161,9 @@ async def test_stops_when_told_and_reports_live_counters(backend):
     async with LoadGenerator(url, rate=50) as load:
         await asyncio.sleep(0.5)
         live = load.live(window=5)
-    count = seen["count"]
+    count = seen.count
     await asyncio.sleep(0.2)
-    assert seen["count"] == count
+    assert seen.count == count
     assert 15 <= count <= 35
     assert live.requests <= count
     assert "load" in live.render() and "failed" in live.render()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from models.plan import CutoverPlan
+from models.plan import CutoverPlan, KongFileLogSource, Rfc2136Provider, WebhookDecommission
 from sandbox.topology import PLANS_DIR, REPO_ROOT, Ports, Timings, Topology
 
 
@@ -25,13 +25,15 @@ def test_rendered_plan_is_valid_and_uses_the_topology(topo, strategy):
     plan = CutoverPlan.model_validate(data)
     assert plan.strategy == strategy
     assert plan.workflow_id == "cutover-orders-api"
+    assert isinstance(plan.dns.provider, Rfc2136Provider)
     assert plan.dns.provider.server == topo.nameservers[0]
     assert plan.dns.nameservers == topo.nameservers
     assert plan.kong.admin_url == topo.kong_admin_url
     assert plan.readiness.url == f"{topo.runtime_url('B')}/orders/v1/health"
     assert plan.readiness.ca_bundle == str(topo.ca_path)
+    assert isinstance(plan.monitor.source, KongFileLogSource)
     assert plan.monitor.source.path == str(topo.file_log)
-    assert plan.decommission.kind == "webhook"
+    assert isinstance(plan.decommission, WebhookDecommission)
     assert plan.decommission.url == topo.decommission_url
     assert plan.dns.cutover_ttl == topo.timings.cutover_ttl
     assert plan.dns.record == ("a-project.example.test." if strategy == "cname" else "origin-api.example.test.")
@@ -78,7 +80,7 @@ def test_timings_fill_the_template(tmp_path):
 
 def test_unknown_strategy(topo):
     with pytest.raises(ValueError, match="no plan template"):
-        topo.render_plan("weighted")  # type: ignore[arg-type]
+        topo.render_plan("weighted")
 
 
 def test_templates_use_only_known_placeholders(topo):

@@ -26,6 +26,7 @@ from sandbox.topology import (
     MARKER,
     REPO_ROOT,
     TSIG_ENV,
+    Component,
     PortBusyError,
     Ports,
     Topology,
@@ -183,3 +184,30 @@ async def test_topology_runs_every_component_and_every_failure_knob(tmp_path):
     assert not any(alive(pid) for pid in topo.pids())
     assert processes_in(workdir) == []
     assert json.loads((workdir / "pids.json").read_text()) == {}
+
+
+async def never_ready(component) -> bool:
+    return False
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("import sys; print('boom: config broken', flush=True); sys.exit(3)", r"x exited \(code 3\)"),
+        ("import time; print('still thinking', flush=True); time.sleep(30)", r"x was not ready after 1 s"),
+    ],
+    ids=["exits", "hangs"],
+)
+async def test_a_failed_start_quotes_the_components_log(tmp_path, code, expected):
+    component = Component(
+        name="x", argv=[sys.executable, "-c", code], log=tmp_path / "x.log", cwd=tmp_path, ready=never_ready
+    )
+    component.spawn()
+    try:
+        with pytest.raises(TopologyError, match=expected) as failure:
+            await component.wait_ready(timeout=1)
+        assert "boom: config broken" in str(failure.value) or "still thinking" in str(failure.value)
+        assert str(tmp_path / "x.log") in str(failure.value)
+    finally:
+        await component.stop(timeout=1)
+    assert not component.running
