@@ -502,8 +502,7 @@ class Topology:
             finally:
                 if not temporal.done():
                     temporal.cancel()
-                    with contextlib.suppress(BaseException):
-                        await temporal
+                    await asyncio.wait([temporal])  # let it finish cancelling; its error is not ours
             if self.worker:
                 await self._start_component("worker", timeout=60)
         except BaseException:
