@@ -378,22 +378,37 @@ def _cwd_of(pid: int) -> Path | None:
         return None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def kill_leftovers(workdir: Path) -> list[int]:
     """Stop the processes an earlier run in ``workdir`` left behind (it was killed before cleaning up).
 
-    Only pids recorded in ``pids.json`` whose working directory is still inside ``workdir`` are
-    signalled, so a recycled pid of an unrelated program is never touched.
+    ``pids.json`` names the process that ran the topology (``owner``) and its components. While the
+    owner lives, the directory belongs to a running sandbox: :class:`TopologyError`, nothing is
+    touched. Otherwise only recorded pids whose working directory is still inside ``workdir`` are
+    killed, so a recycled pid of an unrelated program is never touched.
     """
     record = workdir / "pids.json"
-    if not record.exists():
-        return []
     try:
-        pids = json.loads(record.read_text())
+        data = json.loads(record.read_text())
     except (OSError, json.JSONDecodeError):
         return []
+    owner = data.get("owner") if isinstance(data, dict) else None
+    if isinstance(owner, int) and owner != os.getpid() and _alive(owner):
+        raise TopologyError(
+            f"{workdir} is in use by a running sandbox (process {owner}): stop it first (Ctrl-C), "
+            "or choose another --workdir"
+        )
+    processes = data.get("processes", {}) if isinstance(data, dict) else {}
     root = workdir.resolve()
     killed = []
-    for pid in {int(p) for p in pids.values() if isinstance(p, int)}:
+    for pid in {p for p in processes.values() if isinstance(p, int)}:
         cwd = _cwd_of(pid)
         if cwd is None or not (cwd == root or root in cwd.parents):
             continue
@@ -401,7 +416,7 @@ def kill_leftovers(workdir: Path) -> list[int]:
             os.killpg(pid, signal.SIGKILL)
             killed.append(pid)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_cwd_of(pid) is not None for pid in killed):
+    while time.monotonic() < deadline and any(_alive(pid) for pid in killed):
         time.sleep(0.05)
     return killed
 
@@ -468,6 +483,7 @@ class Topology:
         self.bind: BindPair | None = None
         self.pki: pki.Pki | None = None
         self._bind_stack: contextlib.ExitStack | None = None
+        self._owns_workdir = False
 
     # -- lifecycle --
 
@@ -482,7 +498,9 @@ class Topology:
         """Start every component, in dependency order, each waited for; on failure stop what started."""
         atexit.register(self.kill_all_now)
         try:
-            await asyncio.to_thread(self._prepare_workdir)
+            # Claim the directory (refusing a live sandbox's, stopping a dead one's leftovers, which may
+            # hold the ports), check the ports, and only then wipe: a refused start destroys nothing.
+            await asyncio.to_thread(self._claim_workdir)
             busy = self.ports.busy()
             if busy:
                 raise PortBusyError(
@@ -490,6 +508,7 @@ class Topology:
                     + "; ".join(busy)
                     + ". Stop what listens there (`ss -ltnup`), or use free ports (--ports auto)."
                 )
+            await asyncio.to_thread(self._wipe_workdir)
             self.pki = await asyncio.to_thread(pki.issue, self.workdir / "pki", self.runtime_hosts)
             self._define_components()
             # Temporal takes longest: it starts alongside the rest, only the worker waits for it.
@@ -537,7 +556,7 @@ class Topology:
                         os.killpg(server.process.pid, signal.SIGKILL)
                     server.process.wait()
 
-    def _prepare_workdir(self) -> None:
+    def _claim_workdir(self) -> None:
         root = self.workdir
         if root.exists():
             if any(root.iterdir()) and not (root / MARKER).exists():
@@ -546,10 +565,16 @@ class Topology:
                     "refusing to wipe it; choose another --workdir"
                 )
             kill_leftovers(root)
+
+    def _wipe_workdir(self) -> None:
+        root = self.workdir
+        self._owns_workdir = True
+        if root.exists():
             shutil.rmtree(root)
         for sub in ("logs", "run", "plans", "kong"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         (root / MARKER).write_text("work directory of sandbox.topology; wiped at every start\n")
+        self._write_pids()
 
     # -- component definitions --
 
@@ -748,13 +773,17 @@ class Topology:
             self._bind_stack = None
 
     def _write_pids(self) -> None:
-        pids: dict[str, int] = {n: c.pid for n, c in self.components.items() if c.running and c.pid}
+        """Record this process and every live component, for :func:`kill_leftovers` after a crash."""
+        if not self._owns_workdir and (self.workdir / "pids.json").exists():
+            return  # a refused start never overwrites the record of the sandbox that owns the directory
+        processes: dict[str, int] = {n: c.pid for n, c in self.components.items() if c.running and c.pid}
         if self.bind is not None:
             for server in (self.bind.primary, self.bind.secondary):
                 if server.process is not None and server.process.poll() is None:
-                    pids[f"bind-{server.role}"] = server.process.pid
+                    processes[f"bind-{server.role}"] = server.process.pid
         if self.workdir.exists():
-            (self.workdir / "pids.json").write_text(json.dumps(pids, indent=1))
+            record = {"owner": os.getpid(), "processes": processes}
+            (self.workdir / "pids.json").write_text(json.dumps(record, indent=1))
 
     def _say(self, line: str) -> None:
         if self.echo is not None:

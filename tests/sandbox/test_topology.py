@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -58,22 +59,56 @@ async def test_refuses_to_wipe_a_directory_that_is_not_a_work_directory(tmp_path
     assert precious.read_text() == "keep me"
 
 
-def test_leftovers_of_a_killed_run_are_stopped_and_nothing_else(tmp_path):
+@pytest.fixture
+def sleepers(tmp_path) -> Iterator[tuple[subprocess.Popen, subprocess.Popen]]:
+    """Two idle processes: one working in the work directory (a leftover), one outside it."""
     workdir = tmp_path / "work"
     workdir.mkdir()
     (workdir / MARKER).write_text("")
     sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
     inside = subprocess.Popen(sleep, cwd=workdir, start_new_session=True)
     outside = subprocess.Popen(sleep, cwd=tmp_path, start_new_session=True)
-    try:
-        (workdir / "pids.json").write_text(json.dumps({"kong": inside.pid, "worker": outside.pid}))
-        assert kill_leftovers(workdir) == [inside.pid]
-        assert inside.wait(timeout=5) == -signal.SIGKILL
-        assert outside.poll() is None
-    finally:
-        for process in (inside, outside):
-            process.kill()
-            process.wait()
+    yield inside, outside
+    for process in (inside, outside):
+        process.kill()
+        process.wait()
+
+
+def test_leftovers_of_a_killed_run_are_stopped_and_nothing_else(tmp_path, sleepers):
+    inside, outside = sleepers
+    dead_owner = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record = {"owner": int(dead_owner.stdout), "processes": {"kong": inside.pid, "worker": outside.pid}}
+    (tmp_path / "work" / "pids.json").write_text(json.dumps(record))
+    assert kill_leftovers(tmp_path / "work") == [inside.pid]
+    assert inside.wait(timeout=5) == -signal.SIGKILL
+    assert outside.poll() is None
+
+
+async def test_a_running_sandboxs_directory_is_neither_touched_nor_wiped(tmp_path, sleepers):
+    inside, _ = sleepers
+    workdir = tmp_path / "work"
+    record = {"owner": inside.pid, "processes": {"kong": inside.pid}}  # the owner is alive
+    (workdir / "pids.json").write_text(json.dumps(record))
+    (workdir / "load.png").write_text("results of the running demo")
+    with pytest.raises(TopologyError, match=rf"in use by a running sandbox \(process {inside.pid}\)"):
+        await Topology(workdir, ports="auto").start()
+    assert inside.poll() is None
+    assert (workdir / "load.png").read_text() == "results of the running demo"
+    assert json.loads((workdir / "pids.json").read_text()) == record
+
+
+async def test_a_refused_start_wipes_nothing(tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / MARKER).write_text("")
+    (workdir / "load.png").write_text("results of the last demo")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = dataclasses.replace(Ports.auto(), receiver=holder.getsockname()[1])
+        with pytest.raises(PortBusyError):
+            await Topology(workdir, ports=busy).start()
+    assert (workdir / "load.png").read_text() == "results of the last demo"
 
 
 def test_zone_records_use_the_given_ttl():
@@ -115,7 +150,10 @@ async def test_topology_runs_every_component_and_every_failure_knob(tmp_path):
             "kong",
             "worker",
         }
-        assert json.loads((workdir / "pids.json").read_text())["worker"] == topo.components["worker"].pid
+        record = json.loads((workdir / "pids.json").read_text())
+        assert record["owner"] == os.getpid()
+        assert record["processes"]["worker"] == topo.components["worker"].pid
+        assert set(record["processes"].values()) == set(pids)
 
         # Only the worker holds the secrets.
         worker_env = Path(f"/proc/{topo.components['worker'].pid}/environ").read_bytes()
@@ -183,7 +221,7 @@ async def test_topology_runs_every_component_and_every_failure_knob(tmp_path):
         assert topo.runtime_pid_file("A").read_text().strip() == str(topo.components["runtime-A"].pid)
     assert not any(alive(pid) for pid in topo.pids())
     assert processes_in(workdir) == []
-    assert json.loads((workdir / "pids.json").read_text()) == {}
+    assert json.loads((workdir / "pids.json").read_text())["processes"] == {}
 
 
 async def never_ready(component) -> bool:
