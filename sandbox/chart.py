@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt
 
 from sandbox.load import LoadSummary
 
-LABEL_HEIGHTS = (97, 64, 31)
-"""Heights (in % of the share axis) at which successive close phase labels are drawn."""
+LABELS_ACROSS = 70
+"""At most this many phase labels side by side: the least distance between two, as a share of the x axis."""
 COLOURS = {"A": "#d95f02", "B": "#1b9e77", "failed": "#e7298a", "requests": "#7570b3"}
 
 
@@ -67,18 +67,18 @@ def render_chart(
     bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
 
     end = max([b.end for b in buckets], default=1.0)
-    previous, level = -end, 0
+    gap = end / LABELS_ACROSS
+    label_x = -end
     for offset, phase in sorted(phases):
         if not 0 <= offset <= end:
             continue
         for axis in (top, bottom):
             axis.axvline(offset, color="#444444", linestyle="--", linewidth=0.8)
-        # Phases a second apart would print over each other: step their labels down instead.
-        level = (level + 1) % len(LABEL_HEIGHTS) if offset - previous < end / 60 else 0
-        previous = offset
+        # Phases a second apart would print over each other: move the label right, not the line.
+        label_x = max(offset, label_x + gap)
         top.text(
-            offset,
-            LABEL_HEIGHTS[level],
+            label_x,
+            97,
             phase,
             rotation=90,
             va="top",

@@ -127,7 +127,10 @@ class Follower:
             took = (step.finished_at - step.started_at).total_seconds() if step.finished_at else 0.0
             self.console.line(f"    {mark} {step.step} ({took:.1f} s): {step.result}")
             self.seen_steps += 1
-        self._enter_phase(status.phase, time.time())
+        # A phase seen by polling began when the last step before it finished, not when we looked.
+        finished = [step.finished_at.timestamp() for step in status.timeline if step.finished_at is not None]
+        began = max(finished) if finished else time.time()
+        self._enter_phase(status.phase, max([began, *(at for at, _ in self.phases[-1:])]))
 
     def _enter_phase(self, phase: str, at: float) -> None:
         if phase != self.phase:
