@@ -8,25 +8,34 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps test lint demo clean
+.PHONY: setup demo-setup bind-deps compose-deps test lint demo clean
 
-system-deps:
+bind-deps:
 	@command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || { \
 		echo "installing bind9 (apt-get)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bind9 >/dev/null; }
+
+compose-deps:
 	@{ [ -f /usr/lib/python3/dist-packages/compose/config/compose_spec.json ] && command -v docker-compose >/dev/null 2>&1; } || { \
 		echo "installing docker-compose (apt-get): tests/deploy use its Compose schema and offline 'config'"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "cutover needs Python 3.11 or newer"; exit 1; }; \
+		echo "installing python3-venv (apt-get)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-setup: system-deps $(STAMP)
+# demo needs BIND and the venv; the tests also validate docker-compose.yml with Debian's docker-compose.
+demo-setup: bind-deps $(STAMP)
+
+setup: bind-deps compose-deps $(STAMP)
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -36,7 +45,7 @@ lint: setup
 test: lint
 	$(VENV)/bin/pytest -q
 
-demo: setup
+demo: demo-setup
 	$(VENV)/bin/python -m sandbox.demo $(DEMO_ARGS)
 
 clean:

@@ -87,7 +87,11 @@ async def ensure_search_attributes(client: Client, namespace: str, register: boo
 
 
 def build_worker(
-    client: Client, task_queue: str, activities: Sequence[Callable[..., Any]], max_concurrent_activities: int = 200
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    max_concurrent_activities: int = 200,
+    shutdown_grace: float = 10.0,
 ) -> Worker:
     """A worker for CutoverWorkflow and the given activities."""
     return Worker(
@@ -96,6 +100,7 @@ def build_worker(
         workflows=[CutoverWorkflow],
         activities=list(activities),
         max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=shutdown_grace),
         # Heartbeats carry cancellation (abort) and resume points (monitoring): flush them often.
         max_heartbeat_throttle_interval=timedelta(seconds=2),
         default_heartbeat_throttle_interval=timedelta(seconds=2),
@@ -135,11 +140,21 @@ async def serve(args: argparse.Namespace) -> int:
     except MissingSearchAttributes as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    worker = build_worker(client, task_queue, build_activities(), args.max_concurrent_activities)
+    worker = build_worker(client, task_queue, build_activities(), args.max_concurrent_activities, args.shutdown_grace)
     log.info("worker polling task queue %s on %s (namespace %s)", task_queue, address, namespace)
-    async with worker:
-        await stop.wait()
-        log.info("shutting down: finishing running activities")
+    running = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if running.done():
+        stopping.cancel()
+        running.result()  # the worker stopped by itself: surface why
+        return 1
+    log.info("shutting down: finishing running activities (up to %s s)", args.shutdown_grace)
+    try:
+        await asyncio.wait_for(worker.shutdown(), timeout=args.shutdown_grace + 10)
+    except TimeoutError:
+        log.warning("shutdown did not finish (is Temporal reachable?); exiting anyway, Temporal retries the work")
+        return 1
     return 0
 
 
@@ -152,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--metrics", help="serve SDK metrics for Prometheus on host:port, e.g. 0.0.0.0:9464")
     parser.add_argument("--register-search-attributes", action="store_true", help="create missing ones")
     parser.add_argument("--max-concurrent-activities", type=int, default=200)
+    parser.add_argument(
+        "--shutdown-grace", type=float, default=10.0, help="seconds running activities get to finish on SIGTERM"
+    )
     parser.add_argument("--log-level", default=os.environ.get("CUTOVER_LOG_LEVEL", "info"))
     parser.add_argument("--cloud-logging", choices=["auto", "on", "off"], default="auto")
     args = parser.parse_args(argv)

@@ -1020,6 +1020,8 @@ def _short_result(result: Any) -> str:
         return f"{result.verdict.status}: {result.verdict.reason}"
     if isinstance(result, DnsSnapshot):
         return f"{describe_rrsets(result.rrsets)}; max TTL {result.max_ttl} s"
+    if isinstance(result, ServiceSnapshot):
+        return f"Service {result.name or result.id}: host {result.host}"
     if isinstance(result, KongInspection):
         return f"{result.mode}, host {result.service.host}, {result.dns.client} DNS client"
     if isinstance(result, DrainProof):
