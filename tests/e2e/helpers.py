@@ -319,19 +319,51 @@ def last_served_by(records: Sequence[RequestRecord], runtime: str) -> float | No
     return max((r.started for r in records if r.served_by == runtime), default=None)
 
 
-async def until_traffic_on(load: LoadGenerator, runtime: str, seconds: float = 1.5, timeout: float = 20) -> None:
-    """Wait until every request of the last ``seconds`` got a 2xx from ``runtime``."""
-    deadline = time.monotonic() + timeout
+async def traffic_moved_to(load: LoadGenerator, runtime: str, within: float, seconds: float = 1.5) -> bool:
+    """Wait up to ``within`` s until every request of the last ``seconds`` got a 2xx from ``runtime``."""
+    deadline = time.monotonic() + within + seconds + 1.0
     while True:
-        now = time.time()
-        recent = [r for r in load.records if now - seconds - 1.0 <= r.started < now - 1.0]
+        recent = recent_records(load, seconds)
         if recent and all(r.ok and r.served_by == runtime for r in recent):
-            return
+            return True
         if time.monotonic() > deadline:
-            raise AssertionError(
-                f"traffic is not back on {runtime}: last {seconds} s {served_by(recent)}, failures {failures(recent)}"
-            )
+            return False
         await asyncio.sleep(0.25)
+
+
+def recent_records(load: LoadGenerator, seconds: float) -> list[RequestRecord]:
+    """Requests started in the ``seconds`` before the last second (the last second's may still be in flight)."""
+    now = time.time()
+    return [r for r in load.records if now - seconds - 1.0 <= r.started < now - 1.0]
+
+
+def what_clients_saw(load: LoadGenerator, since: float) -> str:
+    """Who served the requests started after ``since`` (epoch), and how many failed, for failure messages."""
+    after = [r for r in load.records if r.started >= since]
+    failed = [r for r in after if not r.ok]
+    first_failure = f", first failure at +{failed[0].started - since:.1f} s" if failed else ""
+    last_failure = f", last at +{failed[-1].started - since:.1f} s" if failed else ""
+    return (
+        f"{len(after)} requests since then: served by {dict(served_by(after))}, "
+        f"{len(failed)} failed {dict(Counter(r.failure for r in failed))}{first_failure}{last_failure}"
+    )
+
+
+async def kong_dns_cache(topo: Topology, name: str) -> list[str]:
+    """The Kong emulator's DNS cache entries for ``name`` (``/_emulator/dns-cache``): evidence for failures."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{topo.kong_admin_url}/_emulator/dns-cache") as response:
+            state = await response.json()
+    name = name.rstrip(".")
+    lines = []
+    for worker in state.get("workers", []):
+        for key, entry in worker.get("entries", {}).items():
+            if key.endswith(":" + name):
+                lines.append(
+                    f"{key} {entry['kind']} {entry['records']} ttl {entry['ttl']} expires in {entry['expires_in']} s"
+                )
+        lines.append(f"last type for {name}: {worker.get('last', {}).get(name)}")
+    return lines
 
 
 def assert_load_rate(load: LoadGenerator) -> None:
@@ -463,6 +495,17 @@ def step(status: CutoverStatus, phase: str, starts_with: str) -> StepRecord:
     found = [s for s in status.timeline if s.phase == phase and s.step.startswith(starts_with)]
     assert len(found) == 1, f"expected one {phase} step {starts_with!r}, found {found}"
     return found[0]
+
+
+def kong_switch_seconds(status: CutoverStatus) -> float:
+    """How long Kong may keep using a record's previous answer after a change, as the run computed it.
+
+    That is the draining wait: cutover TTL + Kong's cache bound + margin. A rollback's reverse change is
+    the same kind of change, so traffic should be back on A within it.
+    """
+    waits = [w.seconds for w in status.waits if w.phase == "draining"]
+    assert waits, f"the run computed no draining wait: {status.waits}"
+    return waits[0]
 
 
 def finished_at(record: StepRecord) -> float:
