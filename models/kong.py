@@ -258,3 +258,22 @@ def compute_cache_bound(
             f"{fresh_until + stale} s; monitoring watches the addresses Kong really uses."
         )
     return CacheBound(seconds=seconds, reasoning=tuple(reasoning), hazards=tuple(hazards), warnings=tuple(warnings))
+
+
+class DataPlaneSyncInput(_Model):
+    """Wait until every listed data plane runs a configuration other than the one read before a change."""
+
+    kong: KongSection
+    previous_hashes: dict[str, str]
+    """Status URL -> configuration_hash read before the Service change (``KongInspection.config_hashes``)."""
+    timeout_seconds: float
+
+
+class DataPlaneSync(_Model):
+    """Which data planes have applied the Control Plane's new configuration."""
+
+    in_sync: bool
+    hashes: dict[str, str]
+    """Status URL -> configuration_hash now."""
+    lagging: tuple[str, ...] = ()
+    """Status URLs still on the old configuration (or unreachable), with the reason."""
