@@ -11,7 +11,9 @@ from models.plan import ReadinessSection
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown fields are ignored, not refused: during a rolling deploy a newer activity may return a
+    # field an older workflow doesn't know, and a decode error would fail the run without rollback.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class CertificateInfo(_Model):

@@ -40,7 +40,9 @@ Gate = Literal["flip", "decommission"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown fields are ignored, not refused: during a rolling deploy a newer activity may return a
+    # field an older workflow doesn't know, and a decode error would fail the run without rollback.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class ApproveRequest(BaseModel):
