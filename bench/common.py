@@ -33,12 +33,13 @@ import dns.message
 import dns.name
 import dns.rdatatype
 from aiohttp import web
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError
 
 import starter
-from bench.figures import Observation
+from bench.figures import EventRow, Observation
 from models.plan import CutoverPlan
 from models.workflow import PHASE_ATTRIBUTE, ApproveRequest, CutoverStatus
 from sandbox.load import require_loopback
@@ -451,6 +452,20 @@ class DecommissionSink:
         project = request.match_info["project"]
         self.calls[project] = self.calls.get(project, 0) + 1
         return web.json_response({"project": project, "deleted": True})
+
+
+# --- histories -------------------------------------------------------------------------------------------
+
+
+def event_rows(history: WorkflowHistory) -> list[EventRow]:
+    """A fetched history reduced to :class:`~bench.figures.EventRow` (for :func:`~bench.figures.task_times`)."""
+    rows = []
+    for event in history.events:
+        kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+        attributes = event.WhichOneof("attributes")
+        scheduled_id = getattr(getattr(event, attributes), "scheduled_event_id", 0) if attributes else 0
+        rows.append(EventRow(event.event_id, kind, event.event_time.ToDatetime(UTC).timestamp(), int(scheduled_id)))
+    return rows
 
 
 # --- process figures ------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
@@ -256,6 +256,93 @@ def phase_medians(breakdowns: Iterable[OverheadBreakdown]) -> dict[str, float]:
     for run in runs:
         phases.update(dict.fromkeys(run))
     return {phase: median([run.get(phase, 0.0) for run in runs]) for phase in phases} if runs else {}
+
+
+def item_medians(
+    breakdowns: Sequence[OverheadBreakdown], normalize: Callable[[str], str] = lambda text: text
+) -> list[tuple[str, str, float]]:
+    """``(phase, what, median seconds)`` per overhead item across runs, largest first.
+
+    ``normalize`` makes the items of different runs comparable (e.g. replaces each run's record name).
+    """
+    groups: dict[tuple[str, str], list[float]] = {}
+    for breakdown in breakdowns:
+        seen: dict[tuple[str, str], float] = {}
+        for item in breakdown.items:
+            key = (item.phase, normalize(item.what))
+            seen[key] = seen.get(key, 0.0) + item.seconds
+        for key, seconds in seen.items():
+            groups.setdefault(key, []).append(seconds)
+    rows = [
+        (phase, what, median(values + [0.0] * (len(breakdowns) - len(values))))
+        for (phase, what), values in groups.items()
+    ]
+    return sorted(rows, key=lambda row: -row[2])
+
+
+# --- history ---------------------------------------------------------------------------------------------
+
+
+class EventRow(NamedTuple):
+    """One history event, reduced to what the latency figures need."""
+
+    event_id: int
+    kind: str
+    """The event type without its prefix: ``WORKFLOW_TASK_SCHEDULED``, ``ACTIVITY_TASK_STARTED``, ..."""
+    at: float
+    """Epoch seconds."""
+    scheduled_id: int = 0
+    """For started/completed/failed task events: the id of the scheduled event they belong to."""
+
+
+@dataclass(frozen=True)
+class TaskTimes:
+    """Seconds a run's tasks spent waiting for and running on a worker (sums over the run)."""
+
+    workflow_task_wait: float
+    """Workflow tasks from scheduled to picked up by the worker."""
+    workflow_task_run: float
+    """Workflow tasks from picked up to completed (the worker running workflow code)."""
+    activity_wait: float
+    """Activity tasks from scheduled to started on the worker (a free slot, a poll)."""
+    activity_run: float
+    """Activities from started to closed (includes the monitoring window and readiness spacing)."""
+    workflow_tasks: int
+    activities: int
+
+
+ACTIVITY_CLOSED = (
+    "ACTIVITY_TASK_COMPLETED",
+    "ACTIVITY_TASK_FAILED",
+    "ACTIVITY_TASK_TIMED_OUT",
+    "ACTIVITY_TASK_CANCELED",
+)
+WORKFLOW_TASK_CLOSED = ("WORKFLOW_TASK_COMPLETED", "WORKFLOW_TASK_FAILED", "WORKFLOW_TASK_TIMED_OUT")
+
+
+def task_times(events: Sequence[EventRow]) -> TaskTimes:
+    """Sum the wait and run times of every workflow task and activity in one history."""
+    by_id = {event.event_id: event for event in events}
+    started: dict[int, EventRow] = {}
+    sums = {"wft_wait": 0.0, "wft_run": 0.0, "act_wait": 0.0, "act_run": 0.0}
+    counts = {"wft": 0, "act": 0}
+    for event in events:
+        scheduled = by_id.get(event.scheduled_id)
+        if scheduled is None:
+            continue
+        if event.kind == "WORKFLOW_TASK_STARTED":
+            started[scheduled.event_id] = event
+            sums["wft_wait"] += event.at - scheduled.at
+        elif event.kind in WORKFLOW_TASK_CLOSED and scheduled.event_id in started:
+            sums["wft_run"] += event.at - started[scheduled.event_id].at
+            counts["wft"] += 1
+        elif event.kind == "ACTIVITY_TASK_STARTED":
+            started[scheduled.event_id] = event
+            sums["act_wait"] += event.at - scheduled.at
+        elif event.kind in ACTIVITY_CLOSED and scheduled.event_id in started:
+            sums["act_run"] += event.at - started[scheduled.event_id].at
+            counts["act"] += 1
+    return TaskTimes(sums["wft_wait"], sums["wft_run"], sums["act_wait"], sums["act_run"], counts["wft"], counts["act"])
 
 
 # --- client load --------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from bench.common import (
     bench_topology,
     common_arguments,
     dry_run,
+    event_rows,
     load_average,
     print_facts,
     require_completed,
@@ -44,10 +45,12 @@ from bench.figures import (
     PlanWaits,
     Spread,
     derive_overhead,
+    median,
     phase_medians,
     render_items,
     render_run_line,
     target_mark,
+    task_times,
 )
 from models.plan import CutoverPlan
 from sandbox.demo import demo_timings
@@ -93,6 +96,7 @@ async def measure_once(args: argparse.Namespace, index: int) -> tuple[OverheadBr
             "mandatory": [w.__dict__ for w in breakdown.mandatory],
             "items": [i.__dict__ for i in breakdown.items],
             "history_events": len(history.events),
+            "task_times": task_times(event_rows(history)).__dict__,
             "load": {"requests": len(load.records), "failed": load.summary().failed},
             "approvals": len(approver.approved),
             "warnings": list(run.status.warnings),
@@ -142,6 +146,12 @@ async def main(args: argparse.Namespace) -> None:
     say(f"  largest items of the median run (overhead {middle.overhead:.3f} s):")
     for line in render_items(middle):
         say("  " + line)
+    waits = {key: median([r["task_times"][key] for r in records]) for key in records[0]["task_times"]}
+    say(
+        "  from the histories (median per run): workflow tasks waited {workflow_task_wait:.3f} s and ran "
+        "{workflow_task_run:.3f} s ({workflow_tasks:.0f} tasks); activities waited {activity_wait:.3f} s for the "
+        "worker ({activities:.0f} activities)".format(**waits)
+    )
     say(f"  load average: {load_before:.2f} before, {load_after:.2f} after")
     write_json(
         args.json,

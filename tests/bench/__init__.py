@@ -1,0 +1,1 @@
+"""Fast tests of the benchmarks' pure computations (bench/figures.py); no timed tests."""
