@@ -31,8 +31,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from models.readiness import CertificateInfo, ProbeCheck, ReadinessInput, ReadinessReport
-from providers.errors import ConfigError
 from providers.gateway.kong import host_header_for
+from providers.tls import verify_context
 
 Progress = Callable[[str], None]
 HISTORY_SHOWN = 30
@@ -97,10 +97,8 @@ def describe_certificate(der: bytes, name: str) -> CertificateInfo:
 
 def trust_context(ca_bundle: str | None) -> ssl.SSLContext:
     """A verifying client context trusting ``ca_bundle`` (or the system roots)."""
-    try:
-        return ssl.create_default_context(cafile=ca_bundle)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"readiness.ca_bundle {ca_bundle}: cannot load it ({exc})") from exc
+    context = verify_context(ca_bundle, "readiness.ca_bundle")
+    return context if isinstance(context, ssl.SSLContext) else ssl.create_default_context()
 
 
 async def _handshake(host: str, port: int, context: ssl.SSLContext, sni: str, timeout: float) -> bytes:

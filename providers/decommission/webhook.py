@@ -19,6 +19,7 @@ from models.plan import WebhookDecommission
 from providers.decommission.base import Decommissioner
 from providers.errors import ConfigError, DecommissionRefused, DecommissionUnavailable
 from providers.secrets import EnvSecrets
+from providers.tls import verify_context
 
 
 class WebhookDecommissioner(Decommissioner):
@@ -53,12 +54,7 @@ class WebhookDecommissioner(Decommissioner):
         return headers
 
     def _verify(self) -> ssl.SSLContext | bool:
-        if not self.section.ca_bundle:
-            return True
-        try:
-            return ssl.create_default_context(cafile=self.section.ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"decommission.ca_bundle {self.section.ca_bundle} is unreadable: {exc}") from exc
+        return verify_context(self.section.ca_bundle, "decommission.ca_bundle")
 
     async def preflight(self) -> DecommissionPreflight:
         """Check the headers' variables and the CA bundle; the endpoint itself is not called (that deletes)."""

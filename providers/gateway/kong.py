@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -55,6 +54,7 @@ from providers.errors import (
     GatewayUnsupported,
 )
 from providers.secrets import EnvSecrets
+from providers.tls import verify_context
 
 log = logging.getLogger("cutover.providers.kong")
 
@@ -430,17 +430,11 @@ class KongAdminClient:
         token = secrets.optional(section.token_env, "kong.token_env")
         if token:
             headers[ADMIN_TOKEN_HEADER] = token
-        verify: ssl.SSLContext | bool = True
-        if section.ca_bundle:
-            try:
-                verify = ssl.create_default_context(cafile=section.ca_bundle)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"kong.ca_bundle {section.ca_bundle}: cannot load it ({exc})") from exc
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=section.timeout.total_seconds(),
             transport=transport,
-            verify=verify,
+            verify=verify_context(section.ca_bundle, "kong.ca_bundle"),
             follow_redirects=False,
         )
         self._entity_prefix = f"/{quote(section.workspace, safe='')}" if section.workspace else ""
