@@ -154,6 +154,14 @@ def traffic_share(summary: WindowSummary, a_addresses: list[str], b_addresses: l
     )
 
 
+def _percent(part: int, total: int) -> str:
+    """``part`` of ``total`` as a whole percentage that never rounds a non-zero share down to "0%"."""
+    share = part / total
+    if 0 < share < 0.005:
+        return "<1%"
+    return f"{share:.0%}"
+
+
 def evaluate(
     summary: WindowSummary,
     monitor: MonitorSection,
@@ -166,8 +174,17 @@ def evaluate(
 
     The error threshold is ``max_error_ratio``; with a baseline it becomes
     ``max(max_error_ratio, baseline_ratio + max_error_ratio)``: B may not be worse than A was by more
-    than ``max_error_ratio``. Fewer than ``min_requests`` requests is inconclusive, never healthy,
-    unless errors alone already exceed the threshold over ``min_requests``.
+    than ``max_error_ratio``.
+
+    * **unhealthy**: at least ``min_requests`` requests and an error ratio above the threshold. A
+      handful of early errors is not enough (one 502 among the first requests of a healthy cutover
+      must not roll it back); the monitor judges the accumulated window after every poll, so a B
+      that fails outright is still caught within a poll of ``min_requests`` being reached.
+    * **inconclusive**: no requests, fewer than ``min_requests``, or, when the source records
+      upstream addresses, Kong still sending requests to A (its DNS cache hasn't drained) or no
+      request reaching B: the errors then say nothing about B.
+    * **healthy** otherwise. When the source can't tell addresses apart (Prometheus) or B's
+      addresses are unknown, the share is not checked and the reason says so.
     """
     share = traffic_share(summary, a_addresses, b_addresses)
     baseline_ratio = baseline.error_ratio if baseline is not None and monitor.baseline else None
@@ -191,13 +208,12 @@ def evaluate(
         "summary": summary,
     }
     errors = summary.upstream_errors
-    # Enough errors to be unhealthy whatever the remaining traffic would have been.
-    decisive = errors > threshold * max(summary.requests, monitor.min_requests)
-    if ratio is not None and ratio > threshold and (summary.requests >= monitor.min_requests or decisive):
+    counted = f"({errors} of {summary.requests})"
+    if ratio is not None and ratio > threshold and summary.requests >= monitor.min_requests:
         return Verdict(
             status="unhealthy",
             reason=(
-                f"upstream error ratio {ratio:.2%} ({errors} of {summary.requests}) exceeds {threshold:.2%}"
+                f"upstream error ratio {ratio:.2%} {counted} exceeds {threshold:.2%}"
                 + (f" (A's baseline {baseline_ratio:.2%})" if baseline_ratio is not None else "")
             ),
             **common,
@@ -211,9 +227,39 @@ def evaluate(
             reason=f"only {summary.requests} requests seen, fewer than min_requests={monitor.min_requests}",
             **common,
         )
+    if share.known and share.a_requests:
+        routed = share.a_requests + share.b_requests + share.other_requests
+        return Verdict(
+            status="inconclusive",
+            reason=(
+                f"Kong still sends {_percent(share.a_requests, routed)} of requests to A "
+                f"(addresses {', '.join(a_addresses)}; {share.a_requests} of {routed}): its DNS cache hasn't "
+                f"drained, so the upstream error ratio {ratio or 0:.2%} {counted} is not B's alone"
+            ),
+            **common,
+        )
+    if share.known and b_addresses and not share.b_requests:
+        elsewhere = f" ({share.describe()})" if share.other_requests else ""
+        return Verdict(
+            status="inconclusive",
+            reason=(
+                f"no request reached B (addresses {', '.join(b_addresses)}) among {summary.requests}{elsewhere}: "
+                "the error ratio says nothing about B"
+            ),
+            **common,
+        )
+    unchecked = ""
+    if not share.known:
+        unchecked = "; the traffic share couldn't be checked (the source records no upstream addresses)"
+    elif not b_addresses:
+        unchecked = "; the traffic share couldn't be checked (B's addresses are unknown)"
+    elif share.other_requests:
+        unchecked = (
+            f"; {share.other_requests} request(s) went to addresses neither A's nor B's {list(share.other_addresses)}"
+        )
     return Verdict(
         status="healthy",
-        reason=f"upstream error ratio {ratio or 0:.2%} ({errors} of {summary.requests}) within {threshold:.2%}",
+        reason=f"upstream error ratio {ratio or 0:.2%} {counted} within {threshold:.2%}{unchecked}",
         **common,
     )
 

@@ -1,4 +1,4 @@
-"""Verdict table: healthy, unhealthy (with evidence) and inconclusive, with and without A's baseline."""
+"""Verdict table: healthy, unhealthy (with evidence) and inconclusive, with and without A's baseline and share."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from models.telemetry import WindowSummary, evaluate, merge_summaries, traffic_s
 
 A = ["10.10.0.1"]
 B = ["10.20.0.2", "10.20.0.3"]
+OTHER = "10.99.0.9"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
@@ -24,21 +25,27 @@ def monitor(**overrides: Any) -> MonitorSection:
     return MonitorSection.model_validate({**data, **overrides})
 
 
-def window(requests: int, errors: int = 0, *, to_a: int = 0, **fields: Any) -> WindowSummary:
-    """``requests`` through Kong, ``errors`` of them upstream 502s, ``to_a`` of them served by A."""
+def window(
+    requests: int, errors: int = 0, *, to_a: int = 0, elsewhere: int = 0, addresses: bool = True, **fields: Any
+) -> WindowSummary:
+    """``requests`` through Kong, ``errors`` of them upstream 502s; ``to_a`` served by A, ``elsewhere`` by
+    an address neither A's nor B's, the rest by B; ``addresses=False`` for a source without addresses."""
     statuses = {"200": requests - errors} if requests - errors else {}
     if errors:
         statuses["502"] = errors
     per_ip = {A[0]: to_a} if to_a else {}
-    if requests - to_a:
-        per_ip[B[0]] = requests - to_a
+    if elsewhere:
+        per_ip[OTHER] = elsewhere
+    if requests - to_a - elsewhere:
+        per_ip[B[0]] = requests - to_a - elsewhere
     data: dict[str, Any] = {
         "source": "kong-file-log /var/log/kong/file-log.json",
         "service": "orders-api",
         "requests": requests,
         "upstream_errors": errors,
         "upstream_statuses": statuses,
-        "requests_per_ip": per_ip,
+        "requests_per_ip": per_ip if addresses else {},
+        "has_addresses": addresses,
         **fields,
     }
     return WindowSummary(**data)
@@ -49,18 +56,66 @@ VERDICTS = [
     ("silence", window(0), {}, None, "inconclusive", "no requests"),
     ("silence even with min_requests 0", window(0), {"min_requests": 0}, None, "inconclusive", "no requests"),
     ("too little traffic", window(49), {}, None, "inconclusive", "fewer than min_requests=50"),
-    ("too little, errors not decisive", window(10, 0), {}, None, "inconclusive", "only 10 requests"),
+    ("too little, no error", window(10, 0), {}, None, "inconclusive", "only 10 requests"),
+    # One 502 among the first requests of a healthy cutover must not roll it back.
+    ("one early 502 is not decisive", window(10, 1), {}, None, "inconclusive", "only 10 requests"),
+    ("failing B waits for min_requests", window(49, 49), {}, None, "inconclusive", "fewer than min_requests=50"),
+    ("failing B trips at min_requests", window(50, 50), {}, None, "unhealthy", "100.00% (50 of 50) exceeds"),
     ("healthy at the threshold", window(100, 1), {}, None, "healthy", "1.00% (1 of 100) within 1.00%"),
     ("healthy with no error", window(500), {}, None, "healthy", "0.00% (0 of 500)"),
     ("unhealthy over the threshold", window(100, 2), {}, None, "unhealthy", "2.00% (2 of 100) exceeds 1.00%"),
-    # 1 error among 10 already exceeds 1% of the 50 requests a verdict needs: decisive.
-    ("decisive errors under min_requests", window(10, 1), {}, None, "unhealthy", "(1 of 10)"),
     ("zero tolerance", window(60, 1), {"max_error_ratio": 0}, None, "unhealthy", "exceeds 0.00%"),
     ("baseline raises the bar", window(200, 7), {}, window(400, 12), "healthy", "within 4.00%"),
     ("worse than the baseline", window(200, 10), {}, window(400, 12), "unhealthy", "(A's baseline 3.00%)"),
     ("baseline turned off", window(200, 7), {"baseline": False}, window(400, 12), "unhealthy", "exceeds 1.00%"),
     ("baseline without traffic is ignored", window(200, 7), {}, window(0), "unhealthy", "exceeds 1.00%"),
     ("baseline never lowers the bar", window(100, 1), {}, window(100, 0), "healthy", "within 1.00%"),
+    # The traffic share: errors (or their absence) only speak for B when Kong sends everything to B.
+    (
+        "all to A is not B being healthy",
+        window(500, to_a=500),
+        {},
+        None,
+        "inconclusive",
+        "Kong still sends 100% of requests to A (addresses 10.10.0.1; 500 of 500): its DNS cache hasn't drained",
+    ),
+    ("some still to A", window(200, to_a=20), {}, None, "inconclusive", "Kong still sends 10% of requests to A"),
+    ("one request to A is enough", window(1000, to_a=1), {}, None, "inconclusive", "<1% of requests to A"),
+    ("errors beat the share", window(200, 20, to_a=100), {}, None, "unhealthy", "10.00% (20 of 200) exceeds"),
+    ("too little beats the share", window(10, to_a=10), {}, None, "inconclusive", "only 10 requests"),
+    (
+        "no request reached B",
+        window(100, elsewhere=100),
+        {},
+        None,
+        "inconclusive",
+        "no request reached B (addresses 10.20.0.2, 10.20.0.3) among 100",
+    ),
+    (
+        "Kong reached no upstream at all",
+        window(100).model_copy(update={"requests_per_ip": {}, "upstream_statuses": {"": 100}}),
+        {},
+        None,
+        "inconclusive",
+        "no request reached B",
+    ),
+    (
+        "other addresses are named",
+        window(100, elsewhere=5),
+        {},
+        None,
+        "healthy",
+        "5 request(s) went to addresses neither A's nor B's ['10.99.0.9']",
+    ),
+    (
+        "share unknown (Prometheus): the reason says so",
+        window(500, addresses=False),
+        {},
+        None,
+        "healthy",
+        "0.00% (0 of 500) within 1.00%; the traffic share couldn't be checked (the source records no upstream",
+    ),
+    ("share unknown, errors still count", window(500, 50, addresses=False), {}, None, "unhealthy", "exceeds"),
 ]
 
 
@@ -121,3 +176,12 @@ def test_merged_windows_add_up() -> None:
     assert (merged.window_start, merged.window_end) == (T0, T0 + timedelta(seconds=30))
     assert merged.notes == ("rotated",)
     assert evaluate(merged, monitor(), a_addresses=A, b_addresses=B).status == "unhealthy"
+
+
+def test_share_is_not_checked_without_b_addresses() -> None:
+    # starter.py traffic when A/B could not be resolved: A's and B's requests can't be told apart.
+    verdict = evaluate(window(500), monitor(), a_addresses=[], b_addresses=[])
+    assert verdict.status == "healthy"
+    assert "traffic share couldn't be checked (B's addresses are unknown)" in verdict.reason
+    # ... but requests seen at A's known addresses still make it inconclusive.
+    assert evaluate(window(500, to_a=5), monitor(), a_addresses=A, b_addresses=[]).status == "inconclusive"
