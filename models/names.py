@@ -11,6 +11,7 @@ import binascii
 import ipaddress
 import math
 import re
+import urllib.parse
 from collections import Counter
 
 import dns.exception
@@ -90,6 +91,15 @@ def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     return host, port
 
 
+def is_ip(text: str) -> bool:
+    """True when ``text`` is an IPv4 or IPv6 address (``[v6]`` brackets allowed), not a host name."""
+    try:
+        ipaddress.ip_address(text.strip().removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True
+
+
 # --- secrets -------------------------------------------------------------------------------------
 
 _SECRET_PREFIXES = (
@@ -132,10 +142,9 @@ def looks_like_secret(value: str) -> str | None:
     lowered = text.lower()
     if lowered.startswith(("bearer ", "basic ", "token ")) and len(text.split()[-1]) >= 8:
         return "is an Authorization header value"
-    url = re.match(r"^[a-z][a-z0-9+.-]*://([^/@\s]+)@", text, re.IGNORECASE)
-    if url and ":" in url.group(1):
-        return "is a URL with a password in it"
-    if any(ch.isspace() for ch in text) or "://" in text or text.startswith(("/", ".", "~")):
+    if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
+        return _secret_in_url(text)
+    if any(ch.isspace() for ch in text) or text.startswith(("/", ".", "~")):
         return None
     if _B64ISH.match(text) and len(text) >= 24:
         has_upper = any(c.isupper() for c in text)
@@ -149,4 +158,24 @@ def looks_like_secret(value: str) -> str | None:
             return "looks like a base64 key"
     if re.fullmatch(r"[0-9a-fA-F]{32,}", text):
         return "looks like a hex key"
+    return None
+
+
+_SECRET_QUERY_KEYS = re.compile(r"(token|secret|password|passwd|key|sig|signature|auth|credential)", re.IGNORECASE)
+
+
+def _secret_in_url(text: str) -> str | None:
+    """A URL carries a secret in its password, a credential-named query parameter, or a key-like part."""
+    parts = urllib.parse.urlsplit(text)
+    if parts.password:
+        return "is a URL with a password in it"
+    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_QUERY_KEYS.search(key) and value:
+            return f"is a URL whose query parameter {key!r} carries a credential"
+        if looks_like_secret(value):
+            return f"is a URL whose query parameter {key!r} looks like a credential"
+    for segment in parts.path.split("/"):
+        reason = looks_like_secret(urllib.parse.unquote(segment))
+        if reason:
+            return f"is a URL with a path segment that {reason}"
     return None

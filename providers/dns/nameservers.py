@@ -17,7 +17,6 @@ nameserver.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -41,7 +40,7 @@ import dns.serial
 import dns.tsig
 
 from models.dns import AddressMap, NameserverState, PropagationReport, RRset, describe_rrsets
-from models.names import split_host_port
+from models.names import is_ip, split_host_port
 from providers.errors import DnsAuthError, DnsError, DnsRefused, DnsUnavailable, PropagationTimeout
 
 QUERY_TYPES: tuple[str, ...] = (
@@ -185,14 +184,6 @@ def serial_at_least(serial: int | None, minimum: int | None) -> bool:
     return bool(dns.serial.Serial(serial) >= dns.serial.Serial(minimum))
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def system_resolver() -> dns.asyncresolver.Resolver:
     """The worker's resolver (``/etc/resolv.conf``), or DnsUnavailable when it has none."""
     try:
@@ -207,7 +198,7 @@ async def host_addresses(host: str, resolver: dns.asyncresolver.Resolver | None)
     Raises:
         DnsUnavailable: the name does not resolve (retrying may help once DNS recovers).
     """
-    if _is_ip(host):
+    if is_ip(host):
         return [host]
     resolver = resolver or system_resolver()
     addresses: list[str] = []
@@ -233,7 +224,7 @@ async def configured_nameservers(
     for entry in entries:
         host, port = split_host_port(entry, 53)
         for address in await host_addresses(host, resolver):
-            servers.append(Nameserver(address, port, None if _is_ip(host) else canonical_name(host)))
+            servers.append(Nameserver(address, port, None if is_ip(host) else canonical_name(host)))
     return _unique(servers)
 
 

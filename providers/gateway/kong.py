@@ -21,7 +21,6 @@ cutover read before, PATCH only ``host``. Idempotent GETs are retried a few time
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from models.kong import (
     UpstreamInfo,
     kong_host,
 )
+from models.names import is_ip
 from models.plan import KongDnsOverrides, KongSection
 from providers.errors import (
     ConfigError,
@@ -215,17 +215,9 @@ def _split_target(target: str) -> tuple[str, int]:
     return target, 8000
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def host_header_for(hostname: str, port: int, scheme: str) -> str:
     """``$upstream_host``: the name, with ``:port`` unless it is the scheme's default (kong.md §5)."""
-    if ":" in hostname and not _is_ip(hostname):
+    if ":" in hostname and not is_ip(hostname):
         return hostname
     if DEFAULT_PORTS.get(scheme) == port:
         return hostname
@@ -289,7 +281,7 @@ def compute_request_shape(
     host_header = host_header_for(hostname, port, scheme)
     if host_header != hostname:
         explanation.append(f"Port {port} is not the default for {scheme}, so Kong appends it: Host {host_header}.")
-    sni = hostname.rsplit(":", 1)[0] if scheme in TLS_PROTOCOLS and not _is_ip(hostname) else None
+    sni = hostname.rsplit(":", 1)[0] if scheme in TLS_PROTOCOLS and not is_ip(hostname) else None
     tls_verify = service.get("tls_verify")
     if scheme in TLS_PROTOCOLS:
         if tls_verify is True:

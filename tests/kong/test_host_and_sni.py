@@ -1,0 +1,23 @@
+"""The pure helpers that decide what Kong sends as Host and SNI: IP literals versus host names."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.names import is_ip
+from providers.dns.nameservers import configured_nameservers
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1", "::1", "[::1]", "2001:db8::5", " 10.0.0.1 "])
+def test_addresses_are_ips(text: str) -> None:
+    assert is_ip(text)
+
+
+@pytest.mark.parametrize("text", ["a-project.example.test", "localhost", "", "[a-project]", "127.0.0.1:8443", "1.2.3"])
+def test_names_and_host_port_pairs_are_not(text: str) -> None:
+    assert not is_ip(text)
+
+
+async def test_a_configured_nameserver_given_as_an_address_is_not_resolved() -> None:
+    servers = await configured_nameservers(["127.0.0.1:5353", "[::1]:53"], resolver=None)
+    assert [(s.host, s.port, s.ns_name) for s in servers] == [("127.0.0.1", 5353, None), ("::1", 53, None)]
