@@ -9,13 +9,15 @@ left off instead of watching the window again from zero. Every wait is a short s
 heartbeats, so a cancellation arrives within about a second and leaves through
 ``asyncio.CancelledError`` after the source's connections are closed.
 
-``traffic_report`` is the same reading as a plain function, for ``starter.py traffic PLAN --since``.
+The pure rules (``evaluate``, ``drain_proof``) live in models/telemetry.py; ``traffic_report``, the
+same reading for ``starter.py traffic``, lives in providers/telemetry/report.py (re-exported here
+until starter.py imports it from there).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +27,7 @@ from temporalio import activity
 
 from activities.errors import maps_provider_errors
 from models.durations import format_duration
-from models.plan import CutoverPlan, MonitorSection
+from models.plan import MonitorSection
 from models.telemetry import (
     BaselineInput,
     DrainInput,
@@ -34,16 +36,21 @@ from models.telemetry import (
     MonitorResult,
     Verdict,
     WindowSummary,
+    drain_proof,
     evaluate,
     merge_summaries,
-    traffic_share,
 )
 from providers.secrets import EnvSecrets
 from providers.telemetry.base import Cursor, HistoricalTelemetrySource, TelemetrySource, utc_now
 from providers.telemetry.cloud_logging import LoggingClientFactory
 from providers.telemetry.factory import build_telemetry_source
-from providers.telemetry.records import normalise_ip
+from providers.telemetry.records import normalise_addresses
+from providers.telemetry.report import traffic_report
 from providers.telemetry.summary import bounded_notes
+
+__all__ = ["HEARTBEAT_EVERY", "MonitorActivities", "traffic_report"]
+"""``traffic_report`` lives in providers/telemetry/report.py; it is re-exported for starter.py until it
+imports it from there."""
 
 HEARTBEAT_EVERY = 1.0
 """Seconds between heartbeats while waiting: how fast a cancellation is noticed."""
@@ -72,11 +79,6 @@ class DrainCheckpoint(BaseModel):
     last_reason: str = ""
 
 
-def _addresses(addresses: Sequence[str]) -> list[str]:
-    """Addresses in the form the sources record them (IPv6 compressed), so they compare equal."""
-    return [normalise_ip(address) for address in addresses]
-
-
 def _last_heartbeat() -> Any:
     details = activity.info().heartbeat_details
     return details[-1] if details else None
@@ -92,66 +94,6 @@ async def _wait(seconds: float, details: Any, step: float) -> None:
     while (left := end - loop.time()) > 0:
         activity.heartbeat(details)
         await asyncio.sleep(min(step, left))
-
-
-def drain_proof(
-    summary: WindowSummary,
-    a_addresses: Sequence[str],
-    b_addresses: Sequence[str],
-    quiet: timedelta,
-) -> DrainProof:
-    """Judge one quiet-period window: drained when A got nothing while requests did reach upstreams."""
-    share = traffic_share(summary, list(a_addresses), list(b_addresses))
-    common: dict[str, Any] = {
-        "quiet_period_seconds": quiet.total_seconds(),
-        "window_start": summary.window_start,
-        "window_end": summary.window_end,
-        "a_requests": share.a_requests,
-        "b_requests": share.b_requests,
-        "total_requests": summary.requests,
-    }
-    period = format_duration(quiet)
-    if not summary.has_addresses:
-        return DrainProof(
-            drained=False,
-            reason=(
-                f"{summary.source} does not record which upstream address served each request, so A's drain "
-                "can't be proven from it (use kong-file-log, or Cloud Logging with upstream_addr: "
-                "docs/telemetry.md), or set decommission.require_drained: false"
-            ),
-            **common,
-        )
-    last_a = max((summary.last_seen_per_ip[ip] for ip in a_addresses if ip in summary.last_seen_per_ip), default=None)
-    if share.a_requests:
-        return DrainProof(
-            drained=False,
-            reason=(
-                f"A ({', '.join(a_addresses)}) still received {share.a_requests} request(s) in the last {period}"
-                + (f", the last at {last_a.isoformat()}" if last_a else "")
-                + " (a Kong data plane with a stale DNS cache? `kong reload` clears it)"
-            ),
-            last_a_request_at=last_a,
-            **common,
-        )
-    reached = sum(summary.requests_per_ip.values())
-    if not reached:
-        return DrainProof(
-            drained=False,
-            reason=(
-                f"no request reached any upstream in the last {period} ({summary.requests} seen in all): "
-                "silence proves nothing, A's drain needs traffic that went elsewhere"
-            ),
-            **common,
-        )
-    elsewhere = f", {share.other_requests} to other addresses {list(share.other_addresses)}"
-    return DrainProof(
-        drained=True,
-        reason=(
-            f"A received no request in the last {period} while {reached} reached upstreams "
-            f"({share.b_requests} to B{elsewhere if share.other_requests else ''})"
-        ),
-        **common,
-    )
 
 
 class MonitorActivities:
@@ -211,7 +153,7 @@ class MonitorActivities:
     async def monitor(self, input: MonitorInput) -> MonitorResult:
         """Watch one window after the flip; stop early on a decisive unhealthy verdict."""
         monitor = input.monitor
-        a_addresses, b_addresses = _addresses(input.a_addresses), _addresses(input.b_addresses)
+        a_addresses, b_addresses = normalise_addresses(input.a_addresses), normalise_addresses(input.b_addresses)
         async with self._source(monitor, input.service) as source:
             resumed = self._resumed_checkpoint(source)
             checkpoint = resumed or await self._fresh_checkpoint(source)
@@ -285,15 +227,17 @@ class MonitorActivities:
     async def prove_drained(self, input: DrainInput) -> DrainProof:
         """Poll until A got no request for ``quiet_period_seconds`` (with traffic elsewhere), or time out."""
         quiet = timedelta(seconds=input.quiet_period_seconds)
-        a_addresses, b_addresses = _addresses(input.a_addresses), _addresses(input.b_addresses)
+        a_addresses, b_addresses = normalise_addresses(input.a_addresses), normalise_addresses(input.b_addresses)
         async with self._source(input.monitor, input.service) as source:
             if not source.has_addresses or not isinstance(source, HistoricalTelemetrySource):
-                return drain_proof(source.empty_summary(), a_addresses, b_addresses, quiet)
+                return drain_proof(source.empty_summary(), a_addresses, quiet, utc_now(), b_addresses=b_addresses)
             checkpoint = self._resumed_drain() or DrainCheckpoint(started_at=utc_now(), checks=0)
             deadline = checkpoint.started_at + timedelta(seconds=input.timeout_seconds)
             while True:
                 now = utc_now()
-                proof = drain_proof(await source.read_window(now - quiet, now), a_addresses, b_addresses, quiet)
+                proof = drain_proof(
+                    await source.read_window(now - quiet, now), a_addresses, quiet, now, b_addresses=b_addresses
+                )
                 checkpoint = checkpoint.model_copy(
                     update={"checks": checkpoint.checks + 1, "last_reason": proof.reason}
                 )
@@ -316,49 +260,3 @@ class MonitorActivities:
             return DrainCheckpoint.model_validate(details)
         except ValidationError:
             return None
-
-
-async def traffic_report(
-    plan: CutoverPlan,
-    since: timedelta,
-    *,
-    secrets: EnvSecrets | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    logging_client_factory: LoggingClientFactory | None = None,
-    a_addresses: Sequence[str] = (),
-    b_addresses: Sequence[str] = (),
-) -> dict[str, Any]:
-    """The summary and verdict the monitor would compute now from the plan's source, as JSON-able data.
-
-    Sources with history are read over the last ``since``; Prometheus, which keeps none, is scraped
-    twice ``min(since, monitor.poll_interval)`` apart.
-
-    Raises:
-        TelemetryError: the source can't be read (its message says why).
-        ConfigError: a credential or file the plan names is missing.
-    """
-    service = plan.monitor_service
-    a, b = _addresses(a_addresses), _addresses(b_addresses)
-    source = build_telemetry_source(
-        plan.monitor,
-        service,
-        secrets=secrets,
-        transport=transport,
-        logging_client_factory=logging_client_factory,
-    )
-    async with source:
-        now = utc_now()
-        if isinstance(source, HistoricalTelemetrySource):
-            summary = await source.read_window(now - since, now)
-        else:
-            cursor = await source.open_cursor()
-            await asyncio.sleep(min(since, plan.monitor.poll_interval).total_seconds())
-            summary, _ = await source.poll(cursor)
-    verdict = evaluate(summary, plan.monitor, a_addresses=a, b_addresses=b)
-    return {
-        "source": source.description,
-        "service": service,
-        "summary": summary.model_dump(mode="json"),
-        "verdict": verdict.model_dump(mode="json", exclude={"summary", "share"}),
-        "share": {**verdict.share.model_dump(mode="json"), "description": verdict.share.describe()},
-    }

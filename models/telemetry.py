@@ -1,17 +1,20 @@
 """Traffic as Kong saw it, summarised per window, and the verdicts drawn from it.
 
 Every telemetry source (file-log, Cloud Logging, Prometheus) produces the same ``WindowSummary``;
-``evaluate`` turns a summary into a verdict with pure arithmetic, so the workflow, the
-``starter.py traffic`` command and the tests agree.
+``evaluate`` turns a summary into a verdict and ``drain_proof`` into a proof that A is drained, with
+pure arithmetic, so the workflow, the activities, the ``starter.py traffic`` command and the tests
+agree.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.durations import format_duration
 from models.plan import MonitorSection
 
 
@@ -273,9 +276,93 @@ class DrainProof(_Model):
     window_start: datetime | None = None
     window_end: datetime | None = None
     a_requests: int = 0
+    """Requests A received in the whole window read (it may have got some before its quiet period)."""
     b_requests: int = 0
     total_requests: int = 0
     last_a_request_at: datetime | None = None
+
+
+def drain_proof(
+    summary: WindowSummary,
+    a_addresses: Sequence[str],
+    quiet_period: timedelta,
+    now: datetime,
+    *,
+    b_addresses: Sequence[str] = (),
+) -> DrainProof:
+    """Judge whether A is drained, from everything seen since ``summary.window_start`` up to ``now``.
+
+    A is drained when ``now - max(A's last request, window start) >= quiet_period`` (zero requests to
+    A's addresses for the whole quiet period) and, within the last quiet period, at least one request
+    reached an upstream that is not A: silence (Kong down, a broken log, a quiet night) proves
+    nothing. ``now`` is how far the source has been read (a source that indexes late reads up to
+    some time ago), so the quiet period never covers time the source can't vouch for yet.
+    """
+    a_set = set(a_addresses)
+    share = traffic_share(summary, list(a_addresses), list(b_addresses))
+    period = format_duration(quiet_period)
+    last_a = max((seen for ip, seen in summary.last_seen_per_ip.items() if ip in a_set), default=None)
+    common: dict[str, Any] = {
+        "quiet_period_seconds": quiet_period.total_seconds(),
+        "window_start": summary.window_start,
+        "window_end": summary.window_end,
+        "a_requests": share.a_requests,
+        "b_requests": share.b_requests,
+        "total_requests": summary.requests,
+        "last_a_request_at": last_a,
+    }
+    if not summary.has_addresses:
+        return DrainProof(
+            drained=False,
+            reason=(
+                f"{summary.source} does not record which upstream address served each request, so A's drain "
+                "can't be proven from it (use kong-file-log, or Cloud Logging with upstream_addr: "
+                "docs/telemetry.md), or set decommission.require_drained: false"
+            ),
+            **common,
+        )
+    addresses = ", ".join(a_addresses)
+    if share.a_requests and last_a is None:
+        return DrainProof(
+            drained=False,
+            reason=f"A ({addresses}) received {share.a_requests} request(s) at times the summary doesn't record",
+            **common,
+        )
+    quiet_since = max((moment for moment in (last_a, summary.window_start) if moment is not None), default=None)
+    if quiet_since is None:
+        return DrainProof(drained=False, reason="the window read has no start: A's quiet time is unknown", **common)
+    quiet_for = now - quiet_since
+    if quiet_for < quiet_period:
+        if last_a is not None and last_a == quiet_since:
+            reason = (
+                f"A ({addresses}) still received {share.a_requests} request(s), the last at {last_a.isoformat()}, "
+                f"only {format_duration(max(quiet_for, timedelta(0)))} before {now.isoformat()}, short of {period}"
+                " (a Kong data plane with a stale DNS cache? `kong reload` clears it)"
+            )
+        else:
+            reason = f"A has been watched for only {format_duration(max(quiet_for, timedelta(0)))} of {period}"
+        return DrainProof(drained=False, reason=reason, **common)
+    recent = now - quiet_period
+    reached = sorted(ip for ip, seen in summary.last_seen_per_ip.items() if ip not in a_set and seen >= recent)
+    if not reached:
+        return DrainProof(
+            drained=False,
+            reason=(
+                f"no request reached any upstream in the last {period} ({summary.requests} seen in all since "
+                f"{quiet_since.isoformat()}): silence proves nothing, A's drain needs traffic that went elsewhere"
+            ),
+            **common,
+        )
+    elsewhere = f", {share.other_requests} to other addresses {list(share.other_addresses)}"
+    return DrainProof(
+        drained=True,
+        reason=(
+            f"A received no request in the last {period} (none since {quiet_since.isoformat()}) while requests "
+            f"reached {', '.join(reached)} ({share.b_requests} to B in the window read"
+            f"{elsewhere if share.other_requests else ''})"
+        ),
+        **common,
+    )
 
 
 # --- activity inputs -----------------------------------------------------------------------------

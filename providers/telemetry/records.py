@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -88,6 +88,11 @@ def normalise_ip(text: str) -> str:
         return str(ipaddress.ip_address(text.strip().strip("[]")))
     except ValueError:
         return text.strip()
+
+
+def normalise_addresses(addresses: Iterable[str]) -> list[str]:
+    """A's or B's addresses in the form the sources record them (IPv6 compressed), so they compare equal."""
+    return [normalise_ip(address) for address in addresses]
 
 
 def upstream_host(address: str) -> str | None:

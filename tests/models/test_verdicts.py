@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from models.plan import MonitorSection
-from models.telemetry import WindowSummary, evaluate, merge_summaries, traffic_share
+from models.telemetry import WindowSummary, drain_proof, evaluate, merge_summaries, traffic_share
 
 A = ["10.10.0.1"]
 B = ["10.20.0.2", "10.20.0.3"]
@@ -185,3 +185,76 @@ def test_share_is_not_checked_without_b_addresses() -> None:
     assert "traffic share couldn't be checked (B's addresses are unknown)" in verdict.reason
     # ... but requests seen at A's known addresses still make it inconclusive.
     assert evaluate(window(500, to_a=5), monitor(), a_addresses=A, b_addresses=[]).status == "inconclusive"
+
+
+# --- the drain proof ---------------------------------------------------------------------------------
+
+QUIET = timedelta(seconds=60)
+
+
+def seen(start: datetime, *requests: tuple[str, float], addresses: bool = True) -> WindowSummary:
+    """A window read from ``start``: ``(address, seconds after start)`` per request ("" reached no upstream)."""
+    per_ip: dict[str, int] = {}
+    last: dict[str, datetime] = {}
+    for ip, offset in requests:
+        if ip:
+            per_ip[ip] = per_ip.get(ip, 0) + 1
+            last[ip] = max(last.get(ip, start), start + timedelta(seconds=offset))
+    return WindowSummary(
+        source="kong-file-log /var/log/kong/file-log.json",
+        service="orders-api",
+        window_start=start,
+        requests=len(requests),
+        requests_per_ip=per_ip if addresses else {},
+        last_seen_per_ip=last if addresses else {},
+        has_addresses=addresses,
+    )
+
+
+DRAINS = [
+    # (case, summary, now, drained, words in the reason)
+    ("B only for the quiet period", seen(T0, (B[0], 10), (B[0], 50)), T0 + QUIET, True, "no request in the last 1m"),
+    ("other addresses are traffic too", seen(T0, ("10.99.0.9", 30)), T0 + QUIET, True, "reached 10.99.0.9"),
+    (
+        "A a moment ago",
+        seen(T0, (B[0], 10), (A[0], 55)),
+        T0 + QUIET,
+        False,
+        "still received 1 request(s), the last at 2024-05-01T12:00:55+00:00, only 5s",
+    ),
+    (
+        "A ages out",
+        seen(T0, (A[0], 5), (B[0], 50), (B[0], 64)),
+        T0 + timedelta(seconds=65),
+        True,
+        "none since 2024-05-01T12:00:05",
+    ),
+    ("A not yet aged out", seen(T0, (A[0], 5), (B[0], 64)), T0 + timedelta(seconds=64), False, "only 59s"),
+    ("watched too briefly", seen(T0, (B[0], 1)), T0 + timedelta(seconds=30), False, "watched for only 30s of 1m"),
+    ("silence", seen(T0), T0 + QUIET, False, "silence proves nothing"),
+    # B answered long ago, nothing in the last quiet period: as silent as silence.
+    ("old traffic only", seen(T0, (B[0], 1)), T0 + timedelta(minutes=5), False, "silence proves nothing"),
+    ("Kong reached no upstream", seen(T0, ("", 30), ("", 40)), T0 + QUIET, False, "silence proves nothing"),
+    ("no addresses (Prometheus)", seen(T0, (B[0], 30), addresses=False), T0 + QUIET, False, "does not record"),
+]
+
+
+@pytest.mark.parametrize(
+    ("summary", "now", "drained", "reason"), [case[1:] for case in DRAINS], ids=[case[0] for case in DRAINS]
+)
+def test_drain_table(summary: WindowSummary, now: datetime, drained: bool, reason: str) -> None:
+    proof = drain_proof(summary, A, QUIET, now, b_addresses=B)
+    assert proof.drained is drained
+    assert reason in proof.reason
+    assert proof.quiet_period_seconds == 60
+    assert proof.window_start == summary.window_start
+
+
+def test_drain_proof_carries_the_evidence() -> None:
+    summary = seen(T0, (A[0], 5), (A[0], 7), (B[0], 50), (B[1], 66), ("10.99.0.9", 60))
+    proof = drain_proof(summary, A, QUIET, T0 + timedelta(seconds=67), b_addresses=B)
+    assert proof.drained
+    # The counts are over everything read; A's requests were before its quiet period.
+    assert (proof.a_requests, proof.b_requests, proof.total_requests) == (2, 2, 5)
+    assert proof.last_a_request_at == T0 + timedelta(seconds=7)
+    assert "1 to other addresses ['10.99.0.9']" in proof.reason

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -16,10 +18,12 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.monitor import MonitorActivities, traffic_report
+import activities.monitor
+from activities.monitor import MonitorActivities
 from models.plan import CutoverPlan, KongFileLogSource, MonitorSection
 from models.telemetry import BaselineInput, DrainInput, MonitorInput, WindowSummary
 from providers.telemetry.file_log import KongFileLog
+from providers.telemetry.report import traffic_report
 from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, ago, kong_line
 from tests.telemetry.metrics_server import MetricsServer, exposition
 
@@ -403,7 +407,7 @@ async def test_prometheus_cannot_prove_a_drain(metrics: MetricsServer) -> None:
     assert "does not record which upstream address" in proof.reason
 
 
-# --- traffic_report (starter.py traffic PLAN --since 10m) ---------------------------------------------
+# --- traffic_report (starter.py traffic PLAN --since 10m): providers/telemetry/report.py ---------------
 
 
 async def test_traffic_report_is_json(log: Path, make_plan: Callable[..., CutoverPlan]) -> None:
@@ -430,6 +434,15 @@ async def test_traffic_report_from_prometheus(metrics: MetricsServer, make_plan:
     assert report["summary"]["requests"] == 5
     assert report["verdict"]["status"] == "inconclusive"
     assert report["share"]["known"] is False
+
+
+def test_traffic_report_needs_no_temporal_activity_module() -> None:
+    # starter.py must not import an activity module: the report lives in providers/ (no Temporal at all).
+    probe = "import sys, providers.telemetry.report; print(sorted(m for m in sys.modules if 'temporalio' in m))"
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"
+    # Re-exported until starter.py imports it from providers.telemetry.report.
+    assert activities.monitor.traffic_report is traffic_report
 
 
 def test_worker_registration_lists_the_activity_names() -> None:
