@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from models.names import is_ip
 from models.plan import KongSection
 
 
@@ -151,6 +152,19 @@ class RestoreServiceInput(_Model):
 def kong_host(name: str) -> str:
     """Kong stores host names without the trailing dot."""
     return name.rstrip(".")
+
+
+DEFAULT_PORTS = {"http": 80, "grpc": 80, "ws": 80, "https": 443, "grpcs": 443, "wss": 443}
+"""The port Kong leaves out of the Host header for each Service protocol."""
+
+
+def host_header_for(hostname: str, port: int, scheme: str) -> str:
+    """``$upstream_host``: the name, with ``:port`` unless it is the scheme's default (kong.md §5)."""
+    if ":" in hostname and not is_ip(hostname):
+        return hostname
+    if DEFAULT_PORTS.get(scheme) == port:
+        return hostname
+    return f"{hostname}:{port}"
 
 
 # --- the cache bound -----------------------------------------------------------------------------

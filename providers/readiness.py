@@ -30,8 +30,8 @@ import httpx
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
+from models.kong import host_header_for
 from models.readiness import CertificateInfo, ProbeCheck, ReadinessInput, ReadinessReport
-from providers.gateway.kong import host_header_for
 from providers.tls import verify_context
 
 Progress = Callable[[str], None]

@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from models.kong import (
+    DEFAULT_PORTS,
     KongDnsSettings,
     KongInspection,
     KongMode,
@@ -38,6 +39,7 @@ from models.kong import (
     ServiceSnapshot,
     TargetInfo,
     UpstreamInfo,
+    host_header_for,
     kong_host,
 )
 from models.names import is_ip
@@ -61,7 +63,6 @@ log = logging.getLogger("cutover.providers.kong")
 ADMIN_TOKEN_HEADER = "Kong-Admin-Token"
 """Kong Enterprise RBAC header (``rbac_auth_header`` default, kong.md §2.7)."""
 KONNECT_SUFFIX = ".api.konghq.com"
-DEFAULT_PORTS = {"http": 80, "grpc": 80, "ws": 80, "https": 443, "grpcs": 443, "wss": 443}
 TLS_PROTOCOLS = frozenset({"https", "grpcs", "wss", "tls"})
 LEGACY_DEFAULT_ORDER = ("LAST", "SRV", "A", "CNAME")
 NEW_CLIENT_DEFAULT_FAMILY = ("A", "SRV")
@@ -213,15 +214,6 @@ def _split_target(target: str) -> tuple[str, int]:
     if sep and port.isdigit():
         return host, int(port)
     return target, 8000
-
-
-def host_header_for(hostname: str, port: int, scheme: str) -> str:
-    """``$upstream_host``: the name, with ``:port`` unless it is the scheme's default (kong.md §5)."""
-    if ":" in hostname and not is_ip(hostname):
-        return hostname
-    if DEFAULT_PORTS.get(scheme) == port:
-        return hostname
-    return f"{hostname}:{port}"
 
 
 def compute_request_shape(
