@@ -9,7 +9,10 @@ the plan's ``filter`` is what scopes them.
 
 The client is synchronous (google-cloud-core over ``requests``), so calls run in a thread. Quota
 errors (429 / RESOURCE_EXHAUSTED) are retried with bounded exponential backoff; a listing restarts
-from its first page after a backoff, so nothing is counted twice.
+from its first page after a backoff, so nothing is counted twice. Credentials that can't be
+refreshed because the token or metadata service is unreachable or failing are
+``TelemetryUnavailable`` (retried); credentials the token service rejects are
+``TelemetryAuthError`` (not retried).
 """
 
 from __future__ import annotations
@@ -61,6 +64,21 @@ def quote_filter_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def is_transport_problem(exc: google.auth.exceptions.GoogleAuthError) -> bool:
+    """True when google-auth failed to reach its token service, not because the credentials are bad.
+
+    google-auth says so in three ways: a ``TransportError`` (a service account's token endpoint
+    unreachable), a ``RefreshError`` it marks ``retryable`` (5xx or ``temporarily_unavailable``
+    from the token endpoint), or a ``RefreshError`` raised from a ``TransportError`` (GKE's metadata
+    server failing). Retrying those can help; a rejected key (``invalid_grant``) can't.
+    """
+    if isinstance(exc, google.auth.exceptions.TransportError):
+        return True
+    return isinstance(exc, google.auth.exceptions.RefreshError) and (
+        bool(exc.retryable) or isinstance(exc.__cause__, google.auth.exceptions.TransportError)
+    )
+
+
 class CloudLogging(HistoricalTelemetrySource):
     """Kong request records from Cloud Logging ``entries.list``."""
 
@@ -105,7 +123,7 @@ class CloudLogging(HistoricalTelemetrySource):
         Raises:
             TelemetryAuthError: 401/403 or unusable credentials.
             TelemetryQuotaExceeded: still 429 after the backoff.
-            TelemetryUnavailable: any other failure of the API.
+            TelemetryUnavailable: any other failure of the API, or of the token service (transport).
         """
         summary, _, _ = await self._query(start, end, start, end, only_within_window=True)
         return summary
@@ -121,7 +139,7 @@ class CloudLogging(HistoricalTelemetrySource):
         Raises:
             TelemetryAuthError: 401/403 or unusable credentials.
             TelemetryQuotaExceeded: still 429 after the backoff.
-            TelemetryUnavailable: any other failure of the API.
+            TelemetryUnavailable: any other failure of the API, or of the token service (transport).
         """
         now = utc_now()
         after = from_rfc3339(cursor["after"])
@@ -171,6 +189,11 @@ class CloudLogging(HistoricalTelemetrySource):
                     f"{exc.message}; the worker needs roles/logging.viewer (logging.logEntries.list)"
                 ) from exc
             except google.auth.exceptions.GoogleAuthError as exc:
+                if is_transport_problem(exc):
+                    raise TelemetryUnavailable(
+                        f"Google credentials for Cloud Logging could not be refreshed right now "
+                        f"(the token or metadata service is unreachable or failing): {exc}"
+                    ) from exc
                 raise TelemetryAuthError(f"Google credentials for Cloud Logging are unusable: {exc}") from exc
             except google_errors.GoogleAPICallError as exc:
                 raise TelemetryUnavailable(f"Cloud Logging entries.list failed ({exc.code}): {exc.message}") from exc

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import google.auth.exceptions
 import httpx
 import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
+from google.oauth2 import service_account
 
 from models.plan import CloudLoggingSource
 from providers.errors import TelemetryAuthError, TelemetryQuotaExceeded, TelemetryUnavailable
@@ -251,3 +259,150 @@ async def test_the_fake_fails_the_test_on_a_request_off_googles_schema() -> None
     assert response.status_code == 400
     with pytest.raises(AssertionError, match="pageLimit"):
         await fake.__aexit__(None, None, None)
+
+
+# --- credentials that can't be refreshed: transport problem (retry) or rejected (don't) -----------------
+
+
+class TokenService:
+    """A loopback OAuth token endpoint (a service account key's ``token_uri``) or GCE metadata server."""
+
+    def __init__(self, status: int, body: dict[str, Any] | str) -> None:
+        self.status = status
+        self.body = body
+        self.calls = 0
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        if isinstance(self.body, str):
+            return web.Response(status=self.status, text=self.body)
+        return web.json_response(self.body, status=self.status)
+
+    async def __aenter__(self) -> TokenService:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def service_account_source(fake: CloudLoggingFake, token_uri: str) -> CloudLogging:
+    """The real client with a real service-account key whose token endpoint is ``token_uri``."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    credentials = service_account.Credentials.from_service_account_info(
+        {
+            "type": "service_account",
+            "project_id": PROJECT,
+            "private_key_id": "0123456789abcdef",
+            "private_key": pem,
+            "client_email": f"cutover@{PROJECT}.iam.gserviceaccount.com",
+            "client_id": "100000000000000000001",
+            "token_uri": token_uri,
+        }
+    )
+    plan_source = CloudLoggingSource(kind="cloud-logging", project=PROJECT, api_endpoint=fake.endpoint)
+    return CloudLogging(
+        plan_source,
+        SERVICE,
+        client_factory=lambda s: cloud_logging.Client(
+            project=s.project, credentials=credentials, _use_grpc=False, client_options={"api_endpoint": s.api_endpoint}
+        ),
+    )
+
+
+async def read_a_minute(source: CloudLogging) -> None:
+    try:
+        await source.read_window(ago(60), utc_now())
+    finally:
+        await source.aclose()
+
+
+async def test_rejected_service_account_key_is_an_auth_error(fake: CloudLoggingFake) -> None:
+    async with TokenService(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}) as token:
+        with pytest.raises(TelemetryAuthError, match="invalid_grant") as raised:
+            await read_a_minute(service_account_source(fake, f"{token.url}/token"))
+    assert isinstance(raised.value.__cause__, google.auth.exceptions.RefreshError)
+    assert not raised.value.__cause__.retryable
+    assert not raised.value.retryable
+    assert token.calls == 1 and fake.requests == []  # nothing was listed
+
+
+async def test_failing_token_service_is_unavailable_not_an_auth_error(fake: CloudLoggingFake) -> None:
+    # google-auth retries a 503 itself (about 3 s), then raises a RefreshError it marks retryable.
+    async with TokenService(503, {"error": "backend_error"}) as token:
+        with pytest.raises(TelemetryUnavailable, match="could not be refreshed right now") as raised:
+            await read_a_minute(service_account_source(fake, f"{token.url}/token"))
+    assert isinstance(raised.value.__cause__, google.auth.exceptions.RefreshError)
+    assert raised.value.__cause__.retryable
+    assert raised.value.retryable
+    assert token.calls == 3 and fake.requests == []
+
+
+async def test_unreachable_token_service_is_unavailable(fake: CloudLoggingFake) -> None:
+    with pytest.raises(TelemetryUnavailable, match="could not be refreshed right now") as raised:
+        await read_a_minute(service_account_source(fake, f"{closed_port_url()}/token"))
+    assert isinstance(raised.value.__cause__, google.auth.exceptions.TransportError)
+    assert fake.requests == []
+
+
+GCE_PROBE = """
+import asyncio
+from datetime import timedelta
+from google.auth import compute_engine
+from google.cloud import logging as cloud_logging
+from models.plan import CloudLoggingSource
+from providers.telemetry.base import utc_now
+from providers.telemetry.cloud_logging import CloudLogging
+import sys
+
+plan_source = CloudLoggingSource(kind="cloud-logging", project=sys.argv[1], api_endpoint=sys.argv[2])
+source = CloudLogging(plan_source, "orders-api", client_factory=lambda s: cloud_logging.Client(
+    project=s.project, credentials=compute_engine.Credentials(), _use_grpc=False,
+    client_options={"api_endpoint": s.api_endpoint}))
+
+async def main():
+    try:
+        await source.read_window(utc_now() - timedelta(minutes=1), utc_now())
+    except Exception as exc:
+        print(type(exc).__name__, type(exc.__cause__).__name__, type(exc.__cause__.__cause__).__name__)
+    finally:
+        await source.aclose()
+
+asyncio.run(main())
+"""
+
+
+async def test_failing_gke_metadata_server_is_unavailable(fake: CloudLoggingFake) -> None:
+    # On GKE (ADC from the metadata server), google-auth wraps the metadata server's failure in a
+    # RefreshError raised from a TransportError. Its host is read once at import, hence a subprocess.
+    async with TokenService(502, "upstream connect error") as metadata:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            GCE_PROBE,
+            PROJECT,
+            fake.endpoint,
+            env={**os.environ, "GCE_METADATA_HOST": metadata.url.removeprefix("http://")},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert out.decode().split() == ["TelemetryUnavailable", "RefreshError", "TransportError"], err.decode()
+    assert metadata.calls == 1 and fake.requests == []
