@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from models.decommission import DecommissionPreflight, DecommissionResult
+from providers.resources import AsyncResource
 
 ProgressCallback = Callable[[str], None]
 """Told about long waits (the activity turns it into heartbeats)."""
@@ -21,7 +22,7 @@ def ignore_progress(message: str) -> None:
     del message
 
 
-class Decommissioner(ABC):
+class Decommissioner(AsyncResource, ABC):
     """One way of deleting A."""
 
     kind: ClassVar[str]
@@ -52,13 +53,3 @@ class Decommissioner(ABC):
             DecommissionRefused: this kind can't be undone, or no longer can.
             DecommissionUnavailable: transient failure; retrying is safe.
         """
-
-    async def aclose(self) -> None:
-        """Release connections; the base holds none."""
-        return None
-
-    async def __aenter__(self) -> Decommissioner:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()

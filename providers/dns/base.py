@@ -17,8 +17,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import dns.asyncresolver
 import dns.name
@@ -35,6 +34,7 @@ from models.dns import (
 from providers.dns import nameservers as ns
 from providers.dns.nameservers import Nameserver, canonical_name, canonical_rrset, only_types, sorted_rrsets
 from providers.errors import InvalidChange, NotInZone, PreconditionFailed
+from providers.resources import AsyncResource
 
 PROTECTED_TYPES = frozenset({"SOA", "NS", "DNSKEY", "DS", "RRSIG", "NSEC", "NSEC3", "NSEC3PARAM"})
 """Types cutover never writes: they belong to the zone's delegation and signing, not to a record move."""
@@ -127,7 +127,7 @@ def check_cname_exclusive(current: Sequence[RRset], change: DnsChange) -> None:
         )
 
 
-class DnsProvider(ABC):
+class DnsProvider(AsyncResource, ABC):
     """A zone cutover can read and change, plus the authoritative servers that publish it.
 
     Subclasses implement :meth:`_read`, :meth:`_submit`, :meth:`negative_ttl` and
@@ -160,14 +160,6 @@ class DnsProvider(ABC):
         self.query_timeout = query_timeout
         self.resolver = resolver
         self.log = logging.getLogger(f"{type(self).__name__}[{self.zone}]")
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Release network clients; subclasses holding one extend this. Forgets discovered nameservers."""

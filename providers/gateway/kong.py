@@ -55,6 +55,7 @@ from providers.errors import (
     GatewayUnavailable,
     GatewayUnsupported,
 )
+from providers.resources import AsyncResource
 from providers.secrets import EnvSecrets
 from providers.tls import verify_context
 
@@ -381,7 +382,7 @@ def _body(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"message": str(data)[:200]}
 
 
-class KongAdminClient:
+class KongAdminClient(AsyncResource):
     """Async client for one Kong Admin API (traditional node, DB-less node or hybrid Control Plane).
 
     Args:
@@ -422,12 +423,6 @@ class KongAdminClient:
             follow_redirects=False,
         )
         self._entity_prefix = f"/{quote(section.workspace, safe='')}" if section.workspace else ""
-
-    async def __aenter__(self) -> KongAdminClient:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connection pool."""
