@@ -46,8 +46,6 @@ class TelemetrySource(ABC):
 
     kind: ClassVar[str]
     """The plan's ``monitor.source.kind``."""
-    has_history: ClassVar[bool] = False
-    """True when :meth:`HistoricalTelemetrySource.read_window` can look back in time."""
     has_addresses: ClassVar[bool] = True
     """False when the source can't tell which upstream address served a request."""
 
@@ -99,9 +97,11 @@ class TelemetrySource(ABC):
 
 
 class HistoricalTelemetrySource(TelemetrySource):
-    """A source that keeps history, so a past window can be read at once."""
+    """A source that keeps history, so a past window can be read at once.
 
-    has_history: ClassVar[bool] = True
+    Whether a source keeps history is its class: callers test ``isinstance(source,
+    HistoricalTelemetrySource)``, which also tells the type checker ``read_window`` exists.
+    """
 
     @abstractmethod
     async def read_window(self, start: datetime, end: datetime) -> WindowSummary:

@@ -154,7 +154,6 @@ class KongPrometheus(TelemetrySource):
     """Diff ``kong_http_requests_total`` of one service between scrapes."""
 
     kind: ClassVar[str] = "prometheus"
-    has_history: ClassVar[bool] = False
     has_addresses: ClassVar[bool] = False
 
     def __init__(
