@@ -24,6 +24,7 @@ from models.plan import GcpProjectDecommission
 from providers.decommission.base import Decommissioner, ProgressCallback, ignore_progress
 from providers.errors import DecommissionRefused, DecommissionUnavailable
 from providers.google_auth import GoogleAuth, load_credentials
+from providers.google_errors import parse_google_error
 from providers.secrets import EnvSecrets
 
 DELETE_PERMISSION = "resourcemanager.projects.delete"
@@ -270,7 +271,7 @@ class GcpProjectDecommissioner(Decommissioner):
         if response.is_success:
             answer: dict[str, Any] = response.json()
             return answer
-        message = _google_message(response)
+        message = parse_google_error(response).summary
         status = response.status_code
         if status == 429 or status >= 500:
             raise DecommissionUnavailable(f"Resource Manager {method} {path} answered {status}: {message}")
@@ -291,11 +292,3 @@ class GcpProjectDecommissioner(Decommissioner):
 
 class _NotVisible(Exception):
     """403/404 on projects.get: the project does not exist, or the caller may not see it."""
-
-
-def _google_message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error", {})
-        return f"{error.get('status', '')} {error.get('message', '')}".strip() or response.reason_phrase
-    except (ValueError, AttributeError):
-        return response.reason_phrase

@@ -42,27 +42,15 @@ from providers.errors import (
     NotInZone,
     PreconditionFailed,
 )
+from providers.google_errors import parse_google_error
 
 _RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "backendError"}
 
 
-def google_error(response: httpx.Response) -> tuple[str, list[str]]:
-    """Message and reasons of Google's error body ``{"error": {"code", "message", "errors": [...]}}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300] or response.reason_phrase, []
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return response.text[:300], []
-    message = str(error.get("message") or response.reason_phrase)
-    reasons = [str(e.get("reason")) for e in error.get("errors") or [] if isinstance(e, dict) and e.get("reason")]
-    return message, reasons
-
-
 def api_error(response: httpx.Response, what: str, *, project: str, managed_zone: str) -> DnsError:
     """The typed error for a failed Cloud DNS call (Google's message included, never a token)."""
-    message, reasons = google_error(response)
+    error = parse_google_error(response)
+    message, reasons = error.message, error.reasons
     status = response.status_code
     detail = f"{what}: HTTP {status} {', '.join(reasons) or response.reason_phrase}: {message}"
     if status == 401:
@@ -267,9 +255,9 @@ class GoogleCloudDnsProvider(DnsProvider):
             body["deletions"] = [rrset_to_api(r) for r in change.expected]
         what = f"changes.create for {change.name}"
         response = await self._send("POST", "/changes", what, params={"clientOperationId": op_id}, body=body)
-        if response.status_code == 404 and "deletions" in google_error(response)[0]:
+        if response.status_code == 404 and "deletions" in (message := parse_google_error(response).message):
             # Deleting an rrset that no longer exists is a stale expectation, not a missing zone.
-            raise PreconditionFailed(f"Cloud DNS refused the change: {google_error(response)[0]}")
+            raise PreconditionFailed(f"Cloud DNS refused the change: {message}")
         created = self._json(response, what)
         change_id = str(created.get("id", ""))
         self.log.info("_submit: change %s (%s) is %s", change_id, op_id, created.get("status"))
