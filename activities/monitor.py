@@ -17,7 +17,8 @@ until starter.py imports it from there).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,6 +78,44 @@ class DrainCheckpoint(BaseModel):
     started_at: datetime
     checks: int
     last_reason: str = ""
+
+
+class _LatestProgress:
+    """The latest progress message of a read running in a thread; the keepalive heartbeats it."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __call__(self, message: str) -> None:
+        self.message = message
+
+
+@contextlib.asynccontextmanager
+async def _keepalive(details: Callable[[], Any], every: float) -> AsyncIterator[None]:
+    """Heartbeat ``details()`` now and every ``every`` seconds while the block runs.
+
+    Reads run in a thread (a multi-GB file, many Cloud Logging pages), leaving the event loop free:
+    this keeps the heartbeat timeout from expiring mid-read and lets a cancellation through.
+    """
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            activity.heartbeat(details())
+
+    activity.heartbeat(details())
+    ticker = asyncio.get_running_loop().create_task(beat())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+
+
+def _fixed(details: Any) -> Callable[[], Any]:
+    """Keepalive details that don't change during the block."""
+    return lambda: details
 
 
 def _last_heartbeat() -> Any:
@@ -139,12 +178,15 @@ class MonitorActivities:
         async with self._source(input.monitor, input.service) as source:
             now = utc_now()
             if isinstance(source, HistoricalTelemetrySource):
-                activity.heartbeat(f"reading the last {format_duration(input.monitor.window)} of {source.description}")
-                return await source.read_window(now - input.monitor.window, now)
+                progress = _LatestProgress(
+                    f"reading the last {format_duration(input.monitor.window)} of {source.description}"
+                )
+                async with _keepalive(lambda: progress.message, self._heartbeat_every):
+                    return await source.read_window(now - input.monitor.window, now, progress=progress)
             cursor = await source.open_cursor()
             wait = input.monitor.poll_interval.total_seconds()
-            progress = f"{source.description} keeps no history: {wait:g}s between two reads"
-            await _wait(wait, progress, self._heartbeat_every)
+            waiting = f"{source.description} keeps no history: {wait:g}s between two reads"
+            await _wait(wait, waiting, self._heartbeat_every)
             summary, _ = await source.poll(cursor)
             return summary
 
@@ -163,8 +205,10 @@ class MonitorActivities:
                 remaining = (deadline - utc_now()).total_seconds()
                 wait = max(0.0, min(monitor.poll_interval.total_seconds(), remaining))
                 await _wait(wait, checkpoint.model_dump(mode="json"), self._heartbeat_every)
+                details = checkpoint.model_dump(mode="json")
                 try:
-                    delta, cursor = await source.poll(checkpoint.cursor)
+                    async with _keepalive(_fixed(details), self._heartbeat_every):
+                        delta, cursor = await source.poll(checkpoint.cursor)
                 except (KeyError, TypeError, ValueError):
                     if checkpoint is not resumed:
                         raise

@@ -16,6 +16,7 @@ traffic share is unknown and A's drain cannot be proven.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -23,6 +24,13 @@ from models.telemetry import WindowSummary
 
 Cursor = dict[str, Any]
 """A source's position, JSON-serialisable (it travels in activity heartbeats)."""
+
+Progress = Callable[[str], None]
+"""Told how a long read is going ("read 20000 lines of /var/log/kong/file-log.json.1").
+
+Sources call it from the thread doing the read, so it must only record the message (the activity's
+keepalive heartbeats the latest one); it never raises.
+"""
 
 
 def utc_now() -> datetime:
@@ -104,8 +112,10 @@ class HistoricalTelemetrySource(TelemetrySource):
     """
 
     @abstractmethod
-    async def read_window(self, start: datetime, end: datetime) -> WindowSummary:
+    async def read_window(self, start: datetime, end: datetime, *, progress: Progress | None = None) -> WindowSummary:
         """Summarise the requests that started in ``[start, end)``.
+
+        A long read (a big file, many pages) reports how far it got through ``progress``.
 
         Raises:
             TelemetryError: the source can't be read right now.

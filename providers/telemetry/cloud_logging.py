@@ -33,7 +33,14 @@ from models.telemetry import WindowSummary
 from providers.errors import TelemetryAuthError, TelemetryQuotaExceeded, TelemetryUnavailable
 from providers.google_auth import load_credentials
 from providers.secrets import EnvSecrets
-from providers.telemetry.base import Cursor, HistoricalTelemetrySource, from_rfc3339, to_rfc3339, utc_now
+from providers.telemetry.base import (
+    Cursor,
+    HistoricalTelemetrySource,
+    Progress,
+    from_rfc3339,
+    to_rfc3339,
+    utc_now,
+)
 from providers.telemetry.records import RecordError, parse_access_line, parse_serialized_request
 from providers.telemetry.summary import SummaryBuilder
 
@@ -117,15 +124,17 @@ class CloudLogging(HistoricalTelemetrySource):
         terms.append(f'timestamp<"{to_rfc3339(end)}"')
         return " AND ".join(terms)
 
-    async def read_window(self, start: datetime, end: datetime) -> WindowSummary:
+    async def read_window(self, start: datetime, end: datetime, *, progress: Progress | None = None) -> WindowSummary:
         """Entries logged in ``[start, end)``, counted when their request started in that window too.
+
+        ``progress`` hears how many entries were listed, every page.
 
         Raises:
             TelemetryAuthError: 401/403 or unusable credentials.
             TelemetryQuotaExceeded: still 429 after the backoff.
             TelemetryUnavailable: any other failure of the API, or of the token service (transport).
         """
-        summary, _, _ = await self._query(start, end, start, end, only_within_window=True)
+        summary, _, _ = await self._query(start, end, start, end, only_within_window=True, progress=progress)
         return summary
 
     async def open_cursor(self) -> Cursor:
@@ -160,6 +169,7 @@ class CloudLogging(HistoricalTelemetrySource):
         *,
         only_within_window: bool,
         skip: tuple[datetime, set[str]] | None = None,
+        progress: Progress | None = None,
     ) -> tuple[WindowSummary, datetime | None, list[str]]:
         filter_ = self.build_filter(start, end)
         for attempt in range(len(self._quota_backoff) + 1):
@@ -171,7 +181,7 @@ class CloudLogging(HistoricalTelemetrySource):
                 only_within_window=only_within_window,
             )
             try:
-                last, ids = await asyncio.to_thread(self._list, filter_, builder, skip)
+                last, ids = await asyncio.to_thread(self._list, filter_, builder, skip, progress)
                 if attempt:
                     builder.note(f"Cloud Logging answered 429 {attempt} time(s); read after backing off")
                 return builder.build(), last, ids
@@ -202,7 +212,11 @@ class CloudLogging(HistoricalTelemetrySource):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _list(
-        self, filter_: str, builder: SummaryBuilder, skip: tuple[datetime, set[str]] | None
+        self,
+        filter_: str,
+        builder: SummaryBuilder,
+        skip: tuple[datetime, set[str]] | None,
+        progress: Progress | None,
     ) -> tuple[datetime | None, list[str]]:
         """List every page (the client follows nextPageToken); return the last timestamp and its insertIds."""
         if self._client is None:
@@ -212,7 +226,9 @@ class CloudLogging(HistoricalTelemetrySource):
         entries = self._client.list_entries(
             resource_names=[f"projects/{self.source.project}"], filter_=filter_, page_size=self._page_size
         )
-        for entry in entries:
+        for listed, entry in enumerate(entries, start=1):
+            if progress is not None and listed % self._page_size == 0:
+                progress(f"listed {listed} entries of projects/{self.source.project}")
             moment: datetime | None = entry.timestamp
             insert_id: str = entry.insert_id or ""
             if skip is not None and moment == skip[0] and insert_id in skip[1]:

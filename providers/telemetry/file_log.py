@@ -32,12 +32,21 @@ from typing import IO, Any, ClassVar
 from models.plan import KongFileLogSource
 from models.telemetry import WindowSummary
 from providers.errors import ConfigError, TelemetryUnavailable
-from providers.telemetry.base import Cursor, HistoricalTelemetrySource, from_rfc3339, to_rfc3339, utc_now
+from providers.telemetry.base import (
+    Cursor,
+    HistoricalTelemetrySource,
+    Progress,
+    from_rfc3339,
+    to_rfc3339,
+    utc_now,
+)
 from providers.telemetry.records import RecordError, parse_serialized_request
 from providers.telemetry.summary import SummaryBuilder
 
 HEAD_BYTES = 256
 """Bytes fingerprinted at the start of a file to notice it was truncated and rewritten past our offset."""
+PROGRESS_EVERY_LINES = 10_000
+"""A long scan reports its progress this often, so the activity's heartbeats show it moving."""
 MAX_FOLLOWED_FILES = 4
 """The file at the path plus this many minus one rotated files are followed at once."""
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
@@ -179,25 +188,33 @@ class KongFileLog(HistoricalTelemetrySource):
             raise self._error(exc) from exc
         return _FilePosition(position.device, position.inode, offset, head)
 
-    def _count_lines(self, handle: IO[bytes], path: str, offset: int, builder: SummaryBuilder) -> int:
+    def _count_lines(
+        self, handle: IO[bytes], path: str, offset: int, builder: SummaryBuilder, progress: Progress | None = None
+    ) -> int:
         """Feed complete lines from ``offset`` to the builder; return the offset after the last one."""
-        for line, line_offset in _complete_lines(handle, offset):
+        size = os.fstat(handle.fileno()).st_size
+        for count, (line, line_offset) in enumerate(_complete_lines(handle, offset), start=1):
             _count_line(line, f"{path}:{line_offset}", builder)
             offset = line_offset + len(line)
+            if progress is not None and count % PROGRESS_EVERY_LINES == 0:
+                progress(f"read {count} lines of {path} ({offset // 1_000_000} of {size // 1_000_000} MB)")
         return offset
 
     # --- history -----------------------------------------------------------------------------------
 
-    async def read_window(self, start: datetime, end: datetime) -> WindowSummary:
+    async def read_window(self, start: datetime, end: datetime, *, progress: Progress | None = None) -> WindowSummary:
         """Requests that started in ``[start, end)``, from the file and its uncompressed rotated siblings.
+
+        Every file modified since ``start`` is read from its beginning (a multi-GB file takes a
+        while): ``progress`` hears every :data:`PROGRESS_EVERY_LINES` lines.
 
         Raises:
             TelemetryUnavailable: neither the file nor a rotated sibling exists.
             ConfigError: the worker may not read them.
         """
-        return await asyncio.to_thread(self._read_window, start, end)
+        return await asyncio.to_thread(self._read_window, start, end, progress)
 
-    def _read_window(self, start: datetime, end: datetime) -> WindowSummary:
+    def _read_window(self, start: datetime, end: datetime, progress: Progress | None) -> WindowSummary:
         builder = SummaryBuilder(
             source=self.description,
             service=self.service,
@@ -211,10 +228,12 @@ class KongFileLog(HistoricalTelemetrySource):
                 f"{self.path} does not exist: is Kong's file-log plugin writing there, and is the file "
                 "visible to the worker?"
             )
-        for path in files:
+        for index, path in enumerate(files, start=1):
+            if progress is not None:
+                progress(f"reading {path} ({index} of {len(files)} file(s))")
             try:
                 with open(path, "rb") as handle:
-                    self._count_lines(handle, path, 0, builder)
+                    self._count_lines(handle, path, 0, builder, progress)
             except FileNotFoundError:
                 builder.note(f"{path} disappeared while being read")
             except OSError as exc:

@@ -309,6 +309,24 @@ async def test_baseline_reads_the_past_window(log: Path) -> None:
     assert summary.requests_per_ip == {A_IP: 9}
 
 
+async def test_baseline_heartbeats_while_it_scans_a_big_file(log: Path) -> None:
+    # 40 000 lines (~40 MB): a scan that takes a while. The read runs in a thread; the keepalive
+    # heartbeats the scan's progress meanwhile, so a multi-GB file can't trip the heartbeat timeout.
+    line = kong_line(at=ago(60), tries=[(A_IP, None)])
+    with open(log, "a", encoding="utf-8") as handle:
+        for _ in range(40):
+            handle.write(line * 1000)
+    recorder = Recorder()
+    summary = await recorder.run(
+        MonitorActivities(heartbeat_every=0.02).baseline,
+        BaselineInput(monitor=file_monitor(log, window="10m"), service=SERVICE, a_addresses=(A_IP,), b_addresses=()),
+    )
+    assert summary.requests == 40_000
+    progress = [details[0] for details in recorder.heartbeats]
+    assert progress[0].startswith("reading the last 10m of kong-file-log")
+    assert any(f"lines of {log} (" in message and " MB)" in message for message in progress), progress[:3]
+
+
 async def test_baseline_without_history_scrapes_twice(metrics: MetricsServer) -> None:
     metrics.body = exposition({("200", "service"): 100, ("503", "service"): 1})
     monitor = MonitorSection.model_validate(
