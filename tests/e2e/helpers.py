@@ -118,6 +118,16 @@ class Lane:
         return CutoverPlan.model_validate(data)
 
 
+def plan_keeping_a(topo: Topology, lane: Lane, **overrides: Any) -> CutoverPlan:
+    """A cname plan that leaves A in place and opens no decommission gate.
+
+    Runs on the shared topology use it: A serves every lane, so only the fresh topologies of the clean
+    cutover tests let a decommission really stop it.
+    """
+    approvals = {"decommission": False, **overrides.pop("approvals", {})}
+    return lane.plan(topo, approvals=approvals, replace={"decommission": {"kind": "none"}}, **overrides)
+
+
 def sandbox_lane(strategy: Literal["cname", "alias"]) -> Lane:
     """The sandbox's own cutover (sandbox/plans/*.yaml): Service orders-api in front of a-project."""
     record = "a-project.example.test." if strategy == "cname" else "origin-api.example.test."
@@ -466,15 +476,47 @@ class Run:
                     attempts.append(attributes.attempt)
         return attempts
 
-    async def pending_attempt(self) -> tuple[str, int, bool]:
-        """The pending activity's name, attempt, and whether it sits in a retry backoff (not running)."""
-        described = await self.handle.describe(rpc_timeout=timedelta(seconds=3))
-        pending = described.raw_description.pending_activities
-        if not pending:
-            return "", 0, False
-        activity = pending[0]
-        backoff = activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED and activity.attempt > 1
-        return activity.activity_type.name, activity.attempt, backoff
+    async def retries(self, activity: str, until_attempt: int = 2, timeout: float = 30) -> list[Retry]:
+        """Watch ``activity`` fail and wait in its retry backoff until attempt ``until_attempt`` is next.
+
+        Only the server knows about retries (the history records the last attempt only), so this reads
+        the pending activity from ``describe``: one :class:`Retry` per backoff seen, in order.
+        """
+        seen: dict[int, Retry] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            described = await self.handle.describe(rpc_timeout=timedelta(seconds=3))
+            for pending in described.raw_description.pending_activities:
+                if (
+                    pending.activity_type.name == activity
+                    and pending.attempt >= 2
+                    and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+                ):
+                    seen.setdefault(
+                        pending.attempt,
+                        Retry(
+                            pending.attempt,
+                            pending.current_retry_interval.ToTimedelta().total_seconds(),
+                            pending.last_failure.message,
+                        ),
+                    )
+            if seen and max(seen) >= until_attempt:
+                return [seen[attempt] for attempt in sorted(seen)]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{activity} is not retrying: {described.raw_description.pending_activities}")
+            await asyncio.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """One backoff of a failing activity, as the server shows it."""
+
+    attempt: int
+    """The attempt it waits for."""
+    interval: float
+    """Seconds of backoff before that attempt."""
+    failure: str
+    """Why the previous attempt failed."""
 
 
 async def start_run(topo: Topology, plan: CutoverPlan) -> Run:
