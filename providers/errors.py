@@ -33,6 +33,7 @@ and ``non_retryable`` set from ``retryable``. Tree::
 
 from __future__ import annotations
 
+import ssl
 from typing import ClassVar
 
 
@@ -146,3 +147,41 @@ class DecommissionUnavailable(DecommissionError):
     """The decommission API is unreachable or failed transiently."""
 
     retryable = True
+
+
+# --- describing third-party failures without their text ----------------------------------------------
+
+
+def certificate_problem(exc: BaseException) -> str | None:
+    """OpenSSL's verification reason when ``exc`` was caused by an untrusted certificate, else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current.verify_message or "certificate verify failed"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """``ConnectError (Connection refused)``: the class name and the OS's or OpenSSL's reason, never ``str(exc)``.
+
+    Transport exceptions may quote what was sent or received: h11's protocol errors repeat a header
+    line, and a request header may be ``Kong-Admin-Token``, ``Authorization: Bearer ...`` or a
+    webhook's key. The only detail kept is text that can't hold a header: the ``strerror`` of an
+    ``OSError`` in the cause chain (``Connection refused``) or a certificate verification reason.
+    """
+    name = type(exc).__name__
+    reason = certificate_problem(exc)
+    if reason is None:
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        while current is not None and id(current) not in seen and reason is None:
+            seen.add(id(current))
+            if isinstance(current, ssl.SSLError):
+                reason = current.reason
+            elif isinstance(current, OSError) and current.strerror:
+                reason = current.strerror
+            current = current.__cause__ or current.__context__
+    return f"{name} ({reason})" if reason else name

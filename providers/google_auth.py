@@ -69,3 +69,16 @@ def load_credentials(
             "Credentials (workload identity, `gcloud auth application-default login`) or name a key file "
             "in credentials_env"
         ) from exc
+
+
+def describe_auth_error(exc: google.auth.exceptions.GoogleAuthError) -> str:
+    """``RefreshError (invalid_grant)``: the class name and the OAuth error code, never ``str(exc)``.
+
+    google-auth's messages may quote the token endpoint's whole answer or a transport failure's text
+    (which can repeat request headers); the OAuth ``error`` code (RFC 6749 §5.2) is all that is kept.
+    """
+    name = type(exc).__name__
+    for arg in exc.args[1:2]:
+        if isinstance(arg, dict) and isinstance(arg.get("error"), str) and arg["error"].isidentifier():
+            return f"{name} ({arg['error']})"
+    return name

@@ -22,8 +22,8 @@ import httpx
 from models.decommission import DecommissionPreflight, DecommissionResult
 from models.plan import GcpProjectDecommission
 from providers.decommission.base import Decommissioner, ProgressCallback, ignore_progress
-from providers.errors import DecommissionRefused, DecommissionUnavailable
-from providers.google_auth import GoogleAuth, load_credentials
+from providers.errors import DecommissionRefused, DecommissionUnavailable, describe_transport_error
+from providers.google_auth import GoogleAuth, describe_auth_error, load_credentials
 from providers.google_errors import parse_google_error
 from providers.secrets import EnvSecrets
 
@@ -263,10 +263,13 @@ class GcpProjectDecommissioner(Decommissioner):
         try:
             response = await self._http.request(method, path, json=body)
         except google.auth.exceptions.GoogleAuthError as exc:
-            raise DecommissionRefused(f"Google credentials for Resource Manager are unusable: {exc}") from exc
+            raise DecommissionRefused(
+                f"Google credentials for Resource Manager are unusable: {describe_auth_error(exc)}"
+            ) from exc
         except httpx.HTTPError as exc:
+            # Never str(exc): h11's protocol errors repeat header lines, and this client sends the bearer token.
             raise DecommissionUnavailable(
-                f"Resource Manager {method} {path} failed: {type(exc).__name__}; retrying is safe"
+                f"Resource Manager {method} {path} failed: {describe_transport_error(exc)}; retrying is safe"
             ) from exc
         if response.is_success:
             answer: dict[str, Any] = response.json()

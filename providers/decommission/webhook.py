@@ -17,7 +17,7 @@ import httpx
 from models.decommission import DecommissionPreflight, DecommissionResult
 from models.plan import WebhookDecommission
 from providers.decommission.base import Decommissioner
-from providers.errors import ConfigError, DecommissionRefused, DecommissionUnavailable
+from providers.errors import ConfigError, DecommissionRefused, DecommissionUnavailable, describe_transport_error
 from providers.secrets import EnvSecrets
 from providers.tls import verify_context
 
@@ -47,7 +47,7 @@ class WebhookDecommissioner(Decommissioner):
             ConfigError: a named variable is not set (the message names the variable, never a value).
         """
         headers = {
-            name: self._secrets.require(variable, f"decommission.headers_env.{name}")
+            name: self._secrets.require_header_value(variable, f"decommission.headers_env.{name}")
             for name, variable in self.section.headers_env.items()
         }
         headers["Idempotency-Key"] = self.workflow_id
@@ -63,7 +63,7 @@ class WebhookDecommissioner(Decommissioner):
         problems = []
         for name, variable in section.headers_env.items():
             try:
-                self._secrets.require(variable, f"decommission.headers_env.{name}")
+                self._secrets.require_header_value(variable, f"decommission.headers_env.{name}")
                 checks.append(f"header {name} is set from {variable}")
             except ConfigError as exc:
                 problems.append(str(exc))
@@ -103,9 +103,10 @@ class WebhookDecommissioner(Decommissioner):
                     json={"workflow_id": self.workflow_id, "action": "decommission"},
                 )
             except httpx.HTTPError as exc:
+                # Never str(exc): h11's protocol errors repeat header lines, and these headers carry secrets.
                 raise DecommissionUnavailable(
-                    f"{section.method} {section.url} failed: {type(exc).__name__}; A's deletion was not confirmed "
-                    "(retrying is safe: the idempotency key is the same)"
+                    f"{section.method} {section.url} failed: {describe_transport_error(exc)}; A's deletion was not "
+                    "confirmed (retrying is safe: the idempotency key is the same)"
                 ) from exc
         status = response.status_code
         if status in section.expect_status:

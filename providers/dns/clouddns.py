@@ -41,6 +41,7 @@ from providers.errors import (
     InvalidChange,
     NotInZone,
     PreconditionFailed,
+    describe_transport_error,
 )
 from providers.google_errors import parse_google_error
 
@@ -165,8 +166,9 @@ class GoogleCloudDnsProvider(DnsProvider):
             raise DnsUnavailable(f"could not reach Google's token endpoint ({type(exc).__name__})") from exc
         except httpx.TimeoutException as exc:
             raise DnsUnavailable(f"Cloud DNS did not answer {what} in time ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise DnsUnavailable(f"Cloud DNS is unreachable for {what} ({type(exc).__name__}: {exc})") from exc
+        except httpx.HTTPError as exc:
+            # Never str(exc): h11's protocol errors repeat header lines, and this client sends the bearer token.
+            raise DnsUnavailable(f"Cloud DNS is unreachable for {what} ({describe_transport_error(exc)})") from exc
 
     def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
         if not response.is_success:

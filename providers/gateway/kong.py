@@ -54,6 +54,8 @@ from providers.errors import (
     GatewayRejected,
     GatewayUnavailable,
     GatewayUnsupported,
+    certificate_problem,
+    describe_transport_error,
 )
 from providers.resources import AsyncResource
 from providers.secrets import EnvSecrets
@@ -412,7 +414,7 @@ class KongAdminClient(AsyncResource):
         self._get_attempts = max(1, get_attempts)
         self._retry_backoff = retry_backoff
         headers = {"Accept": "application/json", "User-Agent": "cutover"}
-        token = secrets.optional(section.token_env, "kong.token_env")
+        token = secrets.require_header_value(section.token_env, "kong.token_env") if section.token_env else None
         if token:
             headers[ADMIN_TOKEN_HEADER] = token
         self._client = httpx.AsyncClient(
@@ -441,14 +443,22 @@ class KongAdminClient(AsyncResource):
                 f"Kong Admin API did not answer {action} within {self.section.timeout.total_seconds():g} s ({url})"
             ) from exc
         except httpx.ConnectError as exc:
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            # Never str(exc): h11's protocol errors repeat header lines, and this client sends the token.
+            untrusted = certificate_problem(exc)
+            if untrusted is not None:
                 raise ConfigError(
                     f"the Kong Admin API's TLS certificate is not trusted ({url}): set kong.ca_bundle to the CA "
-                    f"that signed it ({exc})"
+                    f"that signed it ({untrusted})"
                 ) from exc
-            raise GatewayUnavailable(f"cannot connect to the Kong Admin API for {action} ({url}): {exc}") from exc
-        except httpx.TransportError as exc:
-            raise GatewayUnavailable(f"the Kong Admin API connection failed during {action} ({url}): {exc}") from exc
+            raise GatewayUnavailable(
+                f"cannot connect to the Kong Admin API for {action} ({url}): {describe_transport_error(exc)}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            # TransportError, and the ones that are not: DecodingError (a body that does not decode as its
+            # Content-Encoding says), TooManyRedirects.
+            raise GatewayUnavailable(
+                f"the Kong Admin API exchange failed during {action} ({url}): {describe_transport_error(exc)}"
+            ) from exc
 
     def error_for(self, response: httpx.Response, action: str) -> GatewayError:
         """The typed error for a non-2xx answer, with Kong's own message and fields."""
@@ -608,7 +618,7 @@ class KongAdminClient(AsyncResource):
                 elif dns_status.is_success:
                     reading.client = "new"
         except httpx.HTTPError as exc:
-            reading.problems.append(f"cannot read data plane {base}: {exc}")
+            reading.problems.append(f"cannot read data plane {base}: {describe_transport_error(exc)}")
         return reading
 
 

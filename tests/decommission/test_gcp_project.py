@@ -14,6 +14,7 @@ from models.plan import GcpProjectDecommission
 from providers.decommission.gcp_project import GcpProjectDecommissioner
 from providers.errors import DecommissionRefused, DecommissionUnavailable
 from tests.fakes.resource_manager import DELETE, GET, ResourceManagerFake
+from tests.kong.fixtures import header_echoing_server
 
 A_PROJECT = "a-project-123"
 B_PROJECT = "b-project-456"
@@ -198,3 +199,15 @@ async def test_the_fake_fails_the_test_on_a_request_off_googles_schema() -> None
     assert response.status_code == 400
     with pytest.raises(AssertionError, match="perms"):
         await fake.__aexit__(None, None, None)
+
+
+async def test_a_transport_error_quoting_the_bearer_token_is_reported_without_it() -> None:
+    token = "ya29.resource-manager-token-3c7a"
+    async with header_echoing_server("Authorization") as url:
+        section = GcpProjectDecommission(kind="gcp-project", project_id=A_PROJECT, api_endpoint=url)
+        credentials = google.oauth2.credentials.Credentials(token=token)
+        async with GcpProjectDecommissioner(section, credentials=credentials) as provider:
+            with pytest.raises(DecommissionUnavailable) as failed:
+                await provider.delete()
+    assert token in str(failed.value.__cause__)
+    assert token not in str(failed.value) and "RemoteProtocolError" in str(failed.value)

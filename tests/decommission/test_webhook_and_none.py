@@ -14,6 +14,7 @@ from providers.decommission.none import LeaveInPlace
 from providers.decommission.webhook import WebhookDecommissioner
 from providers.errors import ConfigError, DecommissionRefused, DecommissionUnavailable
 from providers.secrets import EnvSecrets
+from tests.kong.fixtures import header_echoing_server
 
 WORKFLOW_ID = "cutover-orders-api"
 TOKEN = "decommission-token-value-0123"
@@ -141,3 +142,11 @@ async def test_none_leaves_a_in_place() -> None:
     assert (result.kind, result.done, result.state) == ("none", True, "left in place")
     assert "yours to delete" in result.detail
     assert (await provider.undo()).state == "left in place"
+
+
+async def test_a_transport_error_quoting_a_header_secret_is_reported_without_it() -> None:
+    async with header_echoing_server("X-Api-Key") as url:
+        with pytest.raises(DecommissionUnavailable) as failed:
+            await webhook(url + "/projects/a").delete()
+    assert TOKEN in str(failed.value.__cause__)
+    assert TOKEN not in str(failed.value) and "RemoteProtocolError" in str(failed.value)

@@ -24,6 +24,7 @@ from providers.errors import (
 from providers.secrets import EnvSecrets
 from tests.dns.conftest import A_PROJECT, ALIAS, B_PROJECT, ZONE, cloud_section, rr
 from tests.fakes.clouddns import FakeCloudDns
+from tests.kong.fixtures import header_echoing_server
 
 A_300 = rr(A_PROJECT, "A", 300, "127.0.0.2")
 A_30 = rr(A_PROJECT, "A", 30, "127.0.0.2")
@@ -321,3 +322,14 @@ async def test_the_fake_rejects_traffic_that_does_not_match_the_discovery_docume
     with pytest.raises(AssertionError, match="invalid traffic"):
         clouddns.assert_valid()
     clouddns.problems.clear()
+
+
+async def test_a_transport_error_quoting_the_bearer_token_is_reported_without_it(clouddns: FakeCloudDns):
+    token = "ya29.cloud-dns-access-token-8d1f"
+    async with header_echoing_server("Authorization") as url:
+        provider_section = {**cloud_section(clouddns).provider.model_dump(), "api_endpoint": url}
+        async with build(clouddns, token=token, provider=provider_section) as provider:
+            with pytest.raises(DnsUnavailable) as failed:
+                await provider.snapshot(A_PROJECT)
+    assert token in str(failed.value.__cause__)
+    assert token not in str(failed.value) and "RemoteProtocolError" in str(failed.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import socket
@@ -78,3 +79,35 @@ def section(emulator: KongEmulator, **overrides: Any) -> KongSection:
     data: dict[str, Any] = {"admin_url": emulator.admin_url, "service": "orders-api", "timeout": "2s"}
     data.update(overrides)
     return KongSection.model_validate(data)
+
+
+@contextlib.asynccontextmanager
+async def header_echoing_server(header: str) -> AsyncIterator[str]:
+    """A broken proxy on 127.0.0.1: it answers with a malformed header line that repeats request header ``header``.
+
+    httpx/h11 then fail with a protocol error whose text quotes that line, i.e. the header's value: the
+    way a secret (an Admin API token, a bearer token, a webhook key) reaches an exception message.
+    Yields the server's base URL.
+    """
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            value = b""
+            for line in head.split(b"\r\n")[1:]:
+                name, _, rest = line.partition(b":")
+                if name.strip().lower() == header.lower().encode():
+                    value = rest.strip()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nEchoed " + value + b"\r\n\r\n")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
