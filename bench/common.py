@@ -491,6 +491,28 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def machine_cpu() -> tuple[int, int]:
+    """``(busy, total)`` jiffies of the whole machine since boot (/proc/stat), everyone's processes included."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share (0..1) of all CPUs' time that was busy between two :func:`machine_cpu` readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
+
+
+def component_cpu(topo: Topology) -> dict[str, float]:
+    """CPU seconds used so far by every sandbox process still running, and by this benchmark."""
+    used = {row.name: cpu_seconds(row.pid) for row in topo.component_table() if row.pid is not None}
+    times = os.times()
+    out = {name: seconds for name, seconds in used.items() if seconds is not None}
+    out["benchmark (load, approver, watchers)"] = times.user + times.system
+    return out
+
+
 @dataclass
 class RssSampler:
     """Sample a process's resident memory every ``every`` seconds (VmHWM gives the exact peak)."""

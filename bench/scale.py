@@ -1,7 +1,8 @@
 """Scale: many concurrent cutovers (one record each, one zone) on ONE worker.
 
-    .venv/bin/python -m bench.scale [--counts 1,50,100,200] [--rate-per-route 0.5]
-                                    [--approvals auto|off] [--json out.json] [--keep]
+    .venv/bin/python -m bench.scale [--counts 1,25,50,100,200] [--rate-per-route 0.5]
+                                    [--approvals auto|off] [--readiness-timeout 5m]
+                                    [--json out.json] [--keep]
 
 Targets (issue 6), for 200 cutovers started at once: all complete; overhead per cutover within 10%
 of the single-cutover figure; worker peak RSS under 400 MB (reported); history events per cutover
@@ -20,6 +21,10 @@ record and Service, with two changes, both stated in the output:
   receiver really stops runtime A, which serves every record, so the first cutover to finish
   would break the others. Each cutover still proves A drained for its own Service first.
 
+``--readiness-timeout`` is a third, optional change: the sandbox plan gives B's readiness probe 30 s,
+which a saturated machine may not meet (the run is then refused before any change, and counted as
+not completed).
+
 The N runs start at once (``start_workflow`` calls issued together, after one dry run warmed the
 worker up); gates are approved through the ``approve`` update as soon as visibility shows them.
 Overhead per cutover is derived from each run's own status as in bench/overhead.py; N=1 in the
@@ -30,8 +35,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import time
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -44,10 +51,12 @@ from bench.common import (
     await_timed,
     bench_topology,
     common_arguments,
-    cpu_seconds,
+    component_cpu,
     dry_run,
     event_rows,
     load_average,
+    machine_busy_share,
+    machine_cpu,
     print_facts,
     proc_status_kib,
     run_main,
@@ -94,10 +103,14 @@ def fitted_timings(rate_per_route: float) -> Timings:
     return replace(timings, min_requests=max(1, min(timings.min_requests, int(expected / 2))))
 
 
-def plan_for(topo: Topology, name: str, sink_url: str, approvals: str) -> CutoverPlan:
+def plan_for(
+    topo: Topology, name: str, sink_url: str, approvals: str, readiness_timeout: str | None = None
+) -> CutoverPlan:
     """The sandbox cname plan for one benchmark record, Service and decommission sink."""
     timings = topo.timings
     data = topo.render_plan("cname", name=name, dns={"record": f"{name}.example.test."}, kong={"service": name})
+    if readiness_timeout is not None:
+        data["readiness"] = {**data["readiness"], "timeout": readiness_timeout}
     data["decommission"] = {
         "kind": "webhook",
         "url": f"{sink_url}/projects/{name}",
@@ -153,13 +166,12 @@ async def measure(args: argparse.Namespace, count: int) -> dict[str, Any]:
         DecommissionSink() as sink,
     ):
         await seed_kong_services(topo, names)
-        plans = [plan_for(topo, name, sink.url, args.approvals) for name in names]
+        plans = [plan_for(topo, name, sink.url, args.approvals, args.readiness_timeout) for name in names]
         client = await topo.temporal_client()
         settings = settings_for(topo)
         worker_pid = topo.components["worker"].pid
-        temporal_pid = topo.components["temporal"].pid
-        if worker_pid is None or temporal_pid is None:
-            raise BenchError("the worker or Temporal has no process")
+        if worker_pid is None:
+            raise BenchError("the worker has no process")
         loads = await start_loads(topo, names, args.rate_per_route)
         try:
             await asyncio.sleep(WARMUP_SECONDS)
@@ -167,7 +179,7 @@ async def measure(args: argparse.Namespace, count: int) -> dict[str, Any]:
             if warm.status.phase != "planned":
                 raise BenchError(f"the warm-up dry run ended {warm.status.phase}: {warm.error}")
             rss_before = proc_status_kib(worker_pid, "VmRSS") or 0
-            cpu_worker, cpu_temporal = cpu_seconds(worker_pid) or 0.0, cpu_seconds(temporal_pid) or 0.0
+            cpu_before, machine_before = component_cpu(topo), machine_cpu()
             async with RssSampler(worker_pid) as sampler, GateApprover(client) as approver:
                 began = time.time()
                 started = await asyncio.gather(*(start_timed(client, settings, plan) for plan in plans))
@@ -177,15 +189,16 @@ async def measure(args: argparse.Namespace, count: int) -> dict[str, Any]:
                 )
                 peak_kib = proc_status_kib(worker_pid, "VmHWM")
                 load_avg_during = load_average()
-            cpu_worker = (cpu_seconds(worker_pid) or 0.0) - cpu_worker
-            cpu_temporal = (cpu_seconds(temporal_pid) or 0.0) - cpu_temporal
+            cpu_after, machine_after = component_cpu(topo), machine_cpu()
         finally:
             await asyncio.gather(*(load.stop() for load in loads))
         fetched = await histories(topo, [run.workflow_id for run in runs])
     events = [length for length, _ in fetched]
+    completed_events = [float(n) for (n, _), run in zip(fetched, runs, strict=True) if run.status.phase == "completed"]
     completed = [run for run in runs if run.status.phase == "completed"]
     not_completed = {run.workflow_id: f"{run.status.phase}: {run.error or run.status.error}" for run in runs}
     not_completed = {k: v for k, v in not_completed.items() if not v.startswith("completed")}
+    reasons = Counter(NAME_PATTERN.sub("<record>", why)[:160] for why in not_completed.values())
     breakdowns: list[OverheadBreakdown] = [
         derive_overhead(run.status, PlanWaits.of(plan), run.called_at, run.result_at)
         for run, plan in zip(runs, plans, strict=True)
@@ -198,6 +211,7 @@ async def measure(args: argparse.Namespace, count: int) -> dict[str, Any]:
         "count": count,
         "completed": len(completed),
         "not_completed": not_completed,
+        "not_completed_reasons": reasons.most_common(),
         "overhead": Spread.of([b.overhead for b in breakdowns]).__dict__ if breakdowns else None,
         "strict_overhead": Spread.of([b.strict_overhead for b in breakdowns]).__dict__ if breakdowns else None,
         "wall": Spread.of([b.wall for b in breakdowns]).__dict__ if breakdowns else None,
@@ -208,9 +222,10 @@ async def measure(args: argparse.Namespace, count: int) -> dict[str, Any]:
         "worker_rss_before_mib": rss_before / 1024,
         "worker_peak_rss_mib": (peak_kib or 0) / 1024,
         "worker_peak_rss_sampled_mib": (sampler.peak_sampled_kib or 0) / 1024,
-        "worker_cpu_seconds": cpu_worker,
-        "temporal_cpu_seconds": cpu_temporal,
+        "cpu_seconds": {name: cpu_after[name] - cpu_before[name] for name in cpu_after if name in cpu_before},
+        "machine_busy": machine_busy_share(machine_before, machine_after),
         "history_events": Spread.of([float(e) for e in events]).__dict__,
+        "history_events_completed": Spread.of(completed_events).__dict__ if completed_events else None,
         "task_times": task_time_medians([times for _, times in fetched]),
         "load": {"rate_per_route": args.rate_per_route, "requests": requests, "failed": failed},
         "min_requests": timings.min_requests,
@@ -245,10 +260,18 @@ def render(result: dict[str, Any]) -> list[str]:
         f"  worker RSS: {result['worker_rss_before_mib']:.0f} MiB before, peak {result['worker_peak_rss_mib']:.0f} MiB"
         f" (VmHWM; sampled {result['worker_peak_rss_sampled_mib']:.0f} MiB) -> "
         f"{target_mark(result['worker_peak_rss_mib'], RSS_TARGET_MIB)} (< {RSS_TARGET_MIB:.0f} MB)",
-        f"  CPU seconds during the runs: worker {result['worker_cpu_seconds']:.1f}, "
-        f"Temporal {result['temporal_cpu_seconds']:.1f}; 1-min load average at the end "
+        "  CPU seconds during the runs: "
+        + ", ".join(
+            f"{name} {seconds:.1f}" for name, seconds in sorted(result["cpu_seconds"].items(), key=lambda kv: -kv[1])
+        )
+        + f"; machine busy {result['machine_busy']:.0%} of {os.cpu_count()} CPUs; 1-min load average at the end "
         f"{result['load_average_during']:.2f}",
-        f"  history events per cutover: {events.render(unit='', digits=0)}",
+        f"  history events per cutover: {events.render(unit='', digits=0)}"
+        + (
+            f"; completed runs only: {Spread(**result['history_events_completed']).render(unit='', digits=0)}"
+            if result["history_events_completed"] and result["not_completed"]
+            else ""
+        ),
         "  per cutover (median), from its history: workflow tasks waited {workflow_task_wait:.2f} s and ran "
         "{workflow_task_run:.2f} s ({workflow_tasks:.0f} tasks); activities waited {activity_wait:.2f} s for the "
         "worker ({activities:.0f} activities)".format(**result["task_times"]),
@@ -256,8 +279,8 @@ def render(result: dict[str, Any]) -> list[str]:
         f"decommission webhook called for {result['decommission_calls']['projects']} record(s), "
         f"at most {result['decommission_calls']['max_per_project']}x each",
     ]
-    for workflow_id, why in list(result["not_completed"].items())[:10]:
-        lines.append(f"  NOT completed: {workflow_id}: {why[:200]}")
+    for why, times in result["not_completed_reasons"]:
+        lines.append(f"  NOT completed ({times}x): {why}")
     return lines
 
 
@@ -267,7 +290,8 @@ async def main(args: argparse.Namespace) -> None:
     say(
         f"plan: sandbox cname plan per record; monitor window {timings.monitor_window}, min_requests "
         f"{timings.min_requests} (load {args.rate_per_route:g} req/s per route); decommission to the "
-        f"benchmark's sink after the drain proof; approvals {args.approvals}"
+        f"benchmark's sink after the drain proof; approvals {args.approvals}; readiness timeout "
+        f"{args.readiness_timeout or 'as in the sandbox plan (30s)'}"
     )
     results = []
     for count in args.counts:
@@ -322,9 +346,14 @@ def count_list(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--counts", type=count_list, default=[1, 50, 100, 200], help="cutovers at once (1,50,100,200)")
+    parser.add_argument(
+        "--counts", type=count_list, default=[1, 25, 50, 100, 200], help="cutovers at once (1,25,50,100,200)"
+    )
     parser.add_argument("--rate-per-route", type=float, default=0.5, help="client requests/s on each route (0.5)")
     parser.add_argument("--approvals", choices=["auto", "off"], default="auto")
+    parser.add_argument(
+        "--readiness-timeout", help="override the plan's readiness.timeout (the sandbox plan's is 30s), e.g. 5m"
+    )
     parser.add_argument(
         "--reference", type=float, default=None, help="single-cutover overhead (s) when the counts lack 1"
     )
