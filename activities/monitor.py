@@ -71,13 +71,24 @@ class MonitorCheckpoint(BaseModel):
 
 
 class DrainCheckpoint(BaseModel):
-    """What ``traffic_prove_drained`` heartbeats: its start (the timeout counts from it) and progress."""
+    """What ``traffic_prove_drained`` heartbeats, and resumes from after a worker crash.
+
+    Its start (the timeout counts from it), and once the quiet window was read, the source's cursor
+    and everything seen since, so a retry goes on polling instead of reading the window again.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     started_at: datetime
     checks: int
     last_reason: str = ""
+    source: str | None = None
+    """The source's description; the cursor of another source is not resumed."""
+    cursor: Cursor | None = None
+    summary: WindowSummary | None = None
+    """Everything seen since the start of the first quiet window read (the drain rule needs A's last request)."""
+    progress: str = ""
+    """How the current read is going (heartbeated while it runs)."""
 
 
 class _LatestProgress:
@@ -269,21 +280,27 @@ class MonitorActivities:
     @activity.defn(name="traffic_prove_drained")
     @maps_provider_errors
     async def prove_drained(self, input: DrainInput) -> DrainProof:
-        """Poll until A got no request for ``quiet_period_seconds`` (with traffic elsewhere), or time out."""
+        """Watch until A got no request for ``quiet_period_seconds`` (with traffic elsewhere), or time out.
+
+        The quiet window is read once (``read_latest``); from then on the source's cursor is polled
+        every ``poll_interval`` and the new requests are added to what was seen, so each check costs
+        only what arrived since the previous one, whatever the size of the log.
+        """
         quiet = timedelta(seconds=input.quiet_period_seconds)
         a_addresses, b_addresses = normalise_addresses(input.a_addresses), normalise_addresses(input.b_addresses)
         async with self._source(input.monitor, input.service) as source:
             if not source.has_addresses or not isinstance(source, HistoricalTelemetrySource):
                 return drain_proof(source.empty_summary(), a_addresses, quiet, utc_now(), b_addresses=b_addresses)
-            checkpoint = self._resumed_drain() or DrainCheckpoint(started_at=utc_now(), checks=0)
+            checkpoint = self._resumed_drain(source) or DrainCheckpoint(started_at=utc_now(), checks=0)
             deadline = checkpoint.started_at + timedelta(seconds=input.timeout_seconds)
             while True:
-                now = utc_now()
+                checkpoint = await self._drain_read(source, checkpoint, quiet)
+                summary = checkpoint.summary or source.empty_summary()
                 proof = drain_proof(
-                    await source.read_window(now - quiet, now), a_addresses, quiet, now, b_addresses=b_addresses
+                    summary, a_addresses, quiet, summary.window_end or utc_now(), b_addresses=b_addresses
                 )
                 checkpoint = checkpoint.model_copy(
-                    update={"checks": checkpoint.checks + 1, "last_reason": proof.reason}
+                    update={"checks": checkpoint.checks + 1, "last_reason": proof.reason, "progress": ""}
                 )
                 activity.heartbeat(checkpoint.model_dump(mode="json"))
                 remaining = (deadline - utc_now()).total_seconds()
@@ -295,11 +312,41 @@ class MonitorActivities:
                 wait = min(input.monitor.poll_interval.total_seconds(), remaining)
                 await _wait(wait, checkpoint.model_dump(mode="json"), self._heartbeat_every)
 
+    async def _drain_read(
+        self, source: HistoricalTelemetrySource, checkpoint: DrainCheckpoint, quiet: timedelta
+    ) -> DrainCheckpoint:
+        """Read the quiet window once, or poll what came since the last read; heartbeat meanwhile."""
+        if checkpoint.cursor is None or checkpoint.summary is None:
+            progress = _LatestProgress(f"reading the last {format_duration(quiet)} of {source.description}")
+        else:
+            progress = _LatestProgress(f"reading what {source.description} got since the last check")
+
+        def details() -> Any:
+            return checkpoint.model_copy(update={"progress": progress.message}).model_dump(mode="json")
+
+        async with _keepalive(details, self._heartbeat_every):
+            if checkpoint.cursor is None or checkpoint.summary is None:
+                summary, cursor = await source.read_latest(quiet, progress=progress)
+            else:
+                delta, cursor = await source.poll(checkpoint.cursor)
+                summary = bounded_notes(merge_summaries(checkpoint.summary, delta))
+        return checkpoint.model_copy(update={"source": source.description, "cursor": cursor, "summary": summary})
+
     @staticmethod
-    def _resumed_drain() -> DrainCheckpoint | None:
+    def _resumed_drain(source: TelemetrySource) -> DrainCheckpoint | None:
+        """The checkpoint of a previous attempt; its cursor only if it is this source's."""
         details = _last_heartbeat()
         if details is None:
             return None
+        try:
+            checkpoint = DrainCheckpoint.model_validate(details)
+        except ValidationError:
+            activity.logger.warning("traffic_prove_drained: last heartbeat is not a checkpoint; starting over")
+            return None
+        if checkpoint.source != source.description:
+            # Keep the start (the timeout goes on counting) but read the quiet window again.
+            return checkpoint.model_copy(update={"source": None, "cursor": None, "summary": None})
+        return checkpoint
         try:
             return DrainCheckpoint.model_validate(details)
         except ValidationError:

@@ -6,7 +6,9 @@ Two capabilities, made explicit by the class a source derives from:
   ``poll(cursor)`` (what happened since, plus the next cursor). Cursors are plain dicts so the
   monitoring activity can put them in its heartbeat and resume after a worker crash;
 * a :class:`HistoricalTelemetrySource` also keeps history and answers ``read_window(start, end)``
-  (file-log scans its files, Cloud Logging runs a time-bounded query). Prometheus keeps none: its
+  (file-log scans its files, Cloud Logging runs a time-bounded query), and ``read_latest(span)``:
+  the last ``span`` at once plus a cursor that follows on exactly where that read stopped, so a
+  long watch (A's drain) reads history once and then only what is new. Prometheus keeps none: its
   baseline needs two scrapes.
 
 ``has_addresses`` says whether the source knows which upstream IP served a request; without it the
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from models.telemetry import WindowSummary
@@ -116,6 +118,18 @@ class HistoricalTelemetrySource(TelemetrySource):
         """Summarise the requests that started in ``[start, end)``.
 
         A long read (a big file, many pages) reports how far it got through ``progress``.
+
+        Raises:
+            TelemetryError: the source can't be read right now.
+        """
+
+    @abstractmethod
+    async def read_latest(self, span: timedelta, *, progress: Progress | None = None) -> tuple[WindowSummary, Cursor]:
+        """The requests of the last ``span`` the source can vouch for, and a cursor that follows on.
+
+        The summary's ``window_end`` is how far the source could be read (now, or earlier for a
+        source that indexes late) and its ``window_start`` is ``span`` before that. The cursor's
+        first :meth:`poll` reports exactly what came after this read: nothing twice, nothing lost.
 
         Raises:
             TelemetryError: the source can't be read right now.

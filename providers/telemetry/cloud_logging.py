@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import google.api_core.exceptions as google_errors
@@ -136,6 +136,21 @@ class CloudLogging(HistoricalTelemetrySource):
         """
         summary, _, _ = await self._query(start, end, start, end, only_within_window=True, progress=progress)
         return summary
+
+    async def read_latest(self, span: timedelta, *, progress: Progress | None = None) -> tuple[WindowSummary, Cursor]:
+        """Entries of the last ``span`` in one listing, and a cursor that polls from the last one read.
+
+        Raises:
+            TelemetryAuthError: 401/403 or unusable credentials.
+            TelemetryQuotaExceeded: still 429 after the backoff.
+            TelemetryUnavailable: any other failure of the API, or of the token service (transport).
+        """
+        end = utc_now()
+        start = end - span
+        summary, last, ids = await self._query(start, end, start, end, only_within_window=True, progress=progress)
+        if last is None:
+            last, ids = end, []
+        return summary, {"after": to_rfc3339(last), "seen": ids, "polled_at": to_rfc3339(end)}
 
     async def open_cursor(self) -> Cursor:
         """Start at "now": the next poll reads entries logged from now on."""

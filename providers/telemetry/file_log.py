@@ -15,7 +15,9 @@ what log rotation does to a file between two polls:
   truncation went to the copy.
 
 History windows (:meth:`KongFileLog.read_window`) scan the file and its uncompressed rotated siblings
-and keep the requests whose ``started_at`` falls in the window.
+and keep the requests whose ``started_at`` falls in the window. :meth:`KongFileLog.read_latest` scans
+the same way once and returns a cursor positioned where the scan stopped, so a long watch never
+scans the files again.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, Any, ClassVar
 
 from models.plan import KongFileLogSource
@@ -112,15 +114,26 @@ class KongFileLog(HistoricalTelemetrySource):
 
     def _open_cursor(self) -> Cursor:
         now = utc_now()
+        return self._cursor(now, [self._position_at_end(self.path)])
+
+    def _cursor(self, polled_at: datetime, positions: list[_FilePosition]) -> Cursor:
+        """The cursor: the newest :data:`MAX_FOLLOWED_FILES` positions, the file at the path last."""
+        return {
+            "path": self.path,
+            "polled_at": to_rfc3339(polled_at),
+            "files": [asdict(position) for position in positions[-MAX_FOLLOWED_FILES:]],
+        }
+
+    def _position_at_end(self, path: str) -> _FilePosition:
+        """The end of ``path``'s last complete line, found without reading the lines before it."""
         try:
-            with open(self.path, "rb") as handle:
+            with open(path, "rb") as handle:
                 stat = os.fstat(handle.fileno())
                 offset = _end_of_last_line(handle, stat.st_size)
                 head = _fingerprint(handle, offset)
         except OSError as exc:
             raise self._error(exc) from exc
-        position = _FilePosition(stat.st_dev, stat.st_ino, offset, head)
-        return {"path": self.path, "polled_at": to_rfc3339(now), "files": [asdict(position)]}
+        return _FilePosition(stat.st_dev, stat.st_ino, offset, head)
 
     async def poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
         """Read every complete line written since ``cursor``, across rotation and truncation."""
@@ -158,10 +171,11 @@ class KongFileLog(HistoricalTelemetrySource):
                     builder.note(f"{self.path} was rotated: following the new file from its start")
                 current_position = _FilePosition(current.st_dev, current.st_ino, 0, _EMPTY_HEAD)
             kept.append(self._read_new_lines(self.path, current_position, builder))
-        kept = kept[-MAX_FOLLOWED_FILES:]
-        return builder.build(), {"path": self.path, "polled_at": to_rfc3339(now), "files": [asdict(p) for p in kept]}
+        return builder.build(), self._cursor(now, kept)
 
-    def _read_new_lines(self, path: str, position: _FilePosition, builder: SummaryBuilder) -> _FilePosition:
+    def _read_new_lines(
+        self, path: str, position: _FilePosition, builder: SummaryBuilder, progress: Progress | None = None
+    ) -> _FilePosition:
         """Count the complete lines after ``position`` in ``path``; return the new position."""
         try:
             with open(path, "rb") as handle:
@@ -177,7 +191,7 @@ class KongFileLog(HistoricalTelemetrySource):
                     )
                     offset = 0
                 restarted = offset < position.offset
-                offset = self._count_lines(handle, path, offset, builder)
+                offset = self._count_lines(handle, path, offset, builder, progress)
                 head = position.head
                 if restarted or position.offset < HEAD_BYTES:
                     head = _fingerprint(handle, offset)
@@ -239,6 +253,57 @@ class KongFileLog(HistoricalTelemetrySource):
             except OSError as exc:
                 raise self._error(exc) from exc
         return builder.build()
+
+    async def read_latest(self, span: timedelta, *, progress: Progress | None = None) -> tuple[WindowSummary, Cursor]:
+        """The requests that started in the last ``span``, and a cursor at the end of what was read.
+
+        Like :meth:`read_window`, the file and the uncompressed rotated siblings modified within
+        ``span`` are scanned once; the cursor then holds each file's position after its last
+        complete line (the rotated ones too, Kong may still be writing to them), so polls read only
+        what is appended afterwards. A file at the path that wasn't modified within ``span`` isn't
+        scanned at all: the cursor starts at its end.
+
+        Raises:
+            TelemetryUnavailable: neither the file nor a rotated sibling exists.
+            ConfigError: the worker may not read them.
+        """
+        return await asyncio.to_thread(self._read_latest, span, progress)
+
+    def _read_latest(self, span: timedelta, progress: Progress | None) -> tuple[WindowSummary, Cursor]:
+        now = utc_now()
+        start = now - span
+        builder = SummaryBuilder(
+            source=self.description,
+            service=self.service,
+            window_start=start,
+            window_end=None,  # lines written while scanning count too: the cursor starts after them
+            only_within_window=True,
+        )
+        files = self._window_files(start, builder)
+        current = self._stat(self.path)
+        if not files and current is None:
+            raise self._error(FileNotFoundError(self.path))
+        rotated: list[_FilePosition] = []
+        current_position: _FilePosition | None = None
+        for index, path in enumerate(files, start=1):
+            if progress is not None:
+                progress(f"reading {path} ({index} of {len(files)} file(s))")
+            stat = self._stat(path)
+            if stat is None:
+                builder.note(f"{path} disappeared while being read")
+                continue
+            position = self._read_new_lines(
+                path, _FilePosition(stat.st_dev, stat.st_ino, 0, _EMPTY_HEAD), builder, progress
+            )
+            if current is not None and position.same_file(current):
+                current_position = position
+            else:
+                rotated.append(position)
+        if current is not None and current_position is None:
+            current_position = self._position_at_end(self.path)
+        positions = rotated[-(MAX_FOLLOWED_FILES - 1) :] + ([current_position] if current_position else [])
+        summary = builder.build().model_copy(update={"window_end": now})
+        return summary, self._cursor(now, positions)
 
     def _window_files(self, start: datetime, builder: SummaryBuilder) -> list[str]:
         """The file and the rotated siblings modified since ``start``, oldest first, each inode once."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from tests.telemetry.kong_lines import SERVICE
@@ -37,10 +39,15 @@ class MetricsServer:
     def __init__(self) -> None:
         self.body = exposition({})
         self.status = 200
+        self.scrapes = 0
+        self.first_scrape = asyncio.Event()
+        """Set once the endpoint was scraped (a cursor was opened)."""
         self.url = ""
         self._runner: web.AppRunner | None = None
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        self.scrapes += 1
+        self.first_scrape.set()
         return web.Response(text=self.body, status=self.status, content_type="text/plain")
 
     async def start(self) -> None:

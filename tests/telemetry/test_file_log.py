@@ -232,3 +232,52 @@ async def test_missing_file_is_unavailable(tmp_path: Path) -> None:
         await source.open_cursor()
     with pytest.raises(TelemetryUnavailable, match="does not exist"):
         await source.read_window(ago(60), utc_now())
+
+
+# --- read_latest: the quiet window once, then a cursor that follows on -------------------------------
+
+
+async def test_read_latest_then_poll_counts_every_line_once(tmp_path: Path) -> None:
+    log = tmp_path / "file-log.json"
+    rotated = tmp_path / "file-log.json.1"
+    append(rotated, kong_line(at=ago(7200)), kong_line(at=ago(50), tries=[(A_IP, None)]))
+    append(log, kong_line(at=ago(600)), kong_line(at=ago(20)), kong_line(at=ago(10)), '{"partial": ')
+    source = source_for(log)
+    summary, cursor = await source.read_latest(timedelta(minutes=5))
+    assert summary.requests_per_ip == {A_IP: 1, B_IP: 2}  # the 2 h and 10 min old lines are outside
+    assert summary.window_end is not None and summary.window_start == summary.window_end - timedelta(minutes=5)
+    # Both files are followed, each from the end of its last complete line; the file at the path last.
+    assert [item["offset"] for item in cursor["files"]] == [
+        rotated.stat().st_size,
+        log.stat().st_size - len('{"partial": '),
+    ]
+
+    # Kong (reopen: false) still writes to the rotated file; the partial line is completed.
+    append(rotated, kong_line(tries=[(A_IP, None)]))
+    append(log, '"line"}\n', kong_line())
+    delta, cursor = await source.poll(roundtrip(cursor))
+    assert delta.requests_per_ip == {A_IP: 1, B_IP: 1}
+    assert delta.parse_failures == 1  # the completed partial line, read once, from its start
+    assert delta.window_start == summary.window_end
+
+    again, _ = await source.poll(roundtrip(cursor))
+    assert again.requests == 0
+
+
+async def test_read_latest_does_not_scan_a_file_untouched_within_the_span(tmp_path: Path) -> None:
+    log = tmp_path / "file-log.json"
+    append(log, *(kong_line(at=ago(30), tries=[(A_IP, None)]) for _ in range(3)))
+    an_hour_ago = ago(3600).timestamp()
+    os.utime(log, (an_hour_ago, an_hour_ago))  # last written an hour ago: nothing in it can be recent
+    source = source_for(log)
+    summary, cursor = await source.read_latest(timedelta(minutes=5))
+    assert summary.requests == 0  # not scanned (its lines' started_at can't be more recent than its mtime)
+    assert cursor["files"][0]["offset"] == log.stat().st_size
+    append(log, kong_line())
+    delta, _ = await source.poll(cursor)
+    assert delta.requests_per_ip == {B_IP: 1}
+
+
+async def test_read_latest_without_any_file_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(TelemetryUnavailable, match="does not exist"):
+        await source_for(tmp_path / "nope.json").read_latest(timedelta(minutes=5))

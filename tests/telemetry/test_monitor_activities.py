@@ -339,7 +339,7 @@ async def test_baseline_without_history_scrapes_twice(metrics: MetricsServer) ->
             BaselineInput(monitor=monitor, service=SERVICE, a_addresses=(A_IP,), b_addresses=(B_IP,)),
         )
     )
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(metrics.first_scrape.wait(), 5)
     metrics.body = exposition({("200", "service"): 130, ("503", "service"): 3})
     summary = await task
     assert (summary.requests, summary.upstream_errors) == (32, 2)
@@ -418,6 +418,62 @@ async def test_drain_resumes_the_timeout_from_its_heartbeat(log: Path) -> None:
     assert recorder.heartbeats[-1][0]["checks"] == 41
 
 
+async def test_drain_reads_the_quiet_window_once_then_follows_the_file(log: Path) -> None:
+    # A got a request just before; B's traffic goes on. One unreadable line sits in the quiet window.
+    append(log, "not a request\n", kong_line(at=ago(0.2), tries=[(A_IP, None)]))
+    writer = asyncio.create_task(write_lines(log, 0.05, kong_line, 60))
+    recorder = Recorder()
+    proof = await recorder.run(
+        MonitorActivities(heartbeat_every=0.1).prove_drained,
+        drain_input(file_monitor(log, poll_interval="150ms"), 1, 10),
+    )
+    await stop(writer)
+    assert proof.drained
+    # A's request was seen once, by the first read, and then aged out while the cursor followed.
+    assert proof.a_requests == 1 and proof.last_a_request_at is not None
+    assert proof.window_start is not None and proof.window_end is not None
+    assert proof.window_end - proof.last_a_request_at >= timedelta(seconds=1)
+    last = recorder.heartbeats[-1][0]
+    assert last["checks"] >= 4
+    # Had each check scanned the file again, the unreadable line would be counted at every check.
+    assert last["summary"]["parse_failures"] == 1
+    assert last["cursor"]["files"][-1]["offset"] <= file_size(log)
+    progress = [details[0]["progress"] for details in recorder.heartbeats if details[0]["progress"]]
+    assert progress[0].startswith("reading the last 1s of kong-file-log")
+
+
+async def test_drain_resumes_its_cursor_and_what_it_saw(log: Path) -> None:
+    reader = KongFileLog(KongFileLogSource(kind="kong-file-log", path=str(log)), SERVICE)
+    summary, cursor = await reader.read_latest(timedelta(seconds=1))
+    # The previous attempt had seen A serve a request 0.4 s ago (its line is not in the file: only a
+    # resumed attempt can know about it).
+    a_seen = ago(0.4)
+    seen = summary.model_copy(update={"requests": 1, "requests_per_ip": {A_IP: 1}, "last_seen_per_ip": {A_IP: a_seen}})
+    recorder = Recorder()
+    recorder.resume_from(
+        json.loads(
+            json.dumps(
+                {
+                    "started_at": ago(1).isoformat(),
+                    "checks": 3,
+                    "source": reader.description,
+                    "cursor": cursor,
+                    "summary": seen.model_dump(mode="json"),
+                }
+            )
+        )
+    )
+    writer = asyncio.create_task(write_lines(log, 0.05, kong_line, 60))
+    proof = await recorder.run(
+        MonitorActivities(heartbeat_every=0.1).prove_drained,
+        drain_input(file_monitor(log, poll_interval="150ms"), 1, 10),
+    )
+    await stop(writer)
+    assert proof.drained
+    assert proof.last_a_request_at == a_seen and proof.a_requests == 1
+    assert recorder.heartbeats[-1][0]["checks"] > 4
+
+
 async def test_prometheus_cannot_prove_a_drain(metrics: MetricsServer) -> None:
     monitor = MonitorSection.model_validate({"source": {"kind": "prometheus", "url": metrics.url}})
     proof = await Recorder().run(MonitorActivities().prove_drained, drain_input(monitor, 600, 3600))
@@ -446,7 +502,7 @@ async def test_traffic_report_from_prometheus(metrics: MetricsServer, make_plan:
     metrics.body = exposition({("200", "service"): 10})
     plan = make_plan(monitor={"source": {"kind": "prometheus", "url": metrics.url}, "poll_interval": "300ms"})
     task = asyncio.create_task(traffic_report(plan, timedelta(minutes=10)))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(metrics.first_scrape.wait(), 5)
     metrics.body = exposition({("200", "service"): 15})
     report = await task
     assert report["summary"]["requests"] == 5
