@@ -7,6 +7,7 @@ an environment variable names (the plan's ``credentials_env``). Tests pass their
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncGenerator, Generator
 
 import google.auth
@@ -20,6 +21,7 @@ from providers.errors import ConfigError
 from providers.secrets import EnvSecrets
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+ADC_VARIABLE = "GOOGLE_APPLICATION_CREDENTIALS"
 
 
 class GoogleAuth(httpx.Auth):
@@ -52,23 +54,66 @@ def load_credentials(
 ) -> google.auth.credentials.Credentials:
     """Credentials from the key file named by ``credentials_env``, or Application Default Credentials.
 
+    Blocking (file reads, and ADC may ask the metadata server): call it in a thread from async code.
+    Error messages never quote the variable's value or google-auth's own text, which repeats file
+    names: a user who puts the key JSON itself in the variable would see the key in the error.
+
     Raises:
         ConfigError: when neither is available, saying how to provide them.
     """
-    try:
-        if credentials_env:
-            path = (secrets or EnvSecrets()).require(credentials_env, purpose)
+    how = (
+        "Run the worker with Application Default Credentials (workload identity, `gcloud auth "
+        "application-default login`) or name a variable holding a key file's path in credentials_env"
+    )
+    if credentials_env:
+        path = (secrets or EnvSecrets()).require(credentials_env, purpose)
+        if path.lstrip().startswith("{"):
+            raise ConfigError(
+                f"environment variable {credentials_env} (named by {purpose}) holds JSON, not a path: it must hold "
+                "the path of the service-account key file; put the key in a file only the worker can read and set "
+                f"{credentials_env} to that file's path"
+            )
+        try:
             return google.oauth2.service_account.Credentials.from_service_account_file(  # type: ignore[no-any-return,no-untyped-call]
                 path, scopes=[CLOUD_PLATFORM]
             )
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"the key file named by {credentials_env} ({purpose}) can't be read: {reason}. {how}"
+            ) from exc
+        except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
+            raise ConfigError(
+                f"the file named by {credentials_env} ({purpose}) is not a usable service-account key "
+                f"({type(exc).__name__}): it must be the JSON key file with client_email, private_key and "
+                f"token_uri. {how}"
+            ) from exc
+    try:
         credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
-        return credentials
-    except (google.auth.exceptions.DefaultCredentialsError, OSError, ValueError) as exc:
-        raise ConfigError(
-            f"no Google credentials for {purpose}: {exc}. Run the worker with Application Default "
-            "Credentials (workload identity, `gcloud auth application-default login`) or name a key file "
-            "in credentials_env"
-        ) from exc
+    except (google.auth.exceptions.GoogleAuthError, OSError, ValueError) as exc:
+        raise ConfigError(f"no Google credentials for {purpose}: {_adc_reason(exc)}. {how}") from exc
+    return credentials
+
+
+def _adc_reason(exc: BaseException) -> str:
+    """google-auth's first message, with the value of GOOGLE_APPLICATION_CREDENTIALS replaced by the name.
+
+    ADC's messages quote that variable's value ("File {value} was not found"), which is the key JSON
+    itself when a user put the key in the variable instead of a path.
+    """
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else type(exc).__name__
+    value = os.environ.get(ADC_VARIABLE, "")
+    if value:
+        if value.lstrip().startswith("{"):
+            return (
+                f"{ADC_VARIABLE} holds JSON, not a path: it must hold the path of a credentials file "
+                f"({type(exc).__name__})"
+            )
+        first = first.replace(value, f"${ADC_VARIABLE}")
+    first = first.splitlines()[0].rstrip(".") if first.strip() else ""
+    return first or type(exc).__name__
 
 
 def describe_auth_error(exc: google.auth.exceptions.GoogleAuthError) -> str:
