@@ -104,17 +104,22 @@ async def measure_once(args: argparse.Namespace, strategy: str) -> tuple[LoadSum
 async def main(args: argparse.Namespace) -> None:
     strategies: list[str] = args.strategies
     facts = print_facts(f"bench.load_failures: clean cutover at {args.rate:g} req/s, {', '.join(strategies)}")
-    if args.quiet_timeout > 0:
-        await wait_for_quiet(args.quiet_load, args.quiet_timeout)
     load_before = load_average()
     records = []
     totals: dict[str, int] = {}
     for strategy in strategies:
         for index in range(1, args.runs + 1):
+            if args.quiet_timeout > 0:
+                await wait_for_quiet(args.quiet_load, args.quiet_timeout)
+            load_at_start = load_average()
             summary, parts, details = await measure_once(args, strategy)
+            details["load_average"] = {"start": load_at_start, "end": load_average()}
             records.append(details)
             totals[strategy] = totals.get(strategy, 0) + summary.failed
-            say(f"== {strategy} strategy, run {index}/{args.runs}: cutover {details['wall']:.1f} s")
+            say(
+                f"== {strategy} strategy, run {index}/{args.runs}: cutover {details['wall']:.1f} s "
+                f"(load average {load_at_start:.2f} at start)"
+            )
             say(f"  requests {summary.requests} ({summary.requests / summary.duration:.1f}/s), failed {summary.failed}")
             failures = ", ".join(f"{k}: {v}" for k, v in sorted(summary.failures.items())) or "none"
             say(f"  failures by status: {failures}; not sent (client saturated): {summary.skipped}")

@@ -106,8 +106,6 @@ async def measure_once(args: argparse.Namespace, index: int) -> tuple[OverheadBr
 
 async def main(args: argparse.Namespace) -> None:
     facts = print_facts(f"bench.overhead: {args.runs} x {args.strategy} cutover, approvals {args.approvals}")
-    if args.quiet_timeout > 0:
-        await wait_for_quiet(args.quiet_load, args.quiet_timeout)
     load_before = load_average()
     say(
         f"each run: fresh sandbox, load {args.rate:g} req/s through Kong, "
@@ -118,10 +116,17 @@ async def main(args: argparse.Namespace) -> None:
     breakdowns: list[OverheadBreakdown] = []
     records = []
     for index in range(1, args.runs + 1):
+        if args.quiet_timeout > 0:
+            await wait_for_quiet(args.quiet_load, args.quiet_timeout)
+        load_at_start = load_average()
         breakdown, record = await measure_once(args, index)
+        record["load_average"] = {"start": load_at_start, "end": load_average()}
         breakdowns.append(breakdown)
         records.append(record)
-        say(render_run_line(f"run {index}/{args.runs}", breakdown) + f", {record['history_events']} history events")
+        say(
+            render_run_line(f"run {index}/{args.runs}", breakdown)
+            + f", {record['history_events']} history events, load average {load_at_start:.2f} at start"
+        )
         if record["load"]["failed"]:
             say(f"  note: {record['load']['failed']} client request(s) failed during this run")
     load_after = load_average()

@@ -152,19 +152,21 @@ def render_times(times: RollbackTimes) -> str:
 
 async def main(args: argparse.Namespace) -> None:
     facts = print_facts(f"bench.rollback: {args.runs} x {args.strategy} cutover, B fails while monitoring")
-    if args.quiet_timeout > 0:
-        await wait_for_quiet(args.quiet_load, args.quiet_timeout)
     load_before = load_average()
     poll_interval = demo_timings(args.rate).poll_interval
     results: list[RollbackTimes] = []
     records = []
     for index in range(1, args.runs + 1):
+        if args.quiet_timeout > 0:
+            await wait_for_quiet(args.quiet_load, args.quiet_timeout)
+        load_at_start = load_average()
         times, details = await measure_once(args, index)
+        details["load_average"] = {"start": load_at_start, "end": load_average()}
         results.append(times)
         records.append(details)
         say(
             f"run {index}/{args.runs}: from detection {times.from_detection:.3f} s, "
-            f"from failure {times.from_failure:.3f} s"
+            f"from failure {times.from_failure:.3f} s (load average {load_at_start:.2f} at start)"
         )
         say(f"  {render_times(times)}")
     load_after = load_average()

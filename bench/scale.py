@@ -240,7 +240,8 @@ def render(result: dict[str, Any]) -> list[str]:
     """The figures of one count."""
     count = result["count"]
     lines = [
-        f"== {count} concurrent cutover(s): {result['completed']}/{count} completed, "
+        f"== {count} concurrent cutover(s) (load average {result['load_average_at_start']:.2f} at start): "
+        f"{result['completed']}/{count} completed, "
         f"all started within {result['start_calls_seconds']:.2f} s, last result {result['total_wall']:.1f} s "
         "after the first start"
     ]
@@ -297,7 +298,9 @@ async def main(args: argparse.Namespace) -> None:
     for count in args.counts:
         if args.quiet_timeout > 0:
             await wait_for_quiet(args.quiet_load, args.quiet_timeout)
+        load_at_start = load_average()
         result = await measure(args, count)
+        result["load_average_at_start"] = load_at_start
         results.append(result)
         for line in render(result):
             say(line)
