@@ -43,7 +43,7 @@ from models.telemetry import (
 )
 from providers.secrets import EnvSecrets
 from providers.telemetry.base import Cursor, HistoricalTelemetrySource, TelemetrySource, utc_now
-from providers.telemetry.cloud_logging import LoggingClientFactory
+from providers.telemetry.cloud_logging import INGESTION_ALLOWANCE, LoggingClientFactory
 from providers.telemetry.factory import build_telemetry_source
 from providers.telemetry.records import normalise_addresses
 from providers.telemetry.report import traffic_report
@@ -154,6 +154,7 @@ class MonitorActivities:
         transport: httpx transport for the Prometheus scrape (tests).
         logging_client_factory: builds the Cloud Logging client (tests point it at a local fake).
         heartbeat_every: seconds between heartbeats while waiting.
+        logging_ingestion_allowance: how far behind now Cloud Logging is followed (tests shorten it).
     """
 
     def __init__(
@@ -163,8 +164,10 @@ class MonitorActivities:
         logging_client_factory: LoggingClientFactory | None = None,
         *,
         heartbeat_every: float = HEARTBEAT_EVERY,
+        logging_ingestion_allowance: timedelta = INGESTION_ALLOWANCE,
     ) -> None:
         self._secrets = secrets
+        self._logging_ingestion_allowance = logging_ingestion_allowance
         self._transport = transport
         self._logging_client_factory = logging_client_factory
         self._heartbeat_every = heartbeat_every
@@ -180,6 +183,7 @@ class MonitorActivities:
             secrets=self._secrets,
             transport=self._transport,
             logging_client_factory=self._logging_client_factory,
+            ingestion_allowance=self._logging_ingestion_allowance,
         )
 
     @activity.defn(name="traffic_baseline")

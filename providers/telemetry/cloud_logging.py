@@ -51,6 +51,11 @@ PAGE_SIZE = 1000
 """entries.list's largest page: fewer calls against the read quota."""
 QUOTA_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)
 """Seconds to wait after each 429 before giving up with TelemetryQuotaExceeded."""
+INGESTION_ALLOWANCE = timedelta(seconds=30)
+"""How long an entry may take to become listable after its timestamp (GKE's agent batches and ships
+logs, then Logging indexes them). Following reads (``read_latest``, ``poll``) stop this long before
+now: a request made seconds ago but not yet indexed must not let a window that covers its time pass
+as quiet, and the cursor must not move past entries that may still arrive with older timestamps."""
 
 
 def default_logging_client(source: CloudLoggingSource, secrets: EnvSecrets | None = None) -> Any:
@@ -100,8 +105,10 @@ class CloudLogging(HistoricalTelemetrySource):
         secrets: EnvSecrets | None = None,
         page_size: int = PAGE_SIZE,
         quota_backoff: Sequence[float] = QUOTA_BACKOFF,
+        ingestion_allowance: timedelta = INGESTION_ALLOWANCE,
     ) -> None:
         super().__init__(service)
+        self.ingestion_allowance = ingestion_allowance
         self.source = source
         self._client_factory = client_factory or (lambda plan_source: default_logging_client(plan_source, secrets))
         self._client: Any = None
@@ -140,12 +147,15 @@ class CloudLogging(HistoricalTelemetrySource):
     async def read_latest(self, span: timedelta, *, progress: Progress | None = None) -> tuple[WindowSummary, Cursor]:
         """Entries of the last ``span`` in one listing, and a cursor that polls from the last one read.
 
+        The window ends :data:`INGESTION_ALLOWANCE` before now (``window_end`` says so): only what
+        Cloud Logging has surely indexed is vouched for.
+
         Raises:
             TelemetryAuthError: 401/403 or unusable credentials.
             TelemetryQuotaExceeded: still 429 after the backoff.
             TelemetryUnavailable: any other failure of the API, or of the token service (transport).
         """
-        end = utc_now()
+        end = utc_now() - self.ingestion_allowance
         start = end - span
         summary, last, ids = await self._query(start, end, start, end, only_within_window=True, progress=progress)
         if last is None:
@@ -153,27 +163,33 @@ class CloudLogging(HistoricalTelemetrySource):
         return summary, {"after": to_rfc3339(last), "seen": ids, "polled_at": to_rfc3339(end)}
 
     async def open_cursor(self) -> Cursor:
-        """Start at "now": the next poll reads entries logged from now on."""
+        """Start at "now": polls read entries logged from now on (once the ingestion allowance passed)."""
         now = to_rfc3339(utc_now())
         return {"after": now, "seen": [], "polled_at": now}
 
     async def poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
         """Entries logged since the cursor's last timestamp, minus the insertIds already counted there.
 
+        Only up to :data:`INGESTION_ALLOWANCE` before now; until that is later than where the cursor
+        stands (just after ``open_cursor``), nothing is listed and the summary is empty.
+
         Raises:
             TelemetryAuthError: 401/403 or unusable credentials.
             TelemetryQuotaExceeded: still 429 after the backoff.
             TelemetryUnavailable: any other failure of the API, or of the token service (transport).
         """
-        now = utc_now()
+        end = utc_now() - self.ingestion_allowance
         after = from_rfc3339(cursor["after"])
+        polled_until = from_rfc3339(cursor["polled_at"])
         seen = set(cursor.get("seen", []))
+        if end <= max(after, polled_until):
+            return self.empty_summary(polled_until, polled_until), cursor
         summary, last, ids = await self._query(
-            after, now, from_rfc3339(cursor["polled_at"]), now, only_within_window=False, skip=(after, seen)
+            after, end, polled_until, end, only_within_window=False, skip=(after, seen)
         )
         if last is None or last == after:
             last, ids = after, sorted(seen | set(ids))
-        return summary, {"after": to_rfc3339(last), "seen": ids, "polled_at": to_rfc3339(now)}
+        return summary, {"after": to_rfc3339(last), "seen": ids, "polled_at": to_rfc3339(end)}
 
     async def _query(
         self,

@@ -23,8 +23,8 @@ from google.oauth2 import service_account
 
 from models.plan import CloudLoggingSource
 from providers.errors import TelemetryAuthError, TelemetryQuotaExceeded, TelemetryUnavailable
-from providers.telemetry.base import utc_now
-from providers.telemetry.cloud_logging import CloudLogging
+from providers.telemetry.base import from_rfc3339, utc_now
+from providers.telemetry.cloud_logging import INGESTION_ALLOWANCE, CloudLogging
 from tests.fakes.cloud_logging import CloudLoggingFake
 from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, ago, kong_record
 
@@ -48,6 +48,7 @@ def source_for(fake: CloudLoggingFake, *, payload: str = "auto", page_size: int 
         client_factory=lambda _: fake.client(),
         page_size=page_size,
         quota_backoff=kwargs.pop("quota_backoff", (0.01, 0.02)),
+        ingestion_allowance=kwargs.pop("ingestion_allowance", timedelta(0)),
         **kwargs,
     )
 
@@ -249,6 +250,60 @@ async def test_cursor_counts_each_entry_once_even_at_the_same_timestamp(fake: Cl
         await source.aclose()
 
 
+def bounds(request: dict[str, Any]) -> tuple[datetime, datetime]:
+    """The ``timestamp>=`` and ``timestamp<`` bounds of a listing's filter."""
+    lower = request["filter"].split('timestamp>="')[1].split('"')[0]
+    upper = request["filter"].split('timestamp<"')[1].split('"')[0]
+    return from_rfc3339(lower), from_rfc3339(upper)
+
+
+async def test_following_reads_stop_the_ingestion_allowance_before_now(fake: CloudLoggingFake) -> None:
+    assert INGESTION_ALLOWANCE == timedelta(seconds=30)
+    fake.add_json(kong_record(at=ago(5), tries=[(A_IP, None)]), timestamp=ago(5))  # maybe not indexed yet
+    fake.add_json(kong_record(at=ago(50)), timestamp=ago(50))
+    source = source_for(fake, ingestion_allowance=INGESTION_ALLOWANCE)
+    try:
+        before = utc_now()
+        summary, _ = await source.read_latest(timedelta(minutes=1))
+        assert summary.requests_per_ip == {B_IP: 1}  # the request of 5 s ago is not vouched for yet
+        assert summary.window_end is not None
+        assert before - INGESTION_ALLOWANCE <= summary.window_end <= utc_now() - INGESTION_ALLOWANCE
+        _, upper = bounds(fake.requests[0])
+        assert upper == summary.window_end
+        assert upper - bounds(fake.requests[0])[0] == timedelta(minutes=1)
+
+        # A cursor opened now lists nothing until now is older than the allowance: no listing at all.
+        opened = await source.open_cursor()
+        early, _ = await source.poll(opened)
+        assert early.requests == 0 and len(fake.requests) == 1
+    finally:
+        await source.aclose()
+
+
+async def test_polls_after_read_latest_list_only_what_is_new(fake: CloudLoggingFake) -> None:
+    source = source_for(fake, ingestion_allowance=timedelta(milliseconds=300))
+    try:
+        earlier = ago(2)
+        fake.add_json(kong_record(at=earlier), timestamp=earlier)
+        summary, cursor = await source.read_latest(timedelta(minutes=1))
+        assert summary.requests == 1
+        first_lower, first_upper = bounds(fake.requests[0])
+        fresh = utc_now()
+        fake.add_json(kong_record(at=fresh, tries=[(A_IP, None)]), timestamp=fresh)
+        counted = 0
+        for _ in range(6):
+            await asyncio.sleep(0.1)
+            delta, cursor = await source.poll(cursor)
+            counted += delta.requests
+        assert counted == 1  # the new entry, once it was older than the allowance
+        for request in fake.requests[1:]:
+            lower, upper = bounds(request)
+            assert lower >= earlier > first_lower  # from the last entry read on, never the whole window again
+            assert upper > first_upper
+    finally:
+        await source.aclose()
+
+
 async def test_the_fake_fails_the_test_on_a_request_off_googles_schema() -> None:
     fake = CloudLoggingFake(PROJECT)
     await fake.__aenter__()
@@ -368,8 +423,8 @@ from datetime import timedelta
 from google.auth import compute_engine
 from google.cloud import logging as cloud_logging
 from models.plan import CloudLoggingSource
-from providers.telemetry.base import utc_now
-from providers.telemetry.cloud_logging import CloudLogging
+from providers.telemetry.base import from_rfc3339, utc_now
+from providers.telemetry.cloud_logging import INGESTION_ALLOWANCE, CloudLogging
 import sys
 
 plan_source = CloudLoggingSource(kind="cloud-logging", project=sys.argv[1], api_endpoint=sys.argv[2])

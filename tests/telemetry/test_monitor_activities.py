@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,14 @@ import activities.monitor
 from activities.monitor import MonitorActivities
 from models.plan import CutoverPlan, KongFileLogSource, MonitorSection
 from models.telemetry import BaselineInput, DrainInput, MonitorInput, WindowSummary
+from providers.telemetry.base import from_rfc3339, utc_now
 from providers.telemetry.file_log import KongFileLog
 from providers.telemetry.report import traffic_report
-from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, ago, kong_line
+from tests.fakes.cloud_logging import CloudLoggingFake
+from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, ago, kong_line, kong_record
 from tests.telemetry.metrics_server import MetricsServer, exposition
+
+LOGGING_PROJECT = "kong-gke-project"
 
 
 def file_monitor(path: Path, **overrides: Any) -> MonitorSection:
@@ -350,6 +354,13 @@ async def test_baseline_without_history_scrapes_twice(metrics: MetricsServer) ->
 # --- traffic_prove_drained ---------------------------------------------------------------------------
 
 
+def listing_bounds(request: dict[str, Any]) -> tuple[datetime, datetime]:
+    """The ``timestamp>=`` and ``timestamp<`` bounds of a Cloud Logging listing's filter."""
+    lower = request["filter"].split('timestamp>="')[1].split('"')[0]
+    upper = request["filter"].split('timestamp<"')[1].split('"')[0]
+    return from_rfc3339(lower), from_rfc3339(upper)
+
+
 def drain_input(monitor: MonitorSection, quiet: float, timeout: float) -> DrainInput:
     return DrainInput(
         monitor=monitor,
@@ -472,6 +483,48 @@ async def test_drain_resumes_its_cursor_and_what_it_saw(log: Path) -> None:
     assert proof.drained
     assert proof.last_a_request_at == a_seen and proof.a_requests == 1
     assert recorder.heartbeats[-1][0]["checks"] > 4
+
+
+async def test_cloud_logging_drain_never_vouches_for_what_may_not_be_indexed_yet() -> None:
+    allowance = timedelta(seconds=1)
+    async with CloudLoggingFake(LOGGING_PROJECT) as fake:
+        fake.add_json(kong_record(at=ago(1.5), tries=[(A_IP, None)]), timestamp=ago(1.5))
+        fake.add_json(kong_record(at=ago(1.3)), timestamp=ago(1.3))
+        a_late = ago(0.3)  # A served this one 0.3 s ago; Cloud Logging lists it only later
+
+        async def traffic() -> None:
+            await asyncio.sleep(0.2)
+            fake.add_json(kong_record(at=a_late, tries=[(A_IP, None)]), timestamp=a_late)
+            while True:
+                now = utc_now()
+                fake.add_json(kong_record(at=now), timestamp=now)
+                await asyncio.sleep(0.1)
+
+        monitor = MonitorSection.model_validate(
+            {
+                "source": {"kind": "cloud-logging", "project": LOGGING_PROJECT, "api_endpoint": fake.endpoint},
+                "poll_interval": "150ms",
+            }
+        )
+        activities = MonitorActivities(
+            logging_client_factory=lambda _: fake.client(), heartbeat_every=0.1, logging_ingestion_allowance=allowance
+        )
+        recorder = Recorder()
+        writer = asyncio.create_task(traffic())
+        proof = await recorder.run(activities.prove_drained, drain_input(monitor, 1, 5))
+        returned = utc_now()
+        await stop(writer)
+
+    assert proof.drained
+    # Without the allowance the first check (A's last request 1.5 s ago, quiet period 1 s) would pass.
+    assert recorder.heartbeats[-1][0]["checks"] >= 2
+    assert proof.window_end is not None and proof.window_end <= returned - allowance
+    # The proof never covers the time of A's late-listed request: either it ends before it, or it saw it.
+    assert proof.window_end <= a_late or proof.last_a_request_at == a_late
+    # The quiet window was listed once; every later listing starts where the previous read stopped.
+    first_lower, first_upper = listing_bounds(fake.requests[0])
+    assert first_upper - first_lower == timedelta(seconds=1)
+    assert all(listing_bounds(request)[0] > first_lower for request in fake.requests[1:])
 
 
 async def test_prometheus_cannot_prove_a_drain(metrics: MetricsServer) -> None:
