@@ -127,3 +127,18 @@ def describe_auth_error(exc: google.auth.exceptions.GoogleAuthError) -> str:
         if isinstance(arg, dict) and isinstance(arg.get("error"), str) and arg["error"].isidentifier():
             return f"{name} ({arg['error']})"
     return name
+
+
+def is_transport_problem(exc: google.auth.exceptions.GoogleAuthError) -> bool:
+    """True when getting a token failed for a reason retrying can fix, not because the credentials are bad.
+
+    google-auth says so in three ways: a ``TransportError`` (the token endpoint unreachable), a
+    ``RefreshError`` it marks ``retryable`` (5xx or ``temporarily_unavailable`` from the token
+    endpoint), or a ``RefreshError`` raised from a ``TransportError`` (a metadata-server blip on GKE
+    or Cloud Run). A 4xx answer such as ``invalid_grant`` is none of these: the credentials are bad.
+    """
+    if isinstance(exc, google.auth.exceptions.TransportError):
+        return True
+    return isinstance(exc, google.auth.exceptions.RefreshError) and (
+        bool(getattr(exc, "retryable", False)) or isinstance(exc.__cause__, google.auth.exceptions.TransportError)
+    )

@@ -23,7 +23,7 @@ from models.decommission import DecommissionPreflight, DecommissionResult
 from models.plan import GcpProjectDecommission
 from providers.decommission.base import Decommissioner, ProgressCallback, ignore_progress
 from providers.errors import DecommissionRefused, DecommissionUnavailable, describe_transport_error
-from providers.google_auth import GoogleAuth, describe_auth_error, load_credentials
+from providers.google_auth import GoogleAuth, describe_auth_error, is_transport_problem, load_credentials
 from providers.google_errors import parse_google_error
 from providers.secrets import EnvSecrets
 
@@ -263,6 +263,11 @@ class GcpProjectDecommissioner(Decommissioner):
         try:
             response = await self._http.request(method, path, json=body)
         except google.auth.exceptions.GoogleAuthError as exc:
+            if is_transport_problem(exc):
+                raise DecommissionUnavailable(
+                    "could not get a Google access token for Resource Manager: the token endpoint or metadata "
+                    f"server is unreachable or failing ({describe_auth_error(exc)}); retrying is safe"
+                ) from exc
             raise DecommissionRefused(
                 f"Google credentials for Resource Manager are unusable: {describe_auth_error(exc)}"
             ) from exc

@@ -43,6 +43,7 @@ from providers.errors import (
     PreconditionFailed,
     describe_transport_error,
 )
+from providers.google_auth import describe_auth_error, is_transport_problem
 from providers.google_errors import parse_google_error
 
 _RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "backendError"}
@@ -160,10 +161,16 @@ class GoogleCloudDnsProvider(DnsProvider):
         """One API request; transport and token failures become typed errors, HTTP errors are returned."""
         try:
             return await self.client.request(method, self._zone_path + path, params=params, json=body)
-        except google.auth.exceptions.RefreshError as exc:
-            raise DnsAuthError(f"could not get a Google access token for Cloud DNS ({type(exc).__name__})") from exc
-        except google.auth.exceptions.TransportError as exc:
-            raise DnsUnavailable(f"could not reach Google's token endpoint ({type(exc).__name__})") from exc
+        except google.auth.exceptions.GoogleAuthError as exc:
+            if is_transport_problem(exc):
+                raise DnsUnavailable(
+                    f"could not get a Google access token for Cloud DNS: the token endpoint or metadata server is "
+                    f"unreachable or failing ({describe_auth_error(exc)}); retrying is safe"
+                ) from exc
+            raise DnsAuthError(
+                f"could not get a Google access token for Cloud DNS ({describe_auth_error(exc)}): the credentials "
+                "were refused"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise DnsUnavailable(f"Cloud DNS did not answer {what} in time ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:

@@ -7,14 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import google.oauth2.credentials
+import google.oauth2.service_account
 import httpx
 import pytest
 
 from models.plan import GcpProjectDecommission
 from providers.decommission.gcp_project import GcpProjectDecommissioner
 from providers.errors import DecommissionRefused, DecommissionUnavailable
+from tests.dns.google_keys import MetadataServerCredentials, TokenEndpoint, service_account_info
 from tests.fakes.resource_manager import DELETE, GET, ResourceManagerFake
-from tests.kong.fixtures import header_echoing_server
+from tests.kong.fixtures import header_echoing_server, port_free_on
 
 A_PROJECT = "a-project-123"
 B_PROJECT = "b-project-456"
@@ -211,3 +213,24 @@ async def test_a_transport_error_quoting_the_bearer_token_is_reported_without_it
                 await provider.delete()
     assert token in str(failed.value.__cause__)
     assert token not in str(failed.value) and "RemoteProtocolError" in str(failed.value)
+
+
+async def test_a_refused_grant_is_a_refusal_and_a_metadata_blip_is_retryable(fake: ResourceManagerFake) -> None:
+    fake.add_project(A_PROJECT)
+    section = GcpProjectDecommission(kind="gcp-project", project_id=A_PROJECT, api_endpoint=fake.endpoint)
+    async with TokenEndpoint(lambda n: (400, {"error": "invalid_grant", "error_description": "Invalid JWT"})) as ep:
+        refused_key = google.oauth2.service_account.Credentials.from_service_account_info(
+            service_account_info(ep.url), scopes=["https://www.googleapis.com/auth/cloud-platform"]
+        )
+        async with GcpProjectDecommissioner(section, credentials=refused_key) as provider:
+            with pytest.raises(DecommissionRefused, match=r"unusable: RefreshError \(invalid_grant\)") as refused:
+                await provider.delete()
+    assert not refused.value.retryable
+    closed = port_free_on(["127.0.0.1"])
+    async with GcpProjectDecommissioner(
+        section, credentials=MetadataServerCredentials(f"http://127.0.0.1:{closed}")
+    ) as provider:
+        with pytest.raises(DecommissionUnavailable, match="metadata server is unreachable") as blip:
+            await provider.delete()
+    assert blip.value.retryable
+    assert fake.calls == [] and fake.projects[A_PROJECT].state == "ACTIVE"

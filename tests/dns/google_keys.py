@@ -6,11 +6,15 @@ is that endpoint on 127.0.0.1, answering what the test says (a token, a 400 ``in
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import google.auth.credentials
+import google.auth.exceptions
+import google.auth.transport
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -71,3 +75,31 @@ class TokenEndpoint:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class MetadataServerCredentials(google.auth.credentials.Credentials):
+    """Workload-identity credentials: tokens from a GCE-style metadata server at ``root`` (GKE, Cloud Run).
+
+    ``refresh`` does what ``google.auth.compute_engine.Credentials`` does, against a root the test
+    chooses (google-auth fixes its metadata host at import time): a real GET through google-auth's
+    requests transport, and a transport failure re-raised as ``RefreshError`` from it.
+    """
+
+    def __init__(self, root: str) -> None:
+        super().__init__()
+        self.root = root
+
+    def refresh(self, request: google.auth.transport.Request) -> None:
+        """Fetch a token from the metadata server."""
+        url = f"{self.root}/computeMetadata/v1/instance/service-accounts/default/token"
+        try:
+            response = request(url=url, method="GET", headers={"Metadata-Flavor": "Google"})
+        except google.auth.exceptions.TransportError as exc:
+            raise google.auth.exceptions.RefreshError(exc) from exc
+        if response.status != 200:
+            raise google.auth.exceptions.RefreshError(f"metadata server answered {response.status}")
+        body = json.loads(response.data)
+        self.token = body["access_token"]
+        self.expiry = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + datetime.timedelta(
+            seconds=int(body["expires_in"])
+        )

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import google.auth.exceptions
 import google.oauth2.service_account
 import pytest
 
-from providers.errors import ConfigError
+from providers.dns.factory import build_dns_provider
+from providers.errors import ConfigError, DnsAuthError, DnsUnavailable
 from providers.google_auth import load_credentials
 from providers.secrets import EnvSecrets
-from tests.dns.google_keys import service_account_info, write_key
+from tests.dns.conftest import A_PROJECT, cloud_section
+from tests.dns.google_keys import MetadataServerCredentials, TokenEndpoint, service_account_info, write_key
+from tests.fakes.clouddns import FakeCloudDns
+from tests.kong.fixtures import port_free_on
 
 PURPOSE = "dns.provider.credentials_env"
 
@@ -80,3 +85,57 @@ def test_adc_pointed_at_a_missing_file_names_the_variable(monkeypatch: pytest.Mo
     with pytest.raises(ConfigError) as refused:
         load_credentials(None, PURPOSE)
     assert "File $GOOGLE_APPLICATION_CREDENTIALS was not found" in str(refused.value)
+
+
+# --- token failures through the Cloud DNS provider (H4) ---------------------------------------------
+
+
+def service_account(endpoint: TokenEndpoint) -> google.oauth2.service_account.Credentials:
+    return google.oauth2.service_account.Credentials.from_service_account_info(
+        service_account_info(endpoint.url), scopes=["https://www.googleapis.com/auth/cloud-platform"]
+    )
+
+
+async def test_a_refused_grant_is_an_auth_error(clouddns: FakeCloudDns) -> None:
+    async with TokenEndpoint(lambda n: (400, {"error": "invalid_grant", "error_description": "Invalid JWT"})) as ep:
+        async with build_dns_provider(
+            cloud_section(clouddns), secrets=EnvSecrets({}), credentials=service_account(ep)
+        ) as provider:
+            with pytest.raises(DnsAuthError) as refused:
+                await provider.snapshot(A_PROJECT)
+    assert not refused.value.retryable and ep.grants == 1
+    assert "RefreshError (invalid_grant)" in str(refused.value) and "Invalid JWT" not in str(refused.value)
+    assert clouddns.requests == []
+
+
+async def test_a_metadata_server_blip_is_retryable(clouddns: FakeCloudDns) -> None:
+    closed = port_free_on(["127.0.0.1"])
+    credentials = MetadataServerCredentials(f"http://127.0.0.1:{closed}")
+    async with build_dns_provider(cloud_section(clouddns), secrets=EnvSecrets({}), credentials=credentials) as provider:
+        with pytest.raises(DnsUnavailable) as blip:
+            await provider.snapshot(A_PROJECT)
+    refresh_error = blip.value.__cause__
+    assert isinstance(refresh_error, google.auth.exceptions.RefreshError)
+    assert blip.value.retryable and isinstance(refresh_error.__cause__, google.auth.exceptions.TransportError)
+    assert "metadata server is unreachable or failing (RefreshError)" in str(blip.value)
+
+
+async def test_a_failing_token_endpoint_is_retryable(clouddns: FakeCloudDns) -> None:
+    async with TokenEndpoint(lambda n: (503, {"error": "temporarily_unavailable"})) as ep:
+        async with build_dns_provider(
+            cloud_section(clouddns), secrets=EnvSecrets({}), credentials=service_account(ep)
+        ) as provider:
+            with pytest.raises(DnsUnavailable) as failing:
+                await provider.snapshot(A_PROJECT)
+    assert failing.value.retryable and ep.grants == 3  # google-auth's own retries, then ours (Temporal's)
+    assert "RefreshError (temporarily_unavailable)" in str(failing.value)
+
+
+async def test_a_working_token_endpoint_gives_a_token_the_api_accepts(clouddns: FakeCloudDns) -> None:
+    clouddns.token = "token-1"
+    async with TokenEndpoint() as ep:
+        async with build_dns_provider(
+            cloud_section(clouddns), secrets=EnvSecrets({}), credentials=service_account(ep)
+        ) as provider:
+            snapshot = await provider.snapshot(A_PROJECT)
+    assert snapshot.rrsets and ep.grants == 1
