@@ -42,7 +42,7 @@ from models.telemetry import (
     merge_summaries,
 )
 from providers.secrets import EnvSecrets
-from providers.telemetry.base import Cursor, HistoricalTelemetrySource, TelemetrySource, utc_now
+from providers.telemetry.base import Cursor, HistoricalTelemetrySource, InvalidCursor, TelemetrySource, utc_now
 from providers.telemetry.cloud_logging import INGESTION_ALLOWANCE, LoggingClientFactory
 from providers.telemetry.factory import build_telemetry_source
 from providers.telemetry.records import normalise_addresses
@@ -212,27 +212,17 @@ class MonitorActivities:
         monitor = input.monitor
         a_addresses, b_addresses = normalise_addresses(input.a_addresses), normalise_addresses(input.b_addresses)
         async with self._source(monitor, input.service) as source:
-            resumed = self._resumed_checkpoint(source)
-            checkpoint = resumed or await self._fresh_checkpoint(source)
+            checkpoint, why_not = self._resumed_checkpoint(source)
+            if checkpoint is None:
+                checkpoint = await self._fresh_checkpoint(source, restarted_because=why_not)
             activity.heartbeat(checkpoint.model_dump(mode="json"))
             deadline = checkpoint.started_at + monitor.window
             while True:
                 remaining = (deadline - utc_now()).total_seconds()
                 wait = max(0.0, min(monitor.poll_interval.total_seconds(), remaining))
                 await _wait(wait, checkpoint.model_dump(mode="json"), self._heartbeat_every)
-                details = checkpoint.model_dump(mode="json")
-                try:
-                    async with _keepalive(_fixed(details), self._heartbeat_every):
-                        delta, cursor = await source.poll(checkpoint.cursor)
-                except (KeyError, TypeError, ValueError):
-                    if checkpoint is not resumed:
-                        raise
-                    # A cursor from another version of cutover: retrying would fail the same way forever.
-                    activity.logger.warning("traffic_monitor: the checkpoint's cursor is unusable; starting over")
-                    resumed = None
-                    checkpoint = await self._fresh_checkpoint(source)
-                    deadline = checkpoint.started_at + monitor.window
-                    continue
+                async with _keepalive(_fixed(checkpoint.model_dump(mode="json")), self._heartbeat_every):
+                    delta, cursor = await source.poll(checkpoint.cursor)
                 checkpoint = checkpoint.model_copy(
                     update={
                         "cursor": cursor,
@@ -250,36 +240,58 @@ class MonitorActivities:
     def _verdict(summary: WindowSummary, input: MonitorInput, a: list[str], b: list[str]) -> Verdict:
         return evaluate(summary, input.monitor, a_addresses=a, b_addresses=b, baseline=input.baseline)
 
-    async def _fresh_checkpoint(self, source: TelemetrySource) -> MonitorCheckpoint:
+    async def _fresh_checkpoint(
+        self, source: TelemetrySource, *, restarted_because: str | None = None
+    ) -> MonitorCheckpoint:
+        """A window starting now; when a previous attempt's window couldn't be resumed, its summary says so."""
         now = utc_now()
+        summary = source.empty_summary(now, now)
+        if restarted_because:
+            summary = summary.model_copy(
+                update={
+                    "notes": (
+                        f"window restarted at {now:%H:%M:%S} UTC: the previous attempt's checkpoint could not be "
+                        f"resumed ({restarted_because}); what it had counted is not in this window",
+                    )
+                }
+            )
         return MonitorCheckpoint(
-            source=source.description,
-            cursor=await source.open_cursor(),
-            summary=source.empty_summary(now, now),
-            polls=0,
-            started_at=now,
+            source=source.description, cursor=await source.open_cursor(), summary=summary, polls=0, started_at=now
         )
 
     @staticmethod
-    def _resumed_checkpoint(source: TelemetrySource) -> MonitorCheckpoint | None:
-        """The checkpoint of a previous attempt of this activity, if its last heartbeat left one."""
+    def _resumed_checkpoint(source: TelemetrySource) -> tuple[MonitorCheckpoint | None, str | None]:
+        """The checkpoint of a previous attempt of this activity, or why its last heartbeat can't be resumed.
+
+        Only the decoding of the checkpoint (and of its cursor) is checked here: whatever fails later,
+        while reading the source, is an error of the source, never a reason to drop the window.
+        """
         details = _last_heartbeat()
         if details is None:
-            return None
+            return None, None
         try:
             checkpoint = MonitorCheckpoint.model_validate(details)
-        except ValidationError:
-            activity.logger.warning("traffic_monitor: last heartbeat is not a checkpoint; starting the window over")
-            return None
+        except ValidationError as exc:
+            why = f"its last heartbeat is not a checkpoint: {exc.error_count()} problem(s)"
+            activity.logger.warning("traffic_monitor: %s; starting the window over", why)
+            return None, why
         if checkpoint.source != source.description or checkpoint.summary.service != source.service:
-            activity.logger.warning("traffic_monitor: checkpoint of another source; starting the window over")
-            return None
+            why = f"it watched {checkpoint.source}, service {checkpoint.summary.service}"
+            activity.logger.warning("traffic_monitor: %s; starting the window over", why)
+            return None, why
+        try:
+            source.check_cursor(checkpoint.cursor)
+        except InvalidCursor as exc:
+            # A cursor from another version of cutover: polling it would fail the same way at every retry.
+            why = f"its cursor is unusable: {exc}"
+            activity.logger.warning("traffic_monitor: %s; starting the window over", why)
+            return None, why
         activity.logger.info(
             "traffic_monitor: resuming after %d poll(s), %d request(s) counted so far",
             checkpoint.polls,
             checkpoint.summary.requests,
         )
-        return checkpoint
+        return checkpoint, None
 
     @activity.defn(name="traffic_prove_drained")
     @maps_provider_errors
@@ -347,10 +359,15 @@ class MonitorActivities:
         except ValidationError:
             activity.logger.warning("traffic_prove_drained: last heartbeat is not a checkpoint; starting over")
             return None
-        if checkpoint.source != source.description:
-            # Keep the start (the timeout goes on counting) but read the quiet window again.
-            return checkpoint.model_copy(update={"source": None, "cursor": None, "summary": None})
-        return checkpoint
+        if checkpoint.source == source.description and checkpoint.cursor is not None:
+            try:
+                source.check_cursor(checkpoint.cursor)
+            except InvalidCursor as exc:
+                activity.logger.warning("traffic_prove_drained: the checkpoint's cursor is unusable (%s)", exc)
+            else:
+                return checkpoint
+        # Keep the start (the timeout goes on counting) but read the quiet window again.
+        return checkpoint.model_copy(update={"source": None, "cursor": None, "summary": None})
         try:
             return DrainCheckpoint.model_validate(details)
         except ValidationError:

@@ -20,9 +20,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from models.telemetry import WindowSummary
+
+T = TypeVar("T")
 
 Cursor = dict[str, Any]
 """A source's position, JSON-serialisable (it travels in activity heartbeats)."""
@@ -33,6 +35,21 @@ Progress = Callable[[str], None]
 Sources call it from the thread doing the read, so it must only record the message (the activity's
 keepalive heartbeats the latest one); it never raises.
 """
+
+
+class InvalidCursor(ValueError):
+    """A cursor the source can't decode: another version of cutover (or another source) wrote it.
+
+    Only a cursor resumed from a heartbeat can be invalid; the activity then starts its window over.
+    """
+
+
+def decoding_cursor(decode: Callable[[], T]) -> T:
+    """Run ``decode`` (reads of a cursor's fields), turning what a malformed cursor raises into InvalidCursor."""
+    try:
+        return decode()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidCursor(f"{type(exc).__name__}: {exc}") from exc
 
 
 def utc_now() -> datetime:
@@ -73,6 +90,14 @@ class TelemetrySource(ABC):
 
         Raises:
             TelemetryError: the source can't be read (missing file, unreachable endpoint, credentials).
+        """
+
+    @abstractmethod
+    def check_cursor(self, cursor: Cursor) -> None:
+        """Make sure ``cursor`` (resumed from a heartbeat) is one this source can poll from.
+
+        Raises:
+            InvalidCursor: it is not (the message says what is wrong with it).
         """
 
     @abstractmethod

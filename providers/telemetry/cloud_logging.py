@@ -37,6 +37,7 @@ from providers.telemetry.base import (
     Cursor,
     HistoricalTelemetrySource,
     Progress,
+    decoding_cursor,
     from_rfc3339,
     to_rfc3339,
     utc_now,
@@ -74,6 +75,22 @@ def default_logging_client(source: CloudLoggingSource, secrets: EnvSecrets | Non
 def quote_filter_value(value: str) -> str:
     """A string literal of the Logging query language."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _decode_cursor(cursor: Cursor) -> tuple[datetime, datetime, set[str]]:
+    """The last entry timestamp, the poll time and the insertIds already counted at that timestamp.
+
+    Raises:
+        InvalidCursor: a field is missing or of the wrong type.
+    """
+
+    def decode() -> tuple[datetime, datetime, set[str]]:
+        seen = cursor["seen"]
+        if not isinstance(seen, list) or not all(isinstance(item, str) for item in seen):
+            raise TypeError("seen must be a list of insertIds")
+        return from_rfc3339(cursor["after"]), from_rfc3339(cursor["polled_at"]), set(seen)
+
+    return decoding_cursor(decode)
 
 
 def is_transport_problem(exc: google.auth.exceptions.GoogleAuthError) -> bool:
@@ -167,6 +184,10 @@ class CloudLogging(HistoricalTelemetrySource):
         now = to_rfc3339(utc_now())
         return {"after": now, "seen": [], "polled_at": now}
 
+    def check_cursor(self, cursor: Cursor) -> None:
+        """Raise InvalidCursor unless ``cursor`` holds a last timestamp, its insertIds and a poll time."""
+        _decode_cursor(cursor)
+
     async def poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
         """Entries logged since the cursor's last timestamp, minus the insertIds already counted there.
 
@@ -177,11 +198,10 @@ class CloudLogging(HistoricalTelemetrySource):
             TelemetryAuthError: 401/403 or unusable credentials.
             TelemetryQuotaExceeded: still 429 after the backoff.
             TelemetryUnavailable: any other failure of the API, or of the token service (transport).
+            InvalidCursor: the cursor can't be decoded.
         """
+        after, polled_until, seen = _decode_cursor(cursor)
         end = utc_now() - self.ingestion_allowance
-        after = from_rfc3339(cursor["after"])
-        polled_until = from_rfc3339(cursor["polled_at"])
-        seen = set(cursor.get("seen", []))
         if end <= max(after, polled_until):
             return self.empty_summary(polled_until, polled_until), cursor
         summary, last, ids = await self._query(

@@ -38,6 +38,7 @@ from providers.telemetry.base import (
     Cursor,
     HistoricalTelemetrySource,
     Progress,
+    decoding_cursor,
     from_rfc3339,
     to_rfc3339,
     utc_now,
@@ -135,19 +136,29 @@ class KongFileLog(HistoricalTelemetrySource):
             raise self._error(exc) from exc
         return _FilePosition(stat.st_dev, stat.st_ino, offset, head)
 
-    async def poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
-        """Read every complete line written since ``cursor``, across rotation and truncation."""
-        return await asyncio.to_thread(self._poll, cursor)
+    def check_cursor(self, cursor: Cursor) -> None:
+        """Raise InvalidCursor unless ``cursor`` is this file's: a poll time and file positions."""
+        _decode_cursor(cursor, self.path)
 
-    def _poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
+    async def poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
+        """Read every complete line written since ``cursor``, across rotation and truncation.
+
+        Raises:
+            InvalidCursor: the cursor can't be decoded.
+            TelemetryUnavailable: the file can't be read.
+            ConfigError: the worker may not read it.
+        """
+        polled_at, followed = _decode_cursor(cursor, self.path)
+        return await asyncio.to_thread(self._poll, polled_at, followed)
+
+    def _poll(self, polled_at: datetime, followed: list[_FilePosition]) -> tuple[WindowSummary, Cursor]:
         now = utc_now()
         builder = SummaryBuilder(
             source=self.description,
             service=self.service,
-            window_start=from_rfc3339(cursor["polled_at"]),
+            window_start=polled_at,
             window_end=now,
         )
-        followed = [_FilePosition(**item) for item in cursor.get("files", [])]
         current = self._stat(self.path)
         kept: list[_FilePosition] = []
         current_position: _FilePosition | None = None
@@ -362,6 +373,29 @@ class KongFileLog(HistoricalTelemetrySource):
 
 
 _EMPTY_HEAD = hashlib.sha256(b"").hexdigest()
+
+
+def _decode_cursor(cursor: Cursor, path: str) -> tuple[datetime, list[_FilePosition]]:
+    """The poll time and file positions of a cursor.
+
+    Raises:
+        InvalidCursor: a field is missing or of the wrong type, or the cursor is another file's.
+    """
+
+    def decode() -> tuple[datetime, list[_FilePosition]]:
+        if cursor["path"] != path:
+            raise ValueError(f"the cursor follows {cursor['path']}, not {path}")
+        positions = []
+        for item in cursor["files"]:
+            position = _FilePosition(**item)
+            if not all(isinstance(value, int) for value in (position.device, position.inode, position.offset)):
+                raise TypeError("device, inode and offset must be integers")
+            if not isinstance(position.head, str) or position.offset < 0:
+                raise ValueError("bad head or offset")
+            positions.append(position)
+        return from_rfc3339(cursor["polled_at"]), positions
+
+    return decoding_cursor(decode)
 
 
 def _complete_lines(handle: IO[bytes], offset: int) -> Iterator[tuple[bytes, int]]:

@@ -18,7 +18,7 @@ import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 import httpx
@@ -26,7 +26,7 @@ import httpx
 from models.plan import PrometheusSource
 from models.telemetry import WindowSummary
 from providers.errors import ConfigError, TelemetryAuthError, TelemetryUnavailable
-from providers.telemetry.base import Cursor, TelemetrySource, from_rfc3339, to_rfc3339, utc_now
+from providers.telemetry.base import Cursor, TelemetrySource, decoding_cursor, from_rfc3339, to_rfc3339, utc_now
 from providers.telemetry.records import KONG_UNREACHABLE_STATUSES
 from providers.telemetry.summary import bounded_notes, status_class
 
@@ -150,6 +150,24 @@ def _series_key(labels: dict[str, str]) -> str:
     return json.dumps(sorted(labels.items()), separators=(",", ":"))
 
 
+def _decode_cursor(cursor: Cursor) -> tuple[datetime, dict[str, float]]:
+    """The scrape time and counter values of a cursor.
+
+    Raises:
+        InvalidCursor: a field is missing or of the wrong type.
+    """
+
+    def decode() -> tuple[datetime, dict[str, float]]:
+        values = cursor["series"]
+        if not isinstance(values, dict) or not all(
+            isinstance(key, str) and isinstance(value, int | float) for key, value in values.items()
+        ):
+            raise TypeError("series must map series keys to numbers")
+        return from_rfc3339(cursor["scraped_at"]), {key: float(value) for key, value in values.items()}
+
+    return decoding_cursor(decode)
+
+
 class KongPrometheus(TelemetrySource):
     """Diff ``kong_http_requests_total`` of one service between scrapes."""
 
@@ -189,16 +207,21 @@ class KongPrometheus(TelemetrySource):
         series, _, _ = await self._scrape()
         return {"scraped_at": to_rfc3339(utc_now()), "series": {key: value for key, (_, value) in series.items()}}
 
+    def check_cursor(self, cursor: Cursor) -> None:
+        """Raise InvalidCursor unless ``cursor`` holds a scrape time and counter values."""
+        _decode_cursor(cursor)
+
     async def poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
         """Scrape again and turn the counter increases since ``cursor`` into a summary.
 
         Raises:
             TelemetryAuthError: 401/403.
             TelemetryUnavailable: unreachable, or any other non-200 answer.
+            InvalidCursor: the cursor can't be decoded.
         """
+        scraped_at, previous = _decode_cursor(cursor)
         series, failures, failure_notes = await self._scrape()
         now = utc_now()
-        previous: dict[str, float] = cursor.get("series", {})
         notes: list[str] = []
         statuses: dict[str, int] = {}
         classes: dict[str, int] = {}
@@ -240,7 +263,7 @@ class KongPrometheus(TelemetrySource):
         summary = WindowSummary(
             source=self.description,
             service=self.service,
-            window_start=from_rfc3339(cursor["scraped_at"]),
+            window_start=scraped_at,
             window_end=now,
             requests=requests,
             status_classes=dict(sorted(classes.items())),

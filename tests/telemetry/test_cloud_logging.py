@@ -23,7 +23,7 @@ from google.oauth2 import service_account
 
 from models.plan import CloudLoggingSource
 from providers.errors import TelemetryAuthError, TelemetryQuotaExceeded, TelemetryUnavailable
-from providers.telemetry.base import from_rfc3339, utc_now
+from providers.telemetry.base import InvalidCursor, from_rfc3339, utc_now
 from providers.telemetry.cloud_logging import INGESTION_ALLOWANCE, CloudLogging
 from tests.fakes.cloud_logging import CloudLoggingFake
 from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, ago, kong_record
@@ -423,7 +423,7 @@ from datetime import timedelta
 from google.auth import compute_engine
 from google.cloud import logging as cloud_logging
 from models.plan import CloudLoggingSource
-from providers.telemetry.base import from_rfc3339, utc_now
+from providers.telemetry.base import InvalidCursor, from_rfc3339, utc_now
 from providers.telemetry.cloud_logging import INGESTION_ALLOWANCE, CloudLogging
 import sys
 
@@ -461,3 +461,18 @@ async def test_failing_gke_metadata_server_is_unavailable(fake: CloudLoggingFake
         out, err = await asyncio.wait_for(process.communicate(), 30)
     assert out.decode().split() == ["TelemetryUnavailable", "RefreshError", "TransportError"], err.decode()
     assert metadata.calls == 1 and fake.requests == []
+
+
+async def test_only_an_undecodable_cursor_is_invalid(fake: CloudLoggingFake) -> None:
+    source = source_for(fake)
+    try:
+        cursor = json.loads(json.dumps(await source.open_cursor()))
+        source.check_cursor(cursor)
+        for bad in ({}, {**cursor, "after": 12}, {**cursor, "seen": "id1"}, {**cursor, "seen": [1, 2]}):
+            with pytest.raises(InvalidCursor):
+                source.check_cursor(bad)
+            with pytest.raises(InvalidCursor):
+                await source.poll(bad)
+        assert fake.requests == []
+    finally:
+        await source.aclose()

@@ -11,7 +11,7 @@ import pytest
 
 from models.plan import KongFileLogSource
 from providers.errors import TelemetryUnavailable
-from providers.telemetry.base import Cursor, utc_now
+from providers.telemetry.base import Cursor, InvalidCursor, utc_now
 from providers.telemetry.file_log import KongFileLog
 from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, SERVICE_ID, ago, kong_line
 
@@ -281,3 +281,29 @@ async def test_read_latest_does_not_scan_a_file_untouched_within_the_span(tmp_pa
 async def test_read_latest_without_any_file_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(TelemetryUnavailable, match="does not exist"):
         await source_for(tmp_path / "nope.json").read_latest(timedelta(minutes=5))
+
+
+async def test_only_an_undecodable_cursor_is_invalid(tmp_path: Path) -> None:
+    log = tmp_path / "file-log.json"
+    append(log, kong_line())
+    source = source_for(log)
+    cursor = roundtrip(await source.open_cursor())
+    source.check_cursor(cursor)
+    position = cursor["files"][0]
+    for bad in (
+        {},
+        {**cursor, "polled_at": "yesterday"},
+        {**cursor, "path": str(tmp_path / "other.json")},
+        {**cursor, "files": [{"generation": 2}]},
+        {**cursor, "files": [{**position, "offset": "12"}]},
+        {**cursor, "files": [{**position, "offset": -1}]},
+        {**cursor, "files": "all of them"},
+    ):
+        with pytest.raises(InvalidCursor):
+            source.check_cursor(bad)
+        with pytest.raises(InvalidCursor):
+            await source.poll(bad)
+    # A decodable cursor of a file that is gone is no decoding problem: the poll says so in a note.
+    os.remove(log)
+    delta, _ = await source.poll(cursor)
+    assert any("does not exist right now" in note for note in delta.notes)

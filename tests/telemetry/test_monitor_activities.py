@@ -250,6 +250,34 @@ async def test_monitor_ignores_a_checkpoint_of_another_source(log: Path, tmp_pat
         MonitorActivities().monitor, monitor_input(file_monitor(log, window="400ms", poll_interval="200ms"))
     )
     assert result.polls == 2 and result.verdict.requests == 0
+    (note,) = result.verdict.summary.notes
+    assert note.startswith("window restarted at ") and "its last heartbeat is not a checkpoint" in note
+
+
+async def test_monitor_restarts_with_a_note_when_the_checkpoint_watched_another_file(log: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.json"
+    other.write_text("")
+    reader = KongFileLog(KongFileLogSource(kind="kong-file-log", path=str(other)), SERVICE)
+    counted = WindowSummary(source=reader.description, service=SERVICE, requests=40, status_classes={"2xx": 40})
+    recorder = Recorder()
+    recorder.resume_from(
+        json.loads(
+            json.dumps(
+                {
+                    "source": reader.description,
+                    "cursor": await reader.open_cursor(),
+                    "summary": counted.model_dump(mode="json"),
+                    "polls": 4,
+                    "started_at": ago(1).isoformat(),
+                }
+            )
+        )
+    )
+    result = await recorder.run(
+        MonitorActivities().monitor, monitor_input(file_monitor(log, window="400ms", poll_interval="200ms"))
+    )
+    assert result.verdict.requests == 0
+    assert any(f"it watched kong-file-log {other}" in note for note in result.verdict.summary.notes)
 
 
 async def test_monitor_starts_over_when_a_resumed_cursor_is_unusable(log: Path) -> None:
@@ -270,6 +298,8 @@ async def test_monitor_starts_over_when_a_resumed_cursor_is_unusable(log: Path) 
     )
     assert result.verdict.requests == 0  # the old window's count went with its cursor
     assert result.polls == 2
+    (note,) = result.verdict.summary.notes
+    assert "its cursor is unusable" in note and "what it had counted is not in this window" in note
 
 
 async def test_monitor_is_cancellable(log: Path) -> None:
@@ -525,6 +555,24 @@ async def test_cloud_logging_drain_never_vouches_for_what_may_not_be_indexed_yet
     first_lower, first_upper = listing_bounds(fake.requests[0])
     assert first_upper - first_lower == timedelta(seconds=1)
     assert all(listing_bounds(request)[0] > first_lower for request in fake.requests[1:])
+
+
+async def test_drain_reads_the_window_again_when_the_resumed_cursor_is_unusable(log: Path) -> None:
+    append(log, kong_line(at=ago(2)), kong_line(at=ago(1)))
+    reader = KongFileLog(KongFileLogSource(kind="kong-file-log", path=str(log)), SERVICE)
+    recorder = Recorder()
+    recorder.resume_from(
+        {
+            "started_at": ago(2).isoformat(),
+            "checks": 5,
+            "source": reader.description,
+            "cursor": {"path": str(log), "polled_at": ago(1).isoformat(), "files": [{"generation": 2}]},
+            "summary": WindowSummary(source=reader.description, service=SERVICE).model_dump(mode="json"),
+        }
+    )
+    proof = await recorder.run(MonitorActivities().prove_drained, drain_input(file_monitor(log), 5, 60))
+    assert proof.drained and proof.b_requests == 2  # read again from the file
+    assert recorder.heartbeats[-1][0]["checks"] == 6
 
 
 async def test_prometheus_cannot_prove_a_drain(metrics: MetricsServer) -> None:
