@@ -86,7 +86,9 @@ async def test_an_abort_signal_from_the_cli_mid_drain_rolls_back_unnoticed_by_cl
         await asyncio.sleep(0.5)
         run = await start_run(topo, plan)
         await run.wait_for(lambda s: "flip" in s.gates_awaited, "the flip gate")
-        approve = await starter_cli(topo, "approve", run.workflow_id, "--gate", "flip", "--by", E2E_BY)
+        approve = await starter_cli(
+            topo, "approve", run.workflow_id, "--gate", "flip", "--by", E2E_BY, "--digest", plan.digest()
+        )
         assert approve.code == 0 and "flip approved by e2e" in approve.output, approve
         status = await run.until_phase("draining", waiting=True)
         assert await traffic_moved_to(load, "B", within=kong_switch_seconds(status)), what_clients_saw(load, 0)
