@@ -9,7 +9,6 @@ retried) unless ``require_drained`` is off or the proof covers the plan's ``quie
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -20,9 +19,11 @@ from temporalio import activity
 from activities.errors import maps_provider_errors
 from models.decommission import DecommissionInput, DecommissionPreflight, DecommissionResult
 from models.durations import format_duration
+from models.plan import GcpProjectDecommission
 from providers.decommission.base import Decommissioner
 from providers.decommission.factory import build_decommissioner
 from providers.errors import DecommissionRefused
+from providers.google_auth import CredentialsLoader, GoogleCredentials
 from providers.secrets import EnvSecrets
 
 
@@ -57,7 +58,9 @@ class DecommissionActivities:
     Args:
         secrets: where header and credential variables are read (default: the worker's environment).
         transport: httpx transport (tests).
-        credentials: Google credentials for gcp-project (default: ``credentials_env`` key file or ADC).
+        credentials: Google credentials for gcp-project (default: ``credentials_env`` key file or ADC,
+            loaded once per variable by this object and reused by every activity).
+        credentials_loader: how those are loaded (default ``load_credentials``, run in a thread).
     """
 
     def __init__(
@@ -65,27 +68,30 @@ class DecommissionActivities:
         secrets: EnvSecrets | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         credentials: google.auth.credentials.Credentials | None = None,
+        credentials_loader: CredentialsLoader | None = None,
     ) -> None:
         self._secrets = secrets
         self._transport = transport
         self._credentials = credentials
+        self._google = GoogleCredentials(secrets, loader=credentials_loader)
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activities to register on the worker."""
         return [self.preflight, self.delete, self.undo]
 
     async def _decommissioner(self, input: DecommissionInput) -> Decommissioner:
-        """Build the provider in a thread: finding Application Default Credentials may do blocking I/O."""
-        return await asyncio.to_thread(self._build, input)
-
-    def _build(self, input: DecommissionInput) -> Decommissioner:
+        """Build the provider; Google credentials come from this object's cache (loaded in a thread once)."""
+        section = input.decommission
+        credentials = self._credentials
+        if credentials is None and isinstance(section, GcpProjectDecommission):
+            credentials = await self._google.get(section.credentials_env, "decommission.credentials_env")
         return build_decommissioner(
-            input.decommission,
+            section,
             workflow_id=input.workflow_id,
             dns_project=input.dns_project,
             secrets=self._secrets,
             transport=self._transport,
-            credentials=self._credentials,
+            credentials=credentials,
             on_progress=_heartbeat,
         )
 

@@ -28,10 +28,11 @@ from models.dns import (
     SnapshotInput,
     describe_rrsets,
 )
-from models.plan import DnsSection
+from models.plan import CloudDnsProvider, DnsSection
 from providers.dns.base import DnsProvider
 from providers.dns.factory import build_dns_provider
 from providers.dns.nameservers import progress_text
+from providers.google_auth import CredentialsLoader, GoogleCredentials
 from providers.secrets import EnvSecrets
 
 
@@ -43,32 +44,37 @@ class DnsActivities:
         secrets: EnvSecrets | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         credentials: google.auth.credentials.Credentials | None = None,
+        credentials_loader: CredentialsLoader | None = None,
     ) -> None:
         """Hold what providers are built from.
 
         Args:
             secrets: where secret variables are read; default: the worker's environment.
             transport: httpx transport for Cloud DNS (tests); default: the network.
-            credentials: Google credentials (tests); default: from the plan's ``credentials_env`` or ADC.
+            credentials: Google credentials (tests); default: from the plan's ``credentials_env`` or ADC,
+                loaded once per variable by this object and reused by every activity.
+            credentials_loader: how those are loaded (default ``load_credentials``, run in a thread).
         """
         self._secrets = secrets or EnvSecrets()
         self._transport = transport
         self._credentials = credentials
+        self._google = GoogleCredentials(self._secrets, loader=credentials_loader)
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activity callables to register on a worker."""
         return [self.snapshot, self.apply, self.verify_propagation, self.resolve]
 
-    def _provider(self, section: DnsSection) -> DnsProvider:
-        return build_dns_provider(
-            section, secrets=self._secrets, transport=self._transport, credentials=self._credentials
-        )
+    async def _provider(self, section: DnsSection) -> DnsProvider:
+        credentials = self._credentials
+        if credentials is None and isinstance(section.provider, CloudDnsProvider):
+            credentials = await self._google.get(section.provider.credentials_env, "dns.provider.credentials_env")
+        return build_dns_provider(section, secrets=self._secrets, transport=self._transport, credentials=credentials)
 
     @activity.defn(name="dns_snapshot")
     @maps_provider_errors
     async def snapshot(self, input: SnapshotInput) -> DnsSnapshot:
         """Read the name at the provider and on every authoritative nameserver."""
-        async with self._provider(input.dns) as provider:
+        async with await self._provider(input.dns) as provider:
             snapshot = await provider.snapshot(input.name)
         activity.logger.info(
             "dns_snapshot: %s holds %s (serial %s, max TTL %ss, negative TTL %ss, %d nameservers)",
@@ -86,7 +92,7 @@ class DnsActivities:
     async def apply(self, input: ApplyInput) -> DnsChangeResult:
         """Apply one compare-and-swap change and read it back; a repeat finds it already applied."""
         change = input.change
-        async with self._provider(input.dns) as provider:
+        async with await self._provider(input.dns) as provider:
             result = await provider.apply(change)
         activity.logger.info(
             "dns_apply: %s %s: %s -> %s (%s), serial %s -> %s",
@@ -112,7 +118,7 @@ class DnsActivities:
         def heartbeat(report: PropagationReport) -> None:
             activity.heartbeat(progress_text(report, input.desired, input.min_serial))
 
-        async with self._provider(input.dns) as provider:
+        async with await self._provider(input.dns) as provider:
             report = await provider.prove_propagation(
                 input.name,
                 input.desired,
@@ -133,7 +139,7 @@ class DnsActivities:
     @maps_provider_errors
     async def resolve(self, input: ResolveInput) -> AddressMap:
         """Addresses of each name, following CNAMEs (authoritatively inside the zone)."""
-        async with self._provider(input.dns) as provider:
+        async with await self._provider(input.dns) as provider:
             addresses = await provider.resolve(input.names)
         activity.logger.info("dns_resolve: %s", "; ".join(f"{n} -> {a}" for n, a in addresses.addresses.items()))
         return addresses

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 
 import google.auth
 import google.auth.credentials
@@ -16,6 +16,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import google.oauth2.service_account
 import httpx
+import requests
 
 from providers.errors import ConfigError
 from providers.secrets import EnvSecrets
@@ -25,11 +26,20 @@ ADC_VARIABLE = "GOOGLE_APPLICATION_CREDENTIALS"
 
 
 class GoogleAuth(httpx.Auth):
-    """Refresh the token when needed and add ``Authorization`` to every request."""
+    """Refresh the token when needed and add ``Authorization`` to every request.
+
+    Token refreshes go through a ``requests.Session`` this object owns: call :meth:`close` when the
+    HTTP client using it is closed (providers do it in ``aclose``), or its connections stay open.
+    """
 
     def __init__(self, credentials: google.auth.credentials.Credentials) -> None:
         self._credentials = credentials
-        self._refresh_request = google.auth.transport.requests.Request()
+        self._session = requests.Session()
+        self._refresh_request = google.auth.transport.requests.Request(session=self._session)
+
+    def close(self) -> None:
+        """Close the token-refresh session's connections."""
+        self._session.close()
 
     def _apply(self, request: httpx.Request) -> None:
         headers: dict[str, str] = {}
@@ -47,6 +57,46 @@ class GoogleAuth(httpx.Auth):
         """Apply credentials; a token refresh runs in a thread so the event loop keeps going."""
         await asyncio.to_thread(self._apply, request)
         yield request
+
+
+CredentialsLoader = Callable[[str | None, str, EnvSecrets | None], google.auth.credentials.Credentials]
+"""``load_credentials``'s signature: (credentials_env, purpose, secrets) -> credentials; blocking."""
+
+
+class GoogleCredentials:
+    """The Google credentials of one activities object: loaded once per ``credentials_env``, off the event loop.
+
+    Loading may read a key file or ask the metadata server (ADC), and the credentials object caches
+    its access token, so loading it again for every activity would block the event loop and fetch a
+    new token each time. Failures are not cached: a fixed environment works on the next attempt.
+
+    Args:
+        secrets: where ``credentials_env`` is read (default: the worker's environment).
+        loader: how credentials are loaded (default :func:`load_credentials`); runs in a thread.
+    """
+
+    def __init__(self, secrets: EnvSecrets | None = None, *, loader: CredentialsLoader | None = None) -> None:
+        self._secrets = secrets
+        self._loader: CredentialsLoader = loader or load_credentials
+        self._loaded: dict[str | None, google.auth.credentials.Credentials] = {}
+        self._lock: asyncio.Lock | None = None
+
+    async def get(self, credentials_env: str | None, purpose: str) -> google.auth.credentials.Credentials:
+        """The credentials for ``credentials_env`` (None: Application Default Credentials).
+
+        Raises:
+            ConfigError: as :func:`load_credentials`.
+        """
+        if credentials_env in self._loaded:
+            return self._loaded[credentials_env]
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if credentials_env not in self._loaded:
+                self._loaded[credentials_env] = await asyncio.to_thread(
+                    self._loader, credentials_env, purpose, self._secrets
+                )
+            return self._loaded[credentials_env]
 
 
 def load_credentials(

@@ -69,9 +69,10 @@ class GcpProjectDecommissioner(Decommissioner):
         self.dns_project = dns_project
         if credentials is None:
             credentials = load_credentials(section.credentials_env, "decommission.credentials_env", secrets)
+        self._auth = GoogleAuth(credentials)
         self._http = httpx.AsyncClient(
             base_url=section.api_endpoint.rstrip("/"),
-            auth=GoogleAuth(credentials),
+            auth=self._auth,
             transport=transport,
             timeout=30.0,
         )
@@ -294,8 +295,9 @@ class GcpProjectDecommissioner(Decommissioner):
         raise DecommissionRefused(f"Resource Manager {method} {path} refused ({status}): {message}")
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
+        """Close the HTTP client and the token-refresh session."""
         await self._http.aclose()
+        self._auth.close()
 
 
 class _NotVisible(Exception):

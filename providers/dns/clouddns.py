@@ -43,7 +43,7 @@ from providers.errors import (
     PreconditionFailed,
     describe_transport_error,
 )
-from providers.google_auth import describe_auth_error, is_transport_problem
+from providers.google_auth import GoogleAuth, describe_auth_error, is_transport_problem
 from providers.google_errors import parse_google_error
 
 _RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "backendError"}
@@ -151,8 +151,10 @@ class GoogleCloudDnsProvider(DnsProvider):
         self._managed_zone: dict[str, Any] | None = None
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
+        """Close the HTTP client and, when it authenticates with :class:`GoogleAuth`, its token-refresh session."""
         await self.client.aclose()
+        if isinstance(self.client.auth, GoogleAuth):
+            self.client.auth.close()
         await super().aclose()
 
     async def _send(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -146,3 +147,19 @@ async def test_webhook_undo_is_refused() -> None:
 def test_worker_registration_lists_the_activity_names() -> None:
     names = [method.__temporal_activity_definition.name for method in activities().activities()]  # type: ignore[attr-defined]
     assert names == ["decommission_preflight", "decommission_delete", "decommission_undo"]
+
+
+async def test_google_credentials_are_loaded_once_per_activities_object(fake: ResourceManagerFake) -> None:
+    loads: list[tuple[str | None, str, int]] = []
+
+    def loader(env: str | None, purpose: str, secrets: EnvSecrets | None) -> Any:
+        loads.append((env, purpose, threading.get_ident()))
+        return google.oauth2.credentials.Credentials(token="loaded-once-token")
+
+    decommission = DecommissionActivities(secrets=EnvSecrets({}), credentials_loader=loader)
+    input = gcp_input(fake, proof(), credentials_env="RM_KEY_FILE")
+    preflight = await run(decommission.preflight, input)
+    result = await run(decommission.delete, input)
+    assert preflight.ok and result.state == "DELETE_REQUESTED"
+    assert [(env, purpose) for env, purpose, _ in loads] == [("RM_KEY_FILE", "decommission.credentials_env")]
+    assert loads[0][2] != threading.get_ident()  # loaded in a thread, not on the event loop

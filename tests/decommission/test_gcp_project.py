@@ -234,3 +234,17 @@ async def test_a_refused_grant_is_a_refusal_and_a_metadata_blip_is_retryable(fak
             await provider.delete()
     assert blip.value.retryable
     assert fake.calls == [] and fake.projects[A_PROJECT].state == "ACTIVE"
+
+
+async def test_closing_the_provider_closes_its_token_refresh_session(fake: ResourceManagerFake) -> None:
+    fake.add_project(A_PROJECT)
+    section = GcpProjectDecommission(kind="gcp-project", project_id=A_PROJECT, api_endpoint=fake.endpoint)
+    async with TokenEndpoint() as ep:
+        key = google.oauth2.service_account.Credentials.from_service_account_info(
+            service_account_info(ep.url), scopes=["https://www.googleapis.com/auth/cloud-platform"]
+        )
+        provider = GcpProjectDecommissioner(section, credentials=key)
+        preflight = await provider.preflight()
+        assert preflight.ok and ep.grants == 1 and ep.open_connections == 1
+        await provider.aclose()
+        assert await ep.wait_connections_closed() == 0

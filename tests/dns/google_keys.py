@@ -6,6 +6,7 @@ is that endpoint on 127.0.0.1, answering what the test says (a token, a 400 ``in
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 from collections.abc import Callable
@@ -55,8 +56,24 @@ class TokenEndpoint:
         self.grants = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
+        self._connections: list[asyncio.BaseTransport] = []
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections still open (a requests.Session keeps them alive until it is closed)."""
+        return sum(1 for transport in self._connections if not transport.is_closing())
+
+    async def wait_connections_closed(self, timeout: float = 1.0) -> int:
+        """Wait until every client connection is closed, or ``timeout``; the number still open."""
+        for _ in range(max(1, round(timeout / 0.02))):
+            if not self.open_connections:
+                break
+            await asyncio.sleep(0.02)
+        return self.open_connections
 
     async def _token(self, request: web.Request) -> web.Response:
+        if request.transport is not None and request.transport not in self._connections:
+            self._connections.append(request.transport)
         form = await request.post()
         assert form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer", form
         self.grants += 1

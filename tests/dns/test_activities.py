@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import google.oauth2.credentials
@@ -13,9 +14,11 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.dns import DnsActivities
 from models.dns import ApplyInput, DnsChange, PropagationInput, ResolveInput, SnapshotInput
+from providers.google_auth import load_credentials
 from providers.secrets import EnvSecrets
 from sandbox.bind import BindPair
 from tests.dns.conftest import A_PROJECT, ALIAS, B_PROJECT, cloud_section, rr, secrets_for, section_for, world
+from tests.dns.google_keys import TokenEndpoint, service_account_info, write_key
 from tests.fakes.clouddns import FakeCloudDns
 
 A_300 = rr(A_PROJECT, "A", 300, "127.0.0.2")
@@ -139,3 +142,30 @@ async def test_cloud_dns_conflict_through_the_activity(clouddns: FakeCloudDns):
     assert (caught.value.type, caught.value.non_retryable) == ("PreconditionFailed", True)
     assert clouddns.rrset(A_PROJECT, "A")["rrdatas"] == ["127.0.0.9"]  # type: ignore[index]
     assert "test-token" not in str(caught.value)
+
+
+async def test_google_credentials_are_loaded_once_off_the_event_loop_and_reused(clouddns: FakeCloudDns, tmp_path):
+    loads: list[tuple[str | None, str, int]] = []
+    loop_thread = threading.get_ident()
+
+    async with TokenEndpoint() as endpoint:
+        key = write_key(tmp_path, service_account_info(endpoint.url))
+
+        def loader(env: str | None, purpose: str, secrets: EnvSecrets | None) -> Any:
+            loads.append((env, purpose, threading.get_ident()))
+            return load_credentials(env, purpose, secrets)
+
+        activities = DnsActivities(secrets=EnvSecrets({"CLOUD_DNS_KEY": str(key)}), credentials_loader=loader)
+        section = cloud_section(clouddns)
+        section = section.model_copy(
+            update={"provider": section.provider.model_copy(update={"credentials_env": "CLOUD_DNS_KEY"})}
+        )
+        clouddns.token = "token-1"  # the first (and only) token the endpoint hands out
+        env, _ = environment()
+        snapshot = await env.run(activities.snapshot, SnapshotInput(dns=section, name=A_PROJECT))
+        result = await env.run(activities.apply, ApplyInput(dns=section, change=FLIP))
+
+    assert snapshot.rrsets == (A_300,) and result.outcome == "applied"
+    assert [(env, purpose) for env, purpose, _ in loads] == [("CLOUD_DNS_KEY", "dns.provider.credentials_env")]
+    assert loads[0][2] != loop_thread  # the key file was read in a thread
+    assert endpoint.grants == 1  # the second activity reused the cached token

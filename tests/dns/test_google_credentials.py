@@ -139,3 +139,13 @@ async def test_a_working_token_endpoint_gives_a_token_the_api_accepts(clouddns: 
         ) as provider:
             snapshot = await provider.snapshot(A_PROJECT)
     assert snapshot.rrsets and ep.grants == 1
+
+
+async def test_closing_the_provider_closes_its_token_refresh_session(clouddns: FakeCloudDns) -> None:
+    clouddns.token = "token-1"
+    async with TokenEndpoint() as ep:
+        provider = build_dns_provider(cloud_section(clouddns), secrets=EnvSecrets({}), credentials=service_account(ep))
+        await provider.snapshot(A_PROJECT)
+        assert ep.open_connections == 1  # requests keeps the token endpoint's connection alive
+        await provider.aclose()
+        assert await ep.wait_connections_closed() == 0
