@@ -1,8 +1,11 @@
 """Kong's Prometheus plugin: ``kong_http_requests_total{service, route, code, source, ...}`` counters.
 
 Counters have no history and no time of their own, so this source only follows "now": a cursor is
-one scrape's counter values, and a poll is the difference to the next scrape. A series whose value
-went down was reset (Kong restarted or reloaded): its whole current value is the delta, with a note.
+one scrape's counter values, and a poll is the difference to the next scrape. The cursor travels in
+every heartbeat, so it keeps only what the difference needs: the service's counters summed per
+status code and origin (``"503|service": 1234``), never one entry per route or consumer series. A
+sum that went down was reset (Kong restarted or reloaded): its whole current value is the delta,
+with a note.
 
 What the metric can't say (kong.md §4.3): there is no upstream status label (``code`` is the status
 sent to the client) and no upstream address. So the upstream status is approximated by ``code`` when
@@ -12,7 +15,6 @@ errors, the traffic share is unknown, and A's drain cannot be proven from Promet
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import ssl
@@ -146,8 +148,20 @@ def parse_exposition(text: str) -> Iterator[Sample | ExpositionError]:
             yield exc
 
 
-def _series_key(labels: dict[str, str]) -> str:
-    return json.dumps(sorted(labels.items()), separators=(",", ":"))
+def _count_key(labels: dict[str, str]) -> str:
+    """What a counter is summed under: its status code and where the response came from.
+
+    ``"503|service"``, ``"502|kong"``, ``"200|"`` (no ``source`` label), ``"other|service"`` (a code
+    that is not an HTTP status). Every other label (route, consumer, workspace ...) is summed away, so
+    a cursor holds at most ~1500 keys whatever the number of consumers, and in practice a dozen.
+    """
+    code = labels.get("code", "")
+    status = code if re.fullmatch(r"[1-5]\d\d", code) else "other"
+    origin = labels.get("source")
+    return f"{status}|{'' if origin is None else 'kong' if origin == 'kong' else 'service'}"
+
+
+_COUNT_KEY = re.compile(r"(?:[1-5]\d\d|other)\|(?:service|kong|)")
 
 
 def _decode_cursor(cursor: Cursor) -> tuple[datetime, dict[str, float]]:
@@ -158,11 +172,12 @@ def _decode_cursor(cursor: Cursor) -> tuple[datetime, dict[str, float]]:
     """
 
     def decode() -> tuple[datetime, dict[str, float]]:
-        values = cursor["series"]
+        values = cursor["counts"]
         if not isinstance(values, dict) or not all(
-            isinstance(key, str) and isinstance(value, int | float) for key, value in values.items()
+            isinstance(key, str) and _COUNT_KEY.fullmatch(key) and isinstance(value, int | float)
+            for key, value in values.items()
         ):
-            raise TypeError("series must map series keys to numbers")
+            raise TypeError("counts must map '<code>|<origin>' to numbers")
         return from_rfc3339(cursor["scraped_at"]), {key: float(value) for key, value in values.items()}
 
     return decoding_cursor(decode)
@@ -198,14 +213,14 @@ class KongPrometheus(TelemetrySource):
         return f"{self.kind} {self.source.url} {self.source.metric}"
 
     async def open_cursor(self) -> Cursor:
-        """Scrape once and remember every series of the service.
+        """Scrape once and remember the service's counters, summed per status code and origin.
 
         Raises:
             TelemetryAuthError: 401/403.
             TelemetryUnavailable: unreachable, or any other non-200 answer.
         """
-        series, _, _ = await self._scrape()
-        return {"scraped_at": to_rfc3339(utc_now()), "series": {key: value for key, (_, value) in series.items()}}
+        counts, _, _ = await self._scrape()
+        return {"scraped_at": to_rfc3339(utc_now()), "counts": counts}
 
     def check_cursor(self, cursor: Cursor) -> None:
         """Raise InvalidCursor unless ``cursor`` holds a scrape time and counter values."""
@@ -220,7 +235,7 @@ class KongPrometheus(TelemetrySource):
             InvalidCursor: the cursor can't be decoded.
         """
         scraped_at, previous = _decode_cursor(cursor)
-        series, failures, failure_notes = await self._scrape()
+        counts, failures, failure_notes = await self._scrape()
         now = utc_now()
         notes: list[str] = []
         statuses: dict[str, int] = {}
@@ -228,18 +243,16 @@ class KongPrometheus(TelemetrySource):
         requests = errors = 0
         resets = 0
         sourceless = False
-        for key, (labels, value) in series.items():
-            before = previous.get(key, 0.0)
-            delta = value - before
+        for key, value in counts.items():
+            delta = value - previous.get(key, 0.0)
             if delta < 0:
                 resets += 1
                 delta = value
             count = round(delta)
             if count <= 0:
                 continue
-            code = labels.get("code", "")
-            status = int(code) if re.fullmatch(r"[1-5]\d\d", code) else 0
-            origin = labels.get("source")
+            code, origin = key.split("|")
+            status = 0 if code == "other" else int(code)
             requests += count
             family = status_class(status) if status else "unknown"
             classes[family] = classes.get(family, 0) + count
@@ -247,14 +260,14 @@ class KongPrometheus(TelemetrySource):
                 upstream = ""
                 is_error = status in KONG_UNREACHABLE_STATUSES
             else:
-                upstream = code
+                upstream = "" if code == "other" else code
                 is_error = status >= 500
-                sourceless = sourceless or origin is None
+                sourceless = sourceless or not origin
             statuses[upstream] = statuses.get(upstream, 0) + count
             errors += count if is_error else 0
         if resets:
             notes.append(
-                f"{resets} counter series went down (Kong restarted or reloaded): their current value was "
+                f"{resets} counter(s) went down (Kong restarted or reloaded): their current value was "
                 "counted as the increase"
             )
         if sourceless:
@@ -273,11 +286,10 @@ class KongPrometheus(TelemetrySource):
             parse_failures=failures,
             notes=tuple(notes + failure_notes),
         )
-        next_cursor = {"scraped_at": to_rfc3339(now), "series": {key: value for key, (_, value) in series.items()}}
-        return bounded_notes(summary), next_cursor
+        return bounded_notes(summary), {"scraped_at": to_rfc3339(now), "counts": counts}
 
-    async def _scrape(self) -> tuple[dict[str, tuple[dict[str, str], float]], int, list[str]]:
-        """The service's series of the metric (labels, value), the count of unusable lines, and notes."""
+    async def _scrape(self) -> tuple[dict[str, float], int, list[str]]:
+        """The service's counters summed per :func:`_count_key`, the count of unusable lines, and notes."""
         try:
             response = await self._http.get(self.source.url, headers={"Accept": "text/plain"})
         except httpx.HTTPError as exc:
@@ -286,7 +298,7 @@ class KongPrometheus(TelemetrySource):
             raise TelemetryAuthError(f"{self.source.url} answered {response.status_code}: the scrape was refused")
         if response.status_code != 200:
             raise TelemetryUnavailable(f"{self.source.url} answered {response.status_code}")
-        series: dict[str, tuple[dict[str, str], float]] = {}
+        counts: dict[str, float] = {}
         malformed: list[str] = []
         non_finite = 0
         for sample in parse_exposition(response.text):
@@ -298,13 +310,14 @@ class KongPrometheus(TelemetrySource):
             if not math.isfinite(sample.value):
                 non_finite += 1
                 continue
-            series[_series_key(sample.labels)] = (sample.labels, sample.value)
+            key = _count_key(sample.labels)
+            counts[key] = counts.get(key, 0.0) + sample.value
         notes = []
         if malformed:
             notes.append(f"{len(malformed)} malformed exposition line(s) skipped (first: {malformed[0]})")
         if non_finite:
             notes.append(f"{non_finite} {self.source.metric} series with a non-finite value (NaN, Inf) skipped")
-        return series, len(malformed) + non_finite, notes
+        return counts, len(malformed) + non_finite, notes
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

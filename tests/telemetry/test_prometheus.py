@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from models.plan import PrometheusSource
 from providers.errors import TelemetryAuthError, TelemetryUnavailable
+from providers.telemetry.base import InvalidCursor
 from providers.telemetry.prometheus import ExpositionError, KongPrometheus, parse_exposition, parse_sample
 from tests.telemetry.kong_lines import SERVICE
-from tests.telemetry.metrics_server import MetricsServer, exposition
+from tests.telemetry.metrics_server import HEADER, MetricsServer, exposition
 
 
 @pytest.fixture
@@ -117,3 +120,46 @@ async def test_unreachable_endpoint() -> None:
             await prometheus.open_cursor()
     finally:
         await prometheus.aclose()
+
+
+def per_consumer(consumers: int, ok: int, failed: int, *, extra_consumer: int = 0) -> str:
+    """The service's counters split per consumer and route, as Kong exposes them with many consumers."""
+    lines = [HEADER.rstrip("\n")]
+    for index in range(consumers + extra_consumer):
+        for route in ("orders", "orders-admin"):
+            labels = f'service="{SERVICE}",route="{route}",workspace="default",consumer="consumer-{index:04d}"'
+            lines.append(f'kong_http_requests_total{{{labels},code="200",source="service"}} {ok}')
+            lines.append(f'kong_http_requests_total{{{labels},code="503",source="service"}} {failed}')
+            lines.append(f'kong_http_requests_total{{{labels},code="502",source="kong"}} {failed}')
+    return "\n".join(lines) + "\n"
+
+
+async def test_the_cursor_keeps_sums_per_status_not_every_consumer_series(
+    metrics: MetricsServer, source: KongPrometheus
+) -> None:
+    metrics.body = per_consumer(1000, ok=10, failed=1)  # 6000 series of the service
+    cursor = json.loads(json.dumps(await source.open_cursor()))
+    assert cursor["counts"] == {"200|service": 20_000, "503|service": 2000, "502|kong": 2000}
+    assert len(json.dumps(cursor)) < 200
+
+    # Every series grew by one request, and a new consumer appeared with its first requests.
+    metrics.body = per_consumer(1000, ok=11, failed=1, extra_consumer=1)
+    delta, cursor = await source.poll(cursor)
+    assert delta.upstream_statuses == {"": 2, "200": 2000 + 22, "503": 2}
+    assert delta.requests == 2000 + 22 + 2 + 2
+    assert delta.upstream_errors == 2 + 2
+    assert len(cursor["counts"]) == 3
+
+
+async def test_a_cursor_of_the_per_series_format_is_invalid(metrics: MetricsServer, source: KongPrometheus) -> None:
+    old = {"scraped_at": "2024-05-01T12:00:00.000000Z", "series": {'[["code","200"]]': 5.0}}
+    with pytest.raises(InvalidCursor):
+        source.check_cursor(old)
+    bad_cursors: list[dict[str, Any]] = [
+        {"scraped_at": old["scraped_at"], "counts": {"200|consumer-1": 5}},
+        {"counts": {}},
+    ]
+    for bad in bad_cursors:
+        with pytest.raises(InvalidCursor):
+            await source.poll(bad)
+    assert metrics.scrapes == 0
