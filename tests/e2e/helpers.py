@@ -29,7 +29,7 @@ import dns.rdatatype
 import dns.tsigkeyring
 import dns.update
 from temporalio.api.enums.v1 import EventType, PendingActivityState
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
@@ -388,11 +388,10 @@ def assert_load_rate(load: LoadGenerator) -> None:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a run ended: its final status, and for a failed workflow the failure's type and message."""
+    """How a run ended: its final status, and for a failed workflow the failure's type."""
 
     status: CutoverStatus
     failure_type: str | None
-    message: str | None
 
 
 @dataclass
@@ -400,7 +399,6 @@ class Run:
     """One cutover run, driven through the public client API as the CLI and the demo do."""
 
     topo: Topology
-    client: Client
     handle: WorkflowHandle[Any, CutoverStatus]
     plan: CutoverPlan
 
@@ -454,9 +452,8 @@ class Run:
         except WorkflowFailureError as exc:
             cause = exc.cause
             failure_type = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
-            message = getattr(cause, "message", str(cause))
-            return Outcome(await self.status(), failure_type, message)
-        return Outcome(status, None, None)
+            return Outcome(await self.status(), failure_type)
+        return Outcome(status, None)
 
     def describe(self, status: CutoverStatus | None = None) -> str:
         """The status as ``starter.py status`` prints it, and the worker's warnings (for failure messages)."""
@@ -523,7 +520,7 @@ async def start_run(topo: Topology, plan: CutoverPlan) -> Run:
     """Start the plan exactly as ``python starter.py start`` (and the demo) do."""
     client = await topo.temporal_client()
     workflow_id = await starter.start(client, TemporalSettings(address=topo.temporal_address), plan)
-    return Run(topo, client, client.get_workflow_handle(workflow_id, result_type=CutoverStatus), plan)
+    return Run(topo, client.get_workflow_handle(workflow_id, result_type=CutoverStatus), plan)
 
 
 def in_timer(status: CutoverStatus) -> bool:
