@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from models.telemetry import WindowSummary
+from providers.resources import AsyncResource
 
 T = TypeVar("T")
 
@@ -68,8 +69,8 @@ def from_rfc3339(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class TelemetrySource(ABC):
-    """A place Kong's traffic can be read from, scoped to one Kong service."""
+class TelemetrySource(AsyncResource, ABC):
+    """A place Kong's traffic can be read from, scoped to one Kong service; ``async with`` closes it."""
 
     kind: ClassVar[str]
     """The plan's ``monitor.source.kind``."""
@@ -119,16 +120,6 @@ class TelemetrySource(ABC):
             window_end=end,
             has_addresses=self.has_addresses,
         )
-
-    async def aclose(self) -> None:
-        """Release connections and clients; the base holds none."""
-        return None
-
-    async def __aenter__(self) -> TelemetrySource:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
 
 class HistoricalTelemetrySource(TelemetrySource):

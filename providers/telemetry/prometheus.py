@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,10 +26,11 @@ import httpx
 
 from models.plan import PrometheusSource
 from models.telemetry import WindowSummary
-from providers.errors import ConfigError, TelemetryAuthError, TelemetryUnavailable
+from providers.errors import TelemetryAuthError, TelemetryUnavailable
 from providers.telemetry.base import Cursor, TelemetrySource, decoding_cursor, from_rfc3339, to_rfc3339, utc_now
 from providers.telemetry.records import KONG_UNREACHABLE_STATUSES
 from providers.telemetry.summary import bounded_notes, status_class
+from providers.tls import verify_context
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -199,12 +199,7 @@ class KongPrometheus(TelemetrySource):
     ) -> None:
         super().__init__(service)
         self.source = source
-        verify: ssl.SSLContext | bool = True
-        if source.ca_bundle:
-            try:
-                verify = ssl.create_default_context(cafile=source.ca_bundle)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"monitor.source.ca_bundle {source.ca_bundle} is unreadable: {exc}") from exc
+        verify = verify_context(source.ca_bundle, "monitor.source.ca_bundle")
         self._http = httpx.AsyncClient(verify=verify, transport=transport, timeout=timeout.total_seconds())
 
     @property

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import math
 import socket
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from models.plan import PrometheusSource
-from providers.errors import TelemetryAuthError, TelemetryUnavailable
+from providers.errors import ConfigError, TelemetryAuthError, TelemetryUnavailable
 from providers.telemetry.base import InvalidCursor
 from providers.telemetry.prometheus import ExpositionError, KongPrometheus, parse_exposition, parse_sample
 from tests.telemetry.kong_lines import SERVICE
@@ -163,3 +166,34 @@ async def test_a_cursor_of_the_per_series_format_is_invalid(metrics: MetricsServ
         with pytest.raises(InvalidCursor):
             await source.poll(bad)
     assert metrics.scrapes == 0
+
+
+async def test_https_scrape_trusts_the_plans_ca_bundle(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    bundle = tmp_path / "kong-status-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    metrics = MetricsServer()
+    await metrics.start(server_context)
+    try:
+        metrics.body = exposition({("200", "service"): 7})
+        trusted = KongPrometheus(PrometheusSource(kind="prometheus", url=metrics.url, ca_bundle=str(bundle)), SERVICE)
+        async with trusted:
+            cursor = await trusted.open_cursor()
+        assert cursor["counts"] == {"200|service": 7}
+        async with KongPrometheus(PrometheusSource(kind="prometheus", url=metrics.url), SERVICE) as untrusted:
+            with pytest.raises(TelemetryUnavailable, match="cannot scrape"):
+                await untrusted.open_cursor()
+    finally:
+        await metrics.stop()
+
+
+def test_an_unusable_ca_bundle_names_the_plan_field(tmp_path: Path) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate")
+    for bundle in (not_pem, tmp_path / "missing.pem"):
+        with pytest.raises(ConfigError, match=r"^monitor\.source\.ca_bundle .*: cannot load it"):
+            KongPrometheus(
+                PrometheusSource(kind="prometheus", url="https://kong:8100/metrics", ca_bundle=str(bundle)), SERVICE
+            )
