@@ -2,12 +2,14 @@
 
 The workflow calls them by name (``traffic_baseline``, ``traffic_monitor``,
 ``traffic_prove_drained``). They read the plan's telemetry source (providers/telemetry), sum its
-windows and judge them with the pure ``models.telemetry.evaluate``. Long ones heartbeat every
-second with JSON details: ``traffic_monitor`` heartbeats its whole position (source cursor,
-accumulated summary, polls, start), so a retry after a worker crash resumes where the last heartbeat
-left off instead of watching the window again from zero. Every wait is a short sleep between
-heartbeats, so a cancellation arrives within about a second and leaves through
-``asyncio.CancelledError`` after the source's connections are closed.
+windows and judge them with the pure ``models.telemetry.evaluate`` and ``drain_proof``. Long ones
+heartbeat every second with JSON details: ``traffic_monitor`` and ``traffic_prove_drained``
+heartbeat their whole position (source cursor, accumulated summary, start), so a retry after a
+worker crash resumes where the last heartbeat left off instead of reading again from zero; only a
+checkpoint that can't be decoded starts over, and says so. Reads run in a thread under a keepalive
+task that heartbeats their progress, so a multi-GB file can't trip the heartbeat timeout. Every wait
+is a short sleep between heartbeats, so a cancellation arrives within about a second and leaves
+through ``asyncio.CancelledError`` after the source's connections are closed.
 
 The pure rules (``evaluate``, ``drain_proof``) live in models/telemetry.py; ``traffic_report``, the
 same reading for ``starter.py traffic``, lives in providers/telemetry/report.py (re-exported here
@@ -167,10 +169,10 @@ class MonitorActivities:
         logging_ingestion_allowance: timedelta = INGESTION_ALLOWANCE,
     ) -> None:
         self._secrets = secrets
-        self._logging_ingestion_allowance = logging_ingestion_allowance
         self._transport = transport
         self._logging_client_factory = logging_client_factory
         self._heartbeat_every = heartbeat_every
+        self._logging_ingestion_allowance = logging_ingestion_allowance
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activities to register on the worker."""
@@ -208,7 +210,7 @@ class MonitorActivities:
     @activity.defn(name="traffic_monitor")
     @maps_provider_errors
     async def monitor(self, input: MonitorInput) -> MonitorResult:
-        """Watch one window after the flip; stop early on a decisive unhealthy verdict."""
+        """Watch one window after the flip; stop early once the accumulated window is unhealthy."""
         monitor = input.monitor
         a_addresses, b_addresses = normalise_addresses(input.a_addresses), normalise_addresses(input.b_addresses)
         async with self._source(monitor, input.service) as source:

@@ -385,7 +385,7 @@ class MonitorResult(_Model):
     verdict: Verdict
     polls: int
     stopped_early: bool
-    """True when the window was cut short by a decisive unhealthy verdict."""
+    """True when the window was cut short by an unhealthy verdict (at least min_requests, errors over the threshold)."""
 
 
 class BaselineInput(_Model):
