@@ -309,20 +309,30 @@ async def probe_readiness(request: ReadinessInput, *, on_progress: Progress | No
 async def _parity_checks(
     request: ReadinessInput, host_header: str, sni: str | None, b_last: Attempt
 ) -> list[ProbeCheck]:
+    """A answers like B, and A accepts every parity host as Host and SNI, with a certificate for it.
+
+    Parity hosts are what Kong will send A before the flip (alias strategy: right after the repoint,
+    A receives the alias as Host and SNI). They are checked even when they equal B's Host: B
+    accepting the alias says nothing about A.
+    """
     section, shape = request.readiness, request.shape
     checks: list[ProbeCheck] = []
-    extra_hosts = [host_header_for(h, shape.port, shape.scheme) for h in request.parity_hosts if h and h != host_header]
-    extra_hosts = [h for h in dict.fromkeys(extra_hosts) if h != host_header]
+    parity_hosts = list(
+        dict.fromkeys(
+            host_header_for(_host_only(h).rstrip("."), shape.port, shape.scheme) for h in request.parity_hosts if h
+        )
+    )
     if section.parity_url is None:
-        for host in extra_hosts:
+        for host in parity_hosts:
             checks.append(
                 ProbeCheck(
                     name=f"A accepts Host {host}",
-                    ok=True,
+                    ok=False,
                     sent={"Host": host},
                     received="not probed",
-                    detail=f"readiness.parity_url is not set, so cutover cannot check that A accepts Host {host}; "
-                    "after the repoint Kong sends that name to A.",
+                    detail=f"A's acceptance of {_host_only(host)} can't be verified: set readiness.parity_url (A's "
+                    f"equivalent of readiness.url). After the repoint Kong sends Host {host} to A, and a 404 or a "
+                    "certificate without that name breaks traffic before the flip.",
                 )
             )
         return checks
@@ -346,24 +356,35 @@ async def _parity_checks(
             "see a different class of answer.",
         )
     )
-    for host in extra_hosts:
+    for host in parity_hosts:
         host_sni = _host_only(host) if parity_https else None
         async with _client(timeout) as client:
             answer = await _send(client, parity_url, host, host_sni, 1)
         ok = answer.status in section.expect_status
+        if ok:
+            detail = ""
+        elif answer.status == 404:
+            detail = (
+                f"A answered 404 for Host {host}: A does not serve that name. After the repoint Kong sends Host "
+                f"{host} to A: add it to A's domain mapping / virtual hosts before the cutover."
+            )
+        elif answer.status is not None:
+            detail = (
+                f"A answered {answer.status} for Host {host}, expected "
+                f"{', '.join(map(str, section.expect_status))}: after the repoint Kong sends that name to A."
+            )
+        else:
+            detail = f"A could not be reached with Host {host}: {answer.error}"
         checks.append(
             ProbeCheck(
                 name=f"A accepts Host {host}",
                 ok=ok,
                 sent={"url": parity_url, "Host": host, "SNI": host_sni or "(plain http)", "method": "GET"},
                 received=f"{answer.short()}{' from ' + answer.peer if answer.peer else ''}",
-                detail=""
-                if ok
-                else f"after the repoint Kong sends Host {host} to A, which answered {answer.short()}: A must "
-                "accept that name too (domain mapping / virtual host).",
+                detail=detail,
             )
         )
-        if parity_https and host_sni:
+        if host_sni:
             check, _ = await check_certificate(
                 parity_url,
                 host_sni,

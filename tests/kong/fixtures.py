@@ -53,15 +53,20 @@ def port_free_on(addresses: Sequence[str]) -> int:
 
 @contextlib.asynccontextmanager
 async def runtimes_ab(
-    pki: Pki, *, a_hosts: Sequence[str] = A_HOSTS, b_hosts: Sequence[str] = B_HOSTS, b_cert: str = "B"
+    pki: Pki,
+    *,
+    a_hosts: Sequence[str] = A_HOSTS,
+    b_hosts: Sequence[str] = B_HOSTS,
+    a_cert: str = "A",
+    b_cert: str = "B",
 ) -> AsyncIterator[tuple[RunningRuntime, RunningRuntime]]:
-    """Runtime A on 127.0.0.2 and B on 127.0.0.3, same port, HTTPS with the sandbox certificates."""
+    """Runtime A on 127.0.0.2 and B on 127.0.0.3, same port, HTTPS with the named sandbox certificates."""
     for attempt in range(5):
         port = port_free_on([A_IP, B_IP])
         try:
             async with (
                 running_runtime(
-                    "A", host=A_IP, port=port, hosts=a_hosts, cert=pki.certs["A"].cert, key=pki.certs["A"].key
+                    "A", host=A_IP, port=port, hosts=a_hosts, cert=pki.certs[a_cert].cert, key=pki.certs[a_cert].key
                 ) as a,
                 running_runtime(
                     "B", host=B_IP, port=port, hosts=b_hosts, cert=pki.certs[b_cert].cert, key=pki.certs[b_cert].key

@@ -11,9 +11,13 @@ from sandbox.pki import SANDBOX_NAMES, Pki, issue
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """A, B (both cover a-project and origin-api), B-narrow (only b-project), B-expired (all names, expired)."""
+    """A, B (both cover a-project and origin-api), B-narrow (only b-project), A-narrow (only a-project),
+    B-expired (all names, expired)."""
     directory = tmp_path_factory.mktemp("pki")
-    main = issue(directory, {**SANDBOX_NAMES, "B-narrow": ("b-project.example.test",)})
+    main = issue(
+        directory,
+        {**SANDBOX_NAMES, "B-narrow": ("b-project.example.test",), "A-narrow": ("a-project.example.test",)},
+    )
     expired = issue(
         directory,
         {"B-expired": SANDBOX_NAMES["B"]},

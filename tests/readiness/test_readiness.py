@@ -10,6 +10,7 @@ from models.plan import ReadinessSection
 from models.readiness import ReadinessInput
 from providers.readiness import probe_readiness
 from sandbox.pki import Pki
+from sandbox.runtime import RunningRuntime
 from tests.kong.fixtures import B_IP, port_free_on, runtimes_ab
 
 HOST = "a-project.example.test"
@@ -143,23 +144,89 @@ async def test_parity_probe_compares_a_and_b(pki: Pki) -> None:
     assert not parity.ok and parity.received == "A: 503 from 127.0.0.2; B: 200"
 
 
-async def test_alias_strategy_checks_that_a_accepts_the_alias(pki: Pki) -> None:
-    alias = "origin-api.example.test"
+ALIAS = "origin-api.example.test"
+
+
+def parity(pki: Pki, a: RunningRuntime, b: RunningRuntime) -> ReadinessInput:
+    """The alias strategy's readiness input: B is probed with the alias, and A must accept it too."""
+    section = readiness(pki, b.port, parity_url=f"https://127.0.0.2:{a.port}/orders/v1/health")
+    return ReadinessInput(readiness=section, shape=shape(b.port, ALIAS), parity_hosts=(ALIAS,))
+
+
+async def test_alias_strategy_a_accepting_the_alias_is_ready(pki: Pki) -> None:
+    async with runtimes_ab(pki) as (a, b):
+        report = await probe_readiness(parity(pki, a, b))
+        stats = a.state.stats()
+    assert report.ready, report.failures()
+    by_name = {check.name: check for check in report.checks}
+    accepts = by_name[f"A accepts Host {ALIAS}:{a.port}"]
+    assert accepts.ok and accepts.received == "200 from 127.0.0.2"
+    assert accepts.sent == {
+        "url": f"https://127.0.0.2:{a.port}/orders/v1/health",
+        "Host": f"{ALIAS}:{a.port}",
+        "SNI": ALIAS,
+        "method": "GET",
+    }
+    certificate = by_name[f"A certificate for {ALIAS}"]
+    assert certificate.ok and certificate.sent["url"] == f"127.0.0.2:{a.port}" and ALIAS in certificate.received
+    assert stats["by_host"][f"{ALIAS}:{a.port}"] >= 2 and stats["by_sni"][ALIAS] >= 2  # parity + acceptance probes
+
+
+async def test_alias_strategy_a_certificate_without_the_alias_is_not_ready(pki: Pki) -> None:
+    async with runtimes_ab(pki, a_cert="A-narrow") as (a, b):
+        report = await probe_readiness(parity(pki, a, b))
+    assert not report.ready
+    by_name = {check.name: check for check in report.checks}
+    assert by_name[f"A accepts Host {ALIAS}:{a.port}"].ok  # A serves the name...
+    certificate = by_name[f"A certificate for {ALIAS}"]  # ...but its certificate lacks it
+    assert not certificate.ok
+    assert "A's certificate covers a-project.example.test but not origin-api.example.test" in certificate.detail
+    assert report.failures() == [f"A certificate for {ALIAS}: {certificate.detail}"]
+    assert by_name[f"B certificate for {ALIAS}"].ok
+
+
+async def test_alias_strategy_a_answering_404_for_the_alias_is_not_ready(pki: Pki) -> None:
     async with runtimes_ab(pki, a_hosts=("a-project.example.test",)) as (a, b):
+        report = await probe_readiness(parity(pki, a, b))
+    assert not report.ready
+    by_name = {check.name: check for check in report.checks}
+    accepts = by_name[f"A accepts Host {ALIAS}:{a.port}"]
+    assert not accepts.ok and accepts.received == "404 from 127.0.0.2"
+    assert f"A answered 404 for Host {ALIAS}:{a.port}: A does not serve that name" in accepts.detail
+    assert by_name["A and B answer the same status class"].received.startswith("A: 404")
+    assert by_name[f"A certificate for {ALIAS}"].ok  # the certificate was never the problem
+
+
+async def test_parity_hosts_without_parity_url_fail_instead_of_passing_silently(pki: Pki) -> None:
+    async with runtimes_ab(pki) as (_, b):
+        report = await probe_readiness(
+            ReadinessInput(readiness=readiness(pki, b.port), shape=shape(b.port, ALIAS), parity_hosts=(ALIAS,))
+        )
+    assert not report.ready
+    unverified = report.checks[-1]
+    assert (unverified.name, unverified.ok, unverified.received) == (
+        f"A accepts Host {ALIAS}:{b.port}",
+        False,
+        "not probed",
+    )
+    assert unverified.detail.startswith(f"A's acceptance of {ALIAS} can't be verified: set readiness.parity_url")
+    b_checks = [f"B answers Kong's Host {ALIAS}:{b.port}", f"B certificate for {ALIAS}"]
+    assert [c.name for c in report.checks[:2]] == b_checks
+    assert all(c.ok for c in report.checks[:2])
+
+
+async def test_every_parity_host_is_checked_on_a(pki: Pki) -> None:
+    async with runtimes_ab(pki) as (a, b):
         section = readiness(pki, b.port, parity_url=f"https://127.0.0.2:{a.port}/orders/v1/health")
         report = await probe_readiness(
-            ReadinessInput(readiness=section, shape=shape(b.port, alias), parity_hosts=(alias, "extra.example.test"))
-        )
-        unprobed = await probe_readiness(
             ReadinessInput(
-                readiness=readiness(pki, b.port), shape=shape(b.port, alias), parity_hosts=("x.example.test",)
+                readiness=section, shape=shape(b.port, ALIAS), parity_hosts=(ALIAS, "extra.example.test", ALIAS)
             )
         )
     assert not report.ready
     by_name = {check.name: check for check in report.checks}
-    parity = by_name["A and B answer the same status class"]
-    assert not parity.ok and parity.received.startswith("A: 404")  # A does not serve the alias yet
-    extra = by_name[f"A accepts Host extra.example.test:{b.port}"]
-    assert not extra.ok and "A must accept that name too" in extra.detail
+    assert by_name[f"A accepts Host {ALIAS}:{a.port}"].ok and by_name[f"A certificate for {ALIAS}"].ok
+    extra = by_name[f"A accepts Host extra.example.test:{a.port}"]
+    assert not extra.ok and "A does not serve that name" in extra.detail
     assert not by_name["A certificate for extra.example.test"].ok
-    assert unprobed.ready and unprobed.checks[-1].received == "not probed"
+    assert len(report.checks) == 2 + 1 + 4  # B status and certificate, parity, two hosts on A (twice deduplicated)
