@@ -134,7 +134,7 @@ async def check_certificate(
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
     try:
-        info = describe_certificate(await _handshake(host, port, unverified, sni, timeout), sni)
+        der = await _handshake(host, port, unverified, sni, timeout)
     except (OSError, ssl.SSLError, TimeoutError) as exc:
         return (
             ProbeCheck(
@@ -143,6 +143,22 @@ async def check_certificate(
                 sent=sent,
                 received=f"no TLS handshake: {type(exc).__name__}: {exc}",
                 detail=f"{who} could not be reached over TLS at {host}:{port}, so its certificate was not checked.",
+            ),
+            None,
+        )
+    try:
+        info = describe_certificate(der, sni)
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        # A certificate OpenSSL serves but that does not parse (a bad SAN encoding, a duplicated
+        # extension) is a finding about the backend, not a crash of the probe.
+        return (
+            ProbeCheck(
+                name=name,
+                ok=False,
+                sent=sent,
+                received=f"a certificate that can't be parsed ({type(exc).__name__}: {exc})",
+                detail=f"{who} presented a malformed certificate for {sni}: clients, Kong included, may reject it. "
+                f"Reissue {who}'s certificate.",
             ),
             None,
         )

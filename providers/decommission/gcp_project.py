@@ -11,6 +11,7 @@ project nor the Cloud DNS project. Restoring does not re-attach billing.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -26,6 +27,8 @@ from providers.errors import DecommissionRefused, DecommissionUnavailable, descr
 from providers.google_auth import GoogleAuth, describe_auth_error, is_transport_problem, load_credentials
 from providers.google_errors import parse_google_error
 from providers.secrets import EnvSecrets
+
+log = logging.getLogger("cutover.providers.decommission.gcp_project")
 
 DELETE_PERMISSION = "resourcemanager.projects.delete"
 UNDELETE_PERMISSION = "resourcemanager.projects.undelete"
@@ -166,7 +169,14 @@ class GcpProjectDecommissioner(Decommissioner):
         return self._deleted(project, operation.get("name"), "is now DELETE_REQUESTED")
 
     def _deleted(self, project: dict[str, Any], operation: str | None, how: str) -> DecommissionResult:
-        deleted_at = datetime.fromisoformat(project["deleteTime"]) if project.get("deleteTime") else datetime.now(UTC)
+        deleted_at = datetime.now(UTC)
+        if project.get("deleteTime"):
+            try:
+                deleted_at = datetime.fromisoformat(str(project["deleteTime"]))
+            except ValueError:
+                # The deletion happened; an unreadable time must not turn that into a failure that a
+                # retry would repeat forever. "Now" is the latest it can have happened.
+                log.warning("project %s: deleteTime %r is not a timestamp", self.project_id, project["deleteTime"])
         until = deleted_at + RECOVERY_WINDOW
         return DecommissionResult(
             kind=self.kind,
@@ -211,9 +221,15 @@ class GcpProjectDecommissioner(Decommissioner):
     async def _project(self) -> dict[str, Any] | None:
         """The project, or None when Resource Manager says 403/404 (it answers 403 for unknown projects)."""
         try:
-            return await self._call("GET", f"/v3/projects/{self.project_id}", GET_PERMISSION)
+            project = await self._call("GET", f"/v3/projects/{self.project_id}", GET_PERMISSION)
         except _NotVisible:
             return None
+        if not isinstance(project.get("name"), str) or not project["name"].startswith("projects/"):
+            raise DecommissionUnavailable(
+                f"Resource Manager answered projects.get {self.project_id} without a resource name "
+                f"(name={project.get('name')!r}); retrying is safe"
+            )
+        return project
 
     async def _visible_project(self, permission: str) -> dict[str, Any]:
         project = await self._project()
@@ -251,8 +267,9 @@ class GcpProjectDecommissioner(Decommissioner):
             operation = await self._call("GET", f"/v3/{name}", permission)
         error = operation.get("error")
         if error:
-            message = f"operation {operation.get('name')} on {self.project_id} failed: {error.get('message', error)}"
-            if error.get("code") in _RETRYABLE_RPC_CODES:
+            details = error if isinstance(error, dict) else {"message": error}
+            message = f"operation {operation.get('name')} on {self.project_id} failed: {details.get('message', error)}"
+            if details.get("code") in _RETRYABLE_RPC_CODES:
                 raise DecommissionUnavailable(message)
             raise DecommissionRefused(message)
         return operation
@@ -278,7 +295,18 @@ class GcpProjectDecommissioner(Decommissioner):
                 f"Resource Manager {method} {path} failed: {describe_transport_error(exc)}; retrying is safe"
             ) from exc
         if response.is_success:
-            answer: dict[str, Any] = response.json()
+            try:
+                answer = response.json()
+            except ValueError as exc:
+                raise DecommissionUnavailable(
+                    f"Resource Manager {method} {path} answered {response.status_code} with a body that is not JSON "
+                    f"({response.headers.get('content-type', 'no content type')}): a proxy in the way? Retrying is safe"
+                ) from exc
+            if not isinstance(answer, dict):
+                raise DecommissionUnavailable(
+                    f"Resource Manager {method} {path} answered a JSON {type(answer).__name__}, not an object; "
+                    "retrying is safe"
+                )
             return answer
         message = parse_google_error(response).summary
         status = response.status_code

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import dns.asyncresolver
+import dns.exception
 import google.auth.exceptions
 import httpx
 
@@ -80,23 +81,55 @@ def rrset_to_api(rrset: RRset) -> dict[str, Any]:
     return {"name": rrset.name, "type": rrset.type, "ttl": rrset.ttl, "rrdatas": list(rrset.rdatas)}
 
 
-def rrset_from_api(item: dict[str, Any]) -> RRset:
+def rrset_from_api(item: Any) -> RRset:
     """The model of an API ``ResourceRecordSet``.
 
     Raises:
-        InvalidChange: the rrset uses a routing policy, which cutover does not move.
+        InvalidChange: the rrset uses a routing policy, which cutover does not move, or holds record
+            data cutover can't read (a retry would read the same).
+        DnsUnavailable: the item is not shaped like a ResourceRecordSet (a broken answer or proxy).
     """
+    if not isinstance(item, dict):
+        raise DnsUnavailable(f"Cloud DNS listed an rrset that is not an object ({type(item).__name__})")
     if item.get("routingPolicy") is not None:
         raise InvalidChange(
             f"{item.get('name')} {item.get('type')} uses a Cloud DNS routing policy; cutover only moves plain rrsets"
         )
-    rdtype = str(item["type"]).upper()
-    return RRset(
-        name=canonical_name(str(item["name"])),
-        type=rdtype,
-        ttl=int(item.get("ttl", 0)),
-        rdatas=tuple(canonical_rdata(rdtype, str(text)) for text in item.get("rrdatas", [])),
-    )
+    try:
+        name, rdtype = canonical_name(str(item["name"])), str(item["type"]).upper()
+        ttl = int(item.get("ttl", 0))
+        texts = item.get("rrdatas", [])
+        if not isinstance(texts, list):
+            raise TypeError(f"rrdatas is a {type(texts).__name__}, not a list")
+    except KeyError as exc:
+        raise DnsUnavailable(f"Cloud DNS listed an rrset without {exc.args[0]!r}: {_shown(item)}") from exc
+    except (TypeError, ValueError, dns.exception.DNSException) as exc:
+        raise DnsUnavailable(f"Cloud DNS listed an rrset cutover can't read ({exc}): {_shown(item)}") from exc
+    try:
+        rdatas = tuple(canonical_rdata(rdtype, str(text)) for text in texts)
+    except ValueError as exc:
+        raise InvalidChange(
+            f"Cloud DNS holds {name} {rdtype} data cutover can't read ({exc}); fix or remove that rrset first"
+        ) from exc
+    return RRset(name=name, type=rdtype, ttl=ttl, rdatas=rdatas)
+
+
+def _shown(item: Any) -> str:
+    """A short JSON rendering of part of an API answer, for error messages (rrsets hold no secrets)."""
+    text = json.dumps(item, default=str)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _list_of(page: dict[str, Any], key: str, what: str) -> list[Any]:
+    """``page[key]`` as a list (absent: empty).
+
+    Raises:
+        DnsUnavailable: the answer holds something else there.
+    """
+    value = page.get(key, [])
+    if not isinstance(value, list):
+        raise DnsUnavailable(f"Cloud DNS answered {what} with {key!r} that is not a list: {_shown(value)}")
+    return value
 
 
 def operation_id(change: DnsChange, managed_zone: str, after_change: str) -> str:
@@ -201,7 +234,13 @@ class GoogleCloudDnsProvider(DnsProvider):
         """
         if self._managed_zone is None:
             zone = await self._call("GET", "", f"managedZones.get {self.config.managed_zone}")
-            dns_name = canonical_name(str(zone.get("dnsName", ".")))
+            try:
+                dns_name = canonical_name(str(zone.get("dnsName", ".")))
+            except dns.exception.DNSException as exc:
+                raise DnsUnavailable(
+                    f"Cloud DNS answered managedZones.get {self.config.managed_zone} with a dnsName that is not a "
+                    f"DNS name ({type(exc).__name__}): {_shown(zone.get('dnsName'))}"
+                ) from exc
             if dns_name != self.zone:
                 raise NotInZone(
                     f"managed zone {self.config.managed_zone} in {self.config.project} serves {dns_name}, not "
@@ -219,8 +258,8 @@ class GoogleCloudDnsProvider(DnsProvider):
         found: list[RRset] = []
         while True:
             page = await self._call("GET", "/rrsets", f"rrsets.list {name}", params=params)
-            for item in page.get("rrsets", []):
-                if str(item.get("type", "")).upper() not in IGNORED_TYPES:
+            for item in _list_of(page, "rrsets", f"rrsets.list {name}"):
+                if not isinstance(item, dict) or str(item.get("type", "")).upper() not in IGNORED_TYPES:
                     found.append(rrset_from_api(item))
             token = page.get("nextPageToken")
             if not token:
@@ -235,12 +274,20 @@ class GoogleCloudDnsProvider(DnsProvider):
         soa = await self.list_rrsets(self.zone, "SOA")
         if not soa or not soa[0].rdatas:
             raise DnsRefused(f"managed zone {self.config.managed_zone} lists no SOA for {self.zone}")
-        minimum = int(soa[0].rdatas[0].split()[6])
-        return min(soa[0].ttl, minimum)
+        fields = soa[0].rdatas[0].split()
+        if len(fields) != 7 or not fields[6].isdigit():
+            raise DnsUnavailable(f"managed zone {self.config.managed_zone} lists an SOA cutover can't read: {soa[0]}")
+        return min(soa[0].ttl, int(fields[6]))
 
     async def _discover_nameservers(self) -> list[Nameserver]:
         zone = await self.managed_zone()
-        names = [canonical_name(str(n)) for n in zone.get("nameServers", [])]
+        try:
+            names = [canonical_name(str(n)) for n in _list_of(zone, "nameServers", "managedZones.get")]
+        except dns.exception.DNSException as exc:
+            raise DnsUnavailable(
+                f"managed zone {self.config.managed_zone} lists nameServers that are not DNS names "
+                f"({type(exc).__name__}): {_shown(zone.get('nameServers'))}"
+            ) from exc
         if not names:
             raise DnsUnavailable(f"managed zone {self.config.managed_zone} lists no nameServers")
         return await ns.nameserver_addresses(
@@ -254,7 +301,11 @@ class GoogleCloudDnsProvider(DnsProvider):
             "changes.list",
             params={"sortBy": "changeSequence", "sortOrder": "descending", "maxResults": 1},
         )
-        changes = page.get("changes") or []
+        changes = _list_of(page, "changes", "changes.list")
+        if changes and not isinstance(changes[0], dict):
+            raise DnsUnavailable(
+                f"Cloud DNS answered changes.list with a change that is not an object: {_shown(changes[0])}"
+            )
         return str(changes[0].get("id", "")) if changes else ""
 
     async def _submit(self, change: DnsChange) -> str | None:

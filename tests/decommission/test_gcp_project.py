@@ -248,3 +248,25 @@ async def test_closing_the_provider_closes_its_token_refresh_session(fake: Resou
         assert preflight.ok and ep.grants == 1 and ep.open_connections == 1
         await provider.aclose()
         assert await ep.wait_connections_closed() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        ("<html><body>Service Unavailable</body></html>", "text/html", "with a body that is not JSON"),
+        ('["not", "an", "object"]', "application/json", "answered a JSON list, not an object"),
+        ('{"projectId": "a-project-123", "state": "ACTIVE"}', "application/json", "without a resource name"),
+    ],
+)
+async def test_an_unexpected_answer_is_retryable_and_deletes_nothing(
+    fake: ResourceManagerFake, body: str, content_type: str, message: str
+) -> None:
+    fake.add_project(A_PROJECT)
+    fake.answer_raw_next(body, content_type=content_type)
+    async with decommissioner(fake) as provider:
+        with pytest.raises(DecommissionUnavailable, match=message) as failed:
+            await provider.delete()
+        assert failed.value.retryable
+        assert fake.projects[A_PROJECT].state == "ACTIVE" and fake.calls == [RM + "projects.get"]
+        result = await provider.delete()  # what a Temporal retry does
+    assert result.state == "DELETE_REQUESTED"

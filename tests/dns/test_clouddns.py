@@ -333,3 +333,45 @@ async def test_a_transport_error_quoting_the_bearer_token_is_reported_without_it
                 await provider.snapshot(A_PROJECT)
     assert token in str(failed.value.__cause__)
     assert token not in str(failed.value) and "RemoteProtocolError" in str(failed.value)
+
+
+@pytest.mark.parametrize(
+    ("method_id", "body", "error_type", "message"),
+    [
+        ("dns.resourceRecordSets.list", {"rrsets": [{"name": A_PROJECT}]}, DnsUnavailable, "without 'type'"),
+        ("dns.resourceRecordSets.list", {"rrsets": "none"}, DnsUnavailable, "'rrsets' that is not a list"),
+        ("dns.resourceRecordSets.list", {"rrsets": [42]}, DnsUnavailable, "not an object"),
+        (
+            "dns.resourceRecordSets.list",
+            {"rrsets": [{"name": A_PROJECT, "type": "A", "ttl": "soon", "rrdatas": ["127.0.0.2"]}]},
+            DnsUnavailable,
+            "can't read",
+        ),
+        (
+            "dns.resourceRecordSets.list",
+            {"rrsets": [{"name": A_PROJECT, "type": "A", "ttl": 300, "rrdatas": ["not-an-address"]}]},
+            InvalidChange,
+            r"holds a-project\.example\.test\. A data cutover can't read",
+        ),
+        ("dns.managedZones.get", {"dnsName": "a..b."}, DnsUnavailable, "dnsName that is not a DNS name"),
+        ("dns.resourceRecordSets.list", "<html>502 Bad Gateway</html>", DnsUnavailable, "not JSON"),
+    ],
+)
+async def test_unexpected_answers_are_typed_errors(
+    clouddns: FakeCloudDns, cloud: DnsProvider, method_id, body, error_type, message
+):
+    clouddns.answer_raw(method_id, body, content_type="text/html" if isinstance(body, str) else "application/json")
+
+    with pytest.raises(error_type, match=message):
+        await cloud.apply(change((A_300,), (A_TO_B,)))
+
+    assert clouddns.changes() == [] and clouddns.rrsets_at(A_PROJECT) == [api(A_300)]
+
+
+async def test_an_unexpected_change_list_is_a_typed_error(clouddns: FakeCloudDns, cloud: DnsProvider):
+    clouddns.answer_raw("dns.changes.list", {"changes": ["1"]})
+
+    with pytest.raises(DnsUnavailable, match="change that is not an object"):
+        await cloud.apply(change((A_300,), (A_TO_B,)))
+
+    assert clouddns.changes() == []

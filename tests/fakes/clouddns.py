@@ -17,8 +17,9 @@ What it implements, with the real API's semantics as far as they are documented 
   ``alreadyExists``, a CNAME beside other data or at the apex is 400 ``invalid``, a reused
   ``clientOperationId`` is 409 ``alreadyExists``;
 * ``changes.get``: a change stays ``pending`` for :attr:`FakeCloudDns.pending_polls` polls, then ``done``;
-* failures on demand: :meth:`FakeCloudDns.fail_requests` (401, 403, 429, 5xx), and
-  :attr:`FakeCloudDns.before_change` to edit the zone between a client's read and its change.
+* failures on demand: :meth:`FakeCloudDns.fail_requests` (401, 403, 429, 5xx),
+  :attr:`FakeCloudDns.before_change` to edit the zone between a client's read and its change, and
+  :meth:`FakeCloudDns.answer_raw` for answers off the document (a broken API or proxy).
 
 Every request (method and path, query parameters, body) and every response body is validated
 against Google's ``dns v1`` discovery document (:mod:`tests.fakes.discovery`); a mismatch is recorded
@@ -211,6 +212,7 @@ class FakeCloudDns:
         """Called with the body of each ``changes.create`` before it is checked: someone else's edit
         landing between cutover's read and its change."""
         self._failure: ApiError | None = None
+        self._raw: dict[str, tuple[int, str, str]] = {}
         self.problems: list[str] = []
         self.requests: list[RecordedRequest] = []
         self.serial = 1
@@ -315,6 +317,19 @@ class FakeCloudDns:
         """Answer every API request with Google's error for ``status`` (401, 403, 429, 500, 503); None stops."""
         self._failure = None if status is None else _FAILURES[status]
 
+    def answer_raw(
+        self, method_id: str, body: Any, *, status: int = 200, content_type: str = "application/json"
+    ) -> None:
+        """Answer every call of ``method_id`` with ``body`` as is (JSON-encoded unless a str), unchecked.
+
+        A broken API or a proxy in front of it: the answer deliberately breaks the discovery document,
+        so it is not recorded as a problem of the client's traffic. ``body=None`` stops it.
+        """
+        if body is None:
+            self._raw.pop(method_id, None)
+        else:
+            self._raw[method_id] = (status, content_type, body if isinstance(body, str) else json.dumps(body))
+
     def hold_nameserver(self) -> None:
         """Freeze what the nameserver answers (a lagging server) until :meth:`release_nameserver`."""
         self._held = copy.deepcopy(self._rrsets)
@@ -351,6 +366,10 @@ class FakeCloudDns:
             method, params = self._doc.match(request.method, request.path)
             method_id = method.id
             self._check_request(method, query, body)
+            if method_id in self._raw:
+                raw_status, content_type, text = self._raw[method_id]
+                self.requests.append(RecordedRequest(method_id, request.path, query, body, raw_status))
+                return web.Response(status=raw_status, text=text, content_type=content_type)
             status, payload = self._dispatch(method, params, query, body, request.headers.get("Authorization"))
             if status < 300 and method.response:
                 self._validate(method.response, payload)

@@ -107,6 +107,7 @@ class ResourceManagerFake:
         self.endpoint = ""
         self._operations: dict[str, _Operation] = {}
         self._failures: list[int] = []
+        self._raw: list[tuple[int, str, str]] = []
         self._numbers = itertools.count(100000000001)
         self._runner: web.AppRunner | None = None
         self._doc = discovery(DOCUMENT)
@@ -125,6 +126,10 @@ class ResourceManagerFake:
     def fail_next(self, status: int, times: int = 1) -> None:
         """Answer the next ``times`` calls with ``status`` (e.g. 503) before doing anything."""
         self._failures.extend([status] * times)
+
+    def answer_raw_next(self, body: str, *, status: int = 200, content_type: str = "text/html") -> None:
+        """Answer the next call with ``body`` as is, off the schema, doing nothing: a proxy or a broken API."""
+        self._raw.append((status, content_type, body))
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -173,6 +178,9 @@ class ResourceManagerFake:
         self.calls.append(method.id)
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             return self._error(401, "UNAUTHENTICATED", "Request is missing required authentication credential.")
+        if self._raw:
+            raw_status, content_type, text = self._raw.pop(0)
+            return web.Response(status=raw_status, text=text, content_type=content_type)
         if self._failures:
             status = self._failures.pop(0)
             return self._error(status, "UNAVAILABLE" if status >= 500 else "RESOURCE_EXHAUSTED", "try again later")

@@ -9,8 +9,8 @@ from models.kong import KongRequestShape
 from models.plan import ReadinessSection
 from models.readiness import ReadinessInput
 from providers.readiness import probe_readiness
-from sandbox.pki import Pki
-from sandbox.runtime import RunningRuntime
+from sandbox.pki import IssuedCert, Pki
+from sandbox.runtime import RunningRuntime, running_runtime
 from tests.kong.fixtures import B_IP, port_free_on, runtimes_ab
 
 HOST = "a-project.example.test"
@@ -230,3 +230,16 @@ async def test_every_parity_host_is_checked_on_a(pki: Pki) -> None:
     assert not extra.ok and "A does not serve that name" in extra.detail
     assert not by_name["A certificate for extra.example.test"].ok
     assert len(report.checks) == 2 + 1 + 4  # B status and certificate, parity, two hosts on A (twice deduplicated)
+
+
+async def test_a_malformed_certificate_is_a_failed_check_not_an_error(pki: Pki, malformed: IssuedCert) -> None:
+    port = port_free_on([B_IP])
+    async with running_runtime(
+        "B", host=B_IP, port=port, hosts=("a-project.example.test",), cert=malformed.cert, key=malformed.key
+    ):
+        report = await probe_readiness(ReadinessInput(readiness=readiness(pki, port), shape=shape(port)))
+    assert not report.ready and report.certificate is None
+    status, certificate = report.checks
+    assert status.ok  # B answers; its certificate is what is broken
+    assert not certificate.ok and certificate.received.startswith("a certificate that can't be parsed (ValueError")
+    assert "B presented a malformed certificate for a-project.example.test" in certificate.detail
