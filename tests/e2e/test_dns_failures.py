@@ -56,7 +56,7 @@ async def test_a_primary_down_during_the_flip_is_retried_with_backoff_until_it_i
         await run.wait_for(lambda s: "flip" in s.gates_awaited, "the flip gate")
         await topo.stop_bind_primary()
         await run.approve("flip")
-        retries = await run.retries("dns_apply", until_attempt=4)
+        retries = await run.retries("dns_apply", until_attempt=3)
         assert (await run.status()).phase == "flipping"
         await topo.start_bind_primary()
         outcome = await run.outcome()
