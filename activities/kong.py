@@ -16,28 +16,54 @@ import httpx
 from temporalio import activity
 
 from activities.errors import maps_provider_errors
-from models.kong import KongInspectInput, KongInspection, RepointInput, RestoreServiceInput, ServiceSnapshot
+from models.kong import (
+    DataPlaneSync,
+    DataPlaneSyncInput,
+    KongInspectInput,
+    KongInspection,
+    RepointInput,
+    RestoreServiceInput,
+    ServiceSnapshot,
+)
 from models.plan import KongSection
-from providers.gateway.kong import KongAdminClient, inspect_service, repoint_service, restore_service
+from providers.gateway.kong import (
+    KongAdminClient,
+    await_data_planes,
+    inspect_service,
+    repoint_service,
+    restore_service,
+)
 from providers.secrets import EnvSecrets
 
 
 class KongActivities:
     """Inspect Kong, repoint the Service to the alias, and restore it (compensation)."""
 
-    def __init__(self, secrets: EnvSecrets | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        secrets: EnvSecrets | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        data_plane_poll: float = 0.5,
+        data_plane_max_poll: float = 5.0,
+    ) -> None:
         """Hold what clients are built from.
 
         Args:
             secrets: where ``kong.token_env`` is read; default: the worker's environment.
             transport: httpx transport (tests, proxies); default: the network.
+            data_plane_poll: first pause between data-plane polls (``kong_await_data_planes``), doubled
+                after each poll...
+            data_plane_max_poll: ...up to this; well below any heartbeat timeout, since each poll heartbeats.
         """
         self._secrets = secrets or EnvSecrets()
         self._transport = transport
+        self._data_plane_poll = data_plane_poll
+        self._data_plane_max_poll = data_plane_max_poll
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activity callables to register on a worker."""
-        return [self.inspect, self.repoint_service, self.restore_service]
+        return [self.inspect, self.repoint_service, self.restore_service, self.await_data_planes]
 
     def _client(self, section: KongSection) -> KongAdminClient:
         return KongAdminClient(section, secrets=self._secrets, transport=self._transport)
@@ -93,3 +119,29 @@ class KongActivities:
             input.original.host,
         )
         return snapshot
+
+    @activity.defn(name="kong_await_data_planes")
+    @maps_provider_errors
+    async def await_data_planes(self, input: DataPlaneSyncInput) -> DataPlaneSync:
+        """Wait until every data plane in ``kong.status_urls`` runs a new configuration, or report which lag.
+
+        Heartbeats after every poll ("1/2 data planes on the new configuration; waiting for ..."), so a
+        cancellation reaches it between polls. Returns ``in_sync=False`` at ``timeout_seconds``
+        instead of failing: the workflow decides what a lagging data plane means.
+        """
+        async with self._client(input.kong) as client:
+            sync = await await_data_planes(
+                client,
+                input.previous_hashes,
+                timeout=input.timeout_seconds,
+                on_progress=activity.heartbeat,
+                first_interval=self._data_plane_poll,
+                max_interval=self._data_plane_max_poll,
+            )
+        if sync.in_sync:
+            activity.logger.info("kong_await_data_planes: %d data plane(s) on the new configuration", len(sync.hashes))
+        else:
+            activity.logger.warning(
+                "kong_await_data_planes: lagging after %gs: %s", input.timeout_seconds, sync.lagging
+            )
+        return sync

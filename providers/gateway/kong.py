@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
@@ -31,6 +32,7 @@ import httpx
 
 from models.kong import (
     DEFAULT_PORTS,
+    DataPlaneSync,
     KongDnsSettings,
     KongInspection,
     KongMode,
@@ -588,11 +590,12 @@ class KongAdminClient(AsyncResource):
 
     # -- data planes --
 
-    async def read_data_plane(self, url: str) -> DataPlaneReading:
+    async def read_data_plane(self, url: str, *, settings: bool = True) -> DataPlaneReading:
         """Read a data plane's ``/status`` (configuration_hash) and, if exposed, its ``GET /`` configuration.
 
         ``url`` is the base of the DP's Status API or Admin API, with or without ``/status``. No token is
         sent: status endpoints are unauthenticated and the token belongs to the Control Plane.
+        ``settings=False`` reads only ``/status`` (polling for a new configuration).
         """
         base = url.rstrip("/")
         if base.endswith("/status"):
@@ -604,6 +607,8 @@ class KongAdminClient(AsyncResource):
                 reading.config_hash = _body(response).get("configuration_hash")
             else:
                 reading.problems.append(f"GET {base}/status answered {response.status_code}")
+            if not settings:
+                return reading
             info = await get_without_token(self._client, base + "/")
             if info.is_success and isinstance(_body(info).get("configuration"), dict):
                 data = _body(info)
@@ -780,6 +785,62 @@ async def inspect_service(client: KongAdminClient, *, strategy: Strategy, record
         config_hashes=config_hashes,
         warnings=tuple(dict.fromkeys(warnings)),
     )
+
+
+async def await_data_planes(
+    client: KongAdminClient,
+    previous_hashes: Mapping[str, str],
+    *,
+    timeout: float,
+    on_progress: Callable[[str], object] | None = None,
+    first_interval: float = 0.5,
+    max_interval: float = 5.0,
+) -> DataPlaneSync:
+    """Poll every ``kong.status_urls`` data plane until each runs a configuration other than before.
+
+    A data plane is on the new configuration when its ``/status`` ``configuration_hash`` differs from
+    ``previous_hashes[url]`` (read before the Service change), or, when it had none then, as soon as
+    it answers one. Polls at a growing interval (``first_interval`` doubling up to ``max_interval``),
+    re-reading only the lagging ones, and reports each poll to ``on_progress``
+    ("1/2 data planes on the new configuration; ...").
+
+    Returns:
+        ``in_sync=False`` with the lagging data planes and why after ``timeout`` seconds, instead of
+        raising: whether to go on is the workflow's decision.
+    """
+    urls = list(dict.fromkeys(client.section.status_urls))
+    if not urls:
+        return DataPlaneSync(in_sync=True, hashes={})
+    deadline = time.monotonic() + timeout
+    interval = first_interval
+    hashes: dict[str, str] = {}
+    lagging: dict[str, str] = {url: f"{url}: not read yet" for url in urls}
+    while True:
+        pending = [url for url in urls if url in lagging]
+        readings = await asyncio.gather(*(client.read_data_plane(url, settings=False) for url in pending))
+        for url, reading in zip(pending, readings, strict=True):
+            now = str(reading.config_hash) if reading.config_hash else None
+            before = previous_hashes.get(url)
+            if now is not None:
+                hashes[url] = now
+            if now is not None and now != before:
+                del lagging[url]
+            elif now is not None:
+                lagging[url] = f"{url}: still on configuration {before}"
+            else:
+                lagging[url] = f"{url}: {'; '.join(reading.problems) or 'its /status has no configuration_hash'}"
+        waiting = [lagging[url] for url in urls if url in lagging]
+        if on_progress is not None:
+            message = f"{len(urls) - len(waiting)}/{len(urls)} data planes on the new configuration"
+            on_progress(message + (f"; waiting for {waiting[0]}" if waiting else ""))
+        if not waiting:
+            return DataPlaneSync(in_sync=True, hashes=hashes)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            log.warning("await_data_planes: after %gs, %d data plane(s) lag: %s", timeout, len(waiting), waiting)
+            return DataPlaneSync(in_sync=False, hashes=hashes, lagging=tuple(waiting))
+        await asyncio.sleep(min(interval, remaining))
+        interval = min(interval * 2, max_interval)
 
 
 async def _require_writable(client: KongAdminClient, action: str) -> None:

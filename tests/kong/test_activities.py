@@ -20,7 +20,7 @@ TOKEN = "emulator-admin-token-for-activity-tests"
 
 def test_activity_names_are_the_workflow_contract() -> None:
     names = [activity._Definition.must_from_callable(fn).name for fn in KongActivities().activities()]
-    assert names == ["kong_inspect", "kong_repoint_service", "kong_restore_service"]
+    assert names == ["kong_inspect", "kong_repoint_service", "kong_restore_service", "kong_await_data_planes"]
 
 
 async def test_inspect_repoint_restore_through_activities(recorder: RecordingTransport) -> None:
