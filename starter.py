@@ -3,7 +3,7 @@
     python starter.py validate PLAN           every problem, exit 2; or the digest, exit 0
     python starter.py plan PLAN               dry run through the worker: changes, waits, risks, digest
     python starter.py start PLAN [--wait]     prints the workflow id, UI link and approve command
-    python starter.py approve ID --gate flip|decommission --by NAME [--digest D]
+    python starter.py approve ID --gate flip|decommission --by NAME [--plan PLAN | --digest D]
     python starter.py abort ID --reason R [--by NAME]
     python starter.py status ID [--json]
     python starter.py list [--phase P]
@@ -28,13 +28,12 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from activities.monitor import traffic_report
 from models.durations import parse_duration
-from models.plan import CutoverPlan
+from models.plan import CutoverPlan, describe_problems
 from models.workflow import (
     PHASE_ATTRIBUTE,
     RECORD_ATTRIBUTE,
@@ -46,6 +45,7 @@ from models.workflow import (
 from providers.dns.factory import build_dns_provider
 from providers.errors import CutoverError
 from providers.secrets import EnvSecrets
+from providers.telemetry.report import traffic_report
 from settings import TemporalSettings
 
 EXIT_INVALID = 2
@@ -69,15 +69,6 @@ def read_plan_data(path: str) -> Any:
         raise PlanFileError(f"{path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {exc}") from exc
 
 
-def format_problems(path: str, error: ValidationError) -> str:
-    """One line per problem, with the field path, so all of them can be fixed in one go."""
-    lines = [f"{path}: {error.error_count()} problem(s):"]
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(plan)"
-        lines.append(f"  - {where}: {item['msg']}")
-    return "\n".join(lines)
-
-
 def load_plan(path: str) -> CutoverPlan:
     """Read and validate a plan; exit 2 with every problem listed when it is invalid."""
     try:
@@ -86,7 +77,7 @@ def load_plan(path: str) -> CutoverPlan:
     except PlanFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ValidationError as exc:
-        print(format_problems(path, exc), file=sys.stderr)
+        print(f"{path}: {describe_problems(exc)}", file=sys.stderr)
     raise SystemExit(EXIT_INVALID)
 
 
@@ -198,6 +189,29 @@ async def start(
     return workflow_id
 
 
+async def confirm_digest(handle: WorkflowHandle[Any, Any], gate: str) -> str | None:
+    """Without --digest or --plan, show what the run will do and have a human confirm its digest.
+
+    The digest check exists so nobody approves a plan they haven't read: reading it silently from the
+    run would defeat it. Non-interactive callers must pass --digest or --plan.
+    """
+    status: CutoverStatus = await handle.query("status", result_type=CutoverStatus)
+    if not sys.stdin.isatty():
+        print(
+            f"error: pass --digest (the plan digest you reviewed) or --plan FILE; this run's plan digest is "
+            f"{status.plan_digest}",
+            file=sys.stderr,
+        )
+        return None
+    print(render_status(status))
+    prompt = f"approve gate {gate!r}? type the first 8 characters of the plan digest to confirm: "
+    answer = (await asyncio.to_thread(input, prompt)).strip()
+    if not answer or not status.plan_digest.startswith(answer) or len(answer) < 8:
+        print("not confirmed: nothing was approved", file=sys.stderr)
+        return None
+    return status.plan_digest
+
+
 async def wait_and_print(client: Client, workflow_id: str) -> int:
     """Wait for the end, print the final status, exit 0 on completion and 1 otherwise."""
     handle = client.get_workflow_handle(workflow_id, result_type=CutoverStatus)
@@ -240,7 +254,7 @@ async def run_command(args: argparse.Namespace) -> int:
         print(f"  status:  python starter.py status {workflow_id}")
         if plan.approvals.flip:
             print(f"  approve the flip when asked:\n    {approve_command(workflow_id, 'flip', plan.digest())}")
-            print(f"    or: python starter.py approve {workflow_id} --gate flip --by <you>")
+            print(f"    or: python starter.py approve {workflow_id} --gate flip --by <you> --plan {args.plan}")
         print(f"  abort:   python starter.py abort {workflow_id} --reason '...'")
         return await wait_and_print(client, workflow_id) if args.wait else 0
     if args.command == "plan":
@@ -266,10 +280,11 @@ async def run_command(args: argparse.Namespace) -> int:
         print(status.model_dump_json(indent=2) if args.json else render_status(status))
         return 0
     if args.command == "approve":
-        digest = args.digest
+        digest = args.digest or (load_plan(args.plan).digest() if args.plan else None)
         if digest is None:
-            digest = (await handle.query("status", result_type=CutoverStatus)).plan_digest
-            print(f"approving plan digest {digest} (read from the run; pass --digest to pin it)")
+            digest = await confirm_digest(handle, args.gate)
+            if digest is None:
+                return EXIT_INVALID
         request = ApproveRequest(gate=args.gate, by=args.by, digest=digest, comment=args.comment)
         if args.signal:
             await handle.signal("approve", request)
@@ -306,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--gate", required=True, choices=["flip", "decommission"])
     p.add_argument("--by", default=getpass.getuser())
-    p.add_argument("--digest", help="plan digest to approve (default: read from the run)")
+    p.add_argument("--digest", help="the plan digest you reviewed (printed by plan, start and status)")
+    p.add_argument("--plan", help="the plan file you reviewed (its digest is approved)")
     p.add_argument("--comment")
     p.add_argument("--signal", action="store_true")
     p = sub.add_parser("abort", help="roll back (until the point of no return)")

@@ -18,12 +18,26 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 _ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
+MAX_DURATION = timedelta(days=366)
+"""No wait in a cutover plausibly lasts longer: a bigger value is a typo, and would overflow timedelta."""
+
+
 def parse_duration(value: Any) -> timedelta:
     """Parse ``"1h30m"``, ``"45s"``, ``"250ms"``, ISO 8601 (``"PT10M"``) or seconds into a timedelta.
 
     Raises:
-        ValueError: with a message that shows the accepted forms.
+        ValueError: with a message that shows the accepted forms, or that the value is absurdly long.
     """
+    try:
+        parsed = _parse(value)
+    except OverflowError:
+        raise ValueError(f"{value!r} is longer than {MAX_DURATION.days} days") from None
+    if parsed > MAX_DURATION:
+        raise ValueError(f"{value!r} is longer than {MAX_DURATION.days} days")
+    return parsed
+
+
+def _parse(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):

@@ -379,6 +379,15 @@ class CutoverPlan(_Section):
         return plan
 
 
+def describe_problems(error: ValidationError) -> str:
+    """Every problem of a plan on one line each, with the field path, so all can be fixed in one go."""
+    lines = [f"{error.error_count()} problem(s):"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(plan)"
+        lines.append(f"  - {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
 # --- cross-field rules, on the raw data so they run even when other fields are broken -------------
 
 Problem = tuple[tuple[str | int, ...], str, Any]
@@ -420,6 +429,22 @@ def _redacted(message: str, value: Any) -> tuple[str, Any]:
     for text in leaked:
         message = message.replace(text, "<redacted>")
     return message, "<redacted>"
+
+
+_POSITIVE_DURATIONS: tuple[tuple[str, ...], ...] = (
+    ("dns", "provider", "timeout"),
+    ("dns", "provider", "poll_timeout"),
+    ("dns", "propagation_timeout"),
+    ("dns", "retry_deadline"),
+    ("kong", "timeout"),
+    ("readiness", "timeout"),
+    ("readiness", "request_timeout"),
+    ("monitor", "window"),
+    ("approvals", "timeout"),
+    ("decommission", "quiet_period"),
+    ("decommission", "drain_timeout"),
+    ("decommission", "timeout"),
+)
 
 
 def _cross_field_problems(data: dict[str, Any]) -> list[Problem]:
@@ -486,6 +511,23 @@ def _cross_field_problems(data: dict[str, Any]) -> list[Problem]:
                 problems.append(((section, fast), f"{fast} must be longer than zero", _get(data, section, fast)))
             elif short > long_:
                 problems.append(((section, fast), f"{fast} must not exceed {slow}", _get(data, section, fast)))
+
+    for path in _POSITIVE_DURATIONS:
+        raw = _get(data, *path)
+        value = _try(parse_duration, raw)
+        if value is not None and value.total_seconds() <= 0:
+            problems.append((path, "must be longer than zero (a zero timeout means 'forever' to Temporal)", raw))
+
+    if data.get("strategy") == "alias" and isinstance(data.get("readiness"), dict):
+        if not data["readiness"].get("parity_url"):
+            problems.append(
+                (
+                    ("readiness", "parity_url"),
+                    "the alias strategy needs A's health URL: from the repoint to the flip "
+                    "Kong sends the alias as Host and SNI to A, so A must be proven to accept it",
+                    None,
+                )
+            )
 
     decommission = data.get("decommission")
     if isinstance(decommission, dict) and decommission.get("kind") == "gcp-project":

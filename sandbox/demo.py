@@ -213,7 +213,7 @@ def _approval_instructions(topo: Topology, status: CutoverStatus, gate: str) -> 
             "",
             f">>> The run waits for your approval of the {gate} gate. In another terminal, run ONE of:",
             f"      {_approve_cli(topo, wid, gate, status.plan_digest)}",
-            f"      {_starter_cli(topo, f'approve {wid} --gate {gate} --by <you>')}",
+            f"      {_starter_cli(topo, f'approve {wid} --gate {gate} --by <you> --digest {status.plan_digest}')}",
             "    or roll back:",
             f"      {abort}",
             f"    or click through the web UI: {topo.workflow_url(wid)}",

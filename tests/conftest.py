@@ -55,7 +55,12 @@ def base_plan_data(**sections: Any) -> dict[str, Any]:
             "final_ttl": 300,
         },
         "kong": {"admin_url": "http://127.0.0.1:8001", "service": "orders-api"},
-        "readiness": {"url": "https://127.0.0.3:8443/orders/v1/health", "interval": "1s", "timeout": "30s"},
+        "readiness": {
+            "url": "https://127.0.0.3:8443/orders/v1/health",
+            "parity_url": "https://127.0.0.2:8443/orders/v1/health",
+            "interval": "1s",
+            "timeout": "30s",
+        },
         "monitor": {
             "source": {"kind": "kong-file-log", "path": "/var/log/kong/file-log.json"},
             "window": "10m",

@@ -156,9 +156,16 @@ async def test_start_status_approve_abort_list(dev_server, tmp_path):
             await asyncio.sleep(0.2)
         assert workflow_id in listed
 
-        wrong = await run_starter("approve", workflow_id, "--gate", "decommission", "--by", "eve", env=env)
+        unconfirmed = await run_starter("approve", workflow_id, "--gate", "flip", "--by", "alice", env=env)
+        assert unconfirmed.returncode == 2 and "pass --digest" in unconfirmed.stderr
+        digest = json.loads((await run_starter("status", workflow_id, "--json", env=env)).stdout)["plan_digest"]
+        wrong = await run_starter(
+            "approve", workflow_id, "--gate", "decommission", "--by", "eve", "--digest", digest, env=env
+        )
         assert wrong.returncode == 1 and "not awaited" in wrong.stderr
-        approved = await run_starter("approve", workflow_id, "--gate", "flip", "--by", "alice", env=env)
+        approved = await run_starter(
+            "approve", workflow_id, "--gate", "flip", "--by", "alice", "--plan", str(path), env=env
+        )
         assert approved.returncode == 0, approved.stderr
         assert "flip approved by alice" in approved.stdout
 

@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -49,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
     from models.durations import format_duration
     from models.kong import (
         CacheBound,
+        DataPlaneSync,
+        DataPlaneSyncInput,
         KongInspectInput,
         KongInspection,
         RepointInput,
@@ -56,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
         ServiceSnapshot,
         kong_host,
     )
-    from models.plan import CutoverPlan
+    from models.plan import CutoverPlan, describe_problems
     from models.readiness import ReadinessInput, ReadinessReport
     from models.telemetry import (
         BaselineInput,
@@ -90,9 +92,14 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 
 # Retries: short reads retry fast; changes retry with backoff long enough to ride out a DNS primary
 # or Kong restart; undos retry longer still, because giving up leaves the world half-changed.
-READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
-CHANGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10))
+READ_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=5))
+CHANGE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=15)
+)
 UNDO_PATIENCE = 5
+KONG_SYNC_TIMEOUT = timedelta(minutes=2)
+CHANGED_OUTSIDE = ("PreconditionFailed", "GatewayConflict")
+"""Error types meaning "someone else changed it": the step wrote nothing, and nothing may be overwritten."""
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=3)
 
 
@@ -112,13 +119,19 @@ class _Undo:
     description: str
     activity: str
     argument: Any
-    result_type: type
+    result_type: type[pydantic.BaseModel]
     state: str = "registered"
     detail: str = ""
     left_changed: str = ""
     """What stays changed if this undo fails."""
     manual: str = ""
     """How to undo it by hand."""
+    target: str = ""
+    """What the undo touches, e.g. "the record a-project.example.test." or "Kong Service orders-api"."""
+    original: str = ""
+    """What the target was before the cutover touched it."""
+    settle: bool = False
+    """Wait for Kong to apply this undo before running the next one."""
 
 
 @dataclass
@@ -138,15 +151,40 @@ class _State:
     manual_steps: list[str] = field(default_factory=list)
 
 
-@workflow.defn(name=WORKFLOW_TYPE, failure_exception_types=[pydantic.ValidationError])
+def admission_error(problems: str) -> Exception:
+    """What a plan that doesn't validate raises at the start of ``run``.
+
+    A new run fails at once, with every problem listed. The plan is taken as plain JSON and validated
+    by the workflow rather than by the data converter, because of open runs: when one is replayed by a
+    newer worker whose plan rules are stricter, failing it would abandon its changes without rollback.
+    A replay instead fails the workflow *task*, which Temporal retries until the worker is rolled back
+    or fixed, while the run's changes stay as described in its history.
+    """
+    if workflow.unsafe.is_replaying():
+        return RuntimeError(
+            "this run's plan no longer validates with this worker's code; roll the worker back or make the new "
+            f"rule accept existing plans: {problems}"
+        )
+    return ApplicationError(f"invalid plan: {problems}", type="InvalidPlan", non_retryable=True)
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
 class CutoverWorkflow:
     """Cut a record over from A to B. Signals/updates: ``approve``, ``abort``; query: ``status``."""
 
     @workflow.init
-    def __init__(self, plan: CutoverPlan) -> None:
-        self._plan = plan
-        self._digest = plan.digest()
-        self._phase = "starting"
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self._invalid_plan: str | None = None
+        try:
+            self._plan = CutoverPlan.model_validate(plan)
+            self._digest = self._plan.digest()
+            self._phase = "starting"
+        except pydantic.ValidationError as exc:
+            # Raised from run(), not here: an exception in init leaves the SDK's run coroutine unawaited.
+            self._invalid_plan = describe_problems(exc)
+            self._plan = cast(CutoverPlan, None)
+            self._digest = ""
+            self._phase = "failed"
         self._state = _State()
         self._undos: list[_Undo] = []
         self._gate: _Gate | None = None
@@ -161,12 +199,17 @@ class CutoverWorkflow:
         self._error: str | None = None
         self._details: str = ""
         self._estimates: list[WaitRecord] = []
+        self._repointed_hashes: dict[str, str] = {}
+        self._rolling_back = False
 
     # --- run ------------------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, plan: CutoverPlan) -> CutoverStatus:
+    async def run(self, raw_plan: dict[str, Any]) -> CutoverStatus:
         """Run the phases; roll back on failure, abort or cancellation."""
+        if self._invalid_plan is not None:
+            raise admission_error(self._invalid_plan)
+        plan = self._plan
         workflow.upsert_search_attributes([RECORD.value_set(plan.dns.record)])
         workflow.upsert_memo({"plan_digest": self._digest, "ticket": plan.ticket or ""})
         try:
@@ -182,18 +225,14 @@ class CutoverWorkflow:
         except _Aborted:
             assert self._abort is not None
             reason = f"aborted by {self._abort.by}: {self._abort.reason}"
-            await self._roll_back(reason)
+            await self._shielded_roll_back(reason)
             raise ApplicationError(self._ending_message(reason), type=self._ending_type(), non_retryable=True) from None
         except asyncio.CancelledError:
-            await asyncio.shield(asyncio.ensure_future(self._roll_back("the workflow was cancelled")))
+            await self._shielded_roll_back("the workflow was cancelled")
             raise
         except (FailureError, _StepFailed) as exc:
             reason = _describe_failure(exc)
-            if self._point_of_no_return:
-                self._end_failed_past_point_of_no_return(reason)
-                await self._notify("failed", f"cutover {plan.name}: {reason}")
-                raise ApplicationError(self._ending_message(reason), type="CutoverFailed", non_retryable=True) from exc
-            await self._roll_back(reason)
+            await self._shielded_roll_back(reason)
             raise ApplicationError(self._ending_message(reason), type=self._ending_type(), non_retryable=True) from exc
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status()
@@ -206,7 +245,7 @@ class CutoverWorkflow:
             return
         current = reality.record_rrsets
         if plan.strategy == "alias":
-            current = await self._repoint(reality, kong)
+            current = await self._repoint(reality, kong, snapshot)
         current = await self._lower_ttl(current, snapshot)
         if plan.approvals.flip:
             await self._await_gate("flip", f"flip {plan.dns.record} to CNAME {plan.dns.target}")
@@ -257,6 +296,7 @@ class CutoverWorkflow:
                 readiness=plan.readiness,
                 shape=kong.shape_after,
                 parity_hosts=(kong_host(plan.dns.record),) if plan.strategy == "alias" else (),
+                started_at=workflow.now(),
             ),
             ReadinessReport,
             f"Probe B with Host {kong.shape_after.host_header} / SNI {kong.shape_after.sni}",
@@ -317,18 +357,23 @@ class CutoverWorkflow:
         self._record_wait_plan(snapshot, reality)
         return snapshot, kong, reality, addresses_a, addresses_b, baseline
 
-    async def _repoint(self, reality: planning.Reality, kong: KongInspection) -> tuple[RRset, ...]:
+    async def _repoint(
+        self, reality: planning.Reality, kong: KongInspection, snapshot: DnsSnapshot
+    ) -> tuple[RRset, ...]:
         plan = self._plan
         self._set_phase("repointing", f"Pointing Kong at the alias {plan.dns.record}.")
         current = reality.record_rrsets
         if not reality.alias_exists:
             change = planning.create_alias_change(plan, reality.old_name)
-            self._register_dns_undo(
+            undo = self._register_dns_undo(
                 "delete-alias",
                 planning.undo_of(change, f"delete the alias {plan.dns.record} cutover created"),
                 f"the alias {plan.dns.record} exists (CNAME {reality.old_name})",
             )
-            current = await self._apply_and_prove(change, f"Create alias {plan.dns.record} -> {reality.old_name}")
+            current = await self._apply_and_prove(change, f"Create alias {plan.dns.record} -> {reality.old_name}", undo)
+            # A resolver that answered NXDOMAIN for the alias before it existed may keep that answer for
+            # the zone's negative TTL (RFC 2308): Kong must not be pointed at it before that runs out.
+            await self._wait(*planning.negative_ttl_wait(plan, snapshot))
         if reality.repoint_needed:
             alias = kong_host(plan.dns.record)
             self._register(
@@ -340,22 +385,49 @@ class CutoverWorkflow:
                     result_type=ServiceSnapshot,
                     left_changed=f"Kong Service {plan.kong.service} has host {alias} (was {kong.service.host})",
                     manual=f"PATCH {plan.kong.admin_url}/services/{plan.kong.service} host={kong.service.host}",
+                    target=f"Kong Service {plan.kong.service}",
+                    original=f"host {kong.service.host}",
+                    settle=True,
                 )
             )
-            await self._call(
-                "kong_repoint_service",
-                RepointInput(kong=plan.kong, expected=kong.service, new_host=alias),
-                ServiceSnapshot,
-                f"Repoint Kong Service {plan.kong.service}: {kong.service.host} -> {alias}",
-                retry=CHANGE_RETRY,
-                attempt_timeout=timedelta(seconds=30),
-                deadline=plan.dns.retry_deadline,
-            )
-            await self._wait(
-                timedelta(seconds=planning.KONG_CONFIG_DELAY) + plan.dns.wait_margin,
-                f"Kong applies the Service change (db_update_frequency {planning.KONG_CONFIG_DELAY} s) + margin",
-            )
+            try:
+                await self._call(
+                    "kong_repoint_service",
+                    RepointInput(kong=plan.kong, expected=kong.service, new_host=alias),
+                    ServiceSnapshot,
+                    f"Repoint Kong Service {plan.kong.service}: {kong.service.host} -> {alias}",
+                    retry=CHANGE_RETRY,
+                    attempt_timeout=timedelta(seconds=30),
+                    deadline=plan.dns.retry_deadline,
+                )
+            except _StepFailed as exc:
+                self._wrote_nothing(self._undos[-1], exc)
+                raise
+            await self._await_kong_applied(kong)
         return current
+
+    async def _await_kong_applied(self, kong: KongInspection) -> None:
+        """Prove the data planes run the repointed Service (hybrid), or give Kong its update interval."""
+        plan = self._plan
+        if not plan.kong.status_urls:
+            await self._wait(*planning.kong_apply_wait(plan))
+            return
+        sync = await self._call(
+            "kong_await_data_planes",
+            DataPlaneSyncInput(
+                kong=plan.kong,
+                previous_hashes=kong.config_hashes,
+                timeout_seconds=KONG_SYNC_TIMEOUT.total_seconds(),
+            ),
+            DataPlaneSync,
+            f"Wait for {len(plan.kong.status_urls)} data plane(s) to apply the repointed Service",
+            attempt_timeout=KONG_SYNC_TIMEOUT + timedelta(seconds=30),
+            heartbeat=timedelta(seconds=30),
+            abortable=True,
+        )
+        if not sync.in_sync:
+            raise _StepFailed("data planes did not apply the repointed Service: " + "; ".join(sync.lagging))
+        self._repointed_hashes = dict(sync.hashes)
 
     async def _lower_ttl(self, current: tuple[RRset, ...], snapshot: DnsSnapshot) -> tuple[RRset, ...]:
         plan = self._plan
@@ -364,45 +436,40 @@ class CutoverWorkflow:
         if change is None:
             self._state.warnings.append(f"{plan.dns.record} already has a TTL of at most {plan.dns.cutover_ttl} s")
             return current
-        self._register_dns_undo(
+        undo = self._register_dns_undo(
             "restore-ttl",
             planning.undo_of(change, f"restore the TTL of {plan.dns.record}"),
             f"{plan.dns.record} has TTL {plan.dns.cutover_ttl} (was {describe_rrsets(change.expected)})",
         )
-        lowered = await self._apply_and_prove(change, f"Lower TTL of {plan.dns.record} to {plan.dns.cutover_ttl} s")
-        servers = ", ".join(ns.server for ns in snapshot.nameservers) or "the nameservers"
-        await self._wait(
-            timedelta(seconds=snapshot.max_ttl) + plan.dns.wait_margin,
-            f"old TTL {snapshot.max_ttl} s as held at {servers} + margin",
+        lowered = await self._apply_and_prove(
+            change, f"Lower TTL of {plan.dns.record} to {plan.dns.cutover_ttl} s", undo
         )
+        await self._wait(*planning.old_ttl_wait(plan, snapshot))
         return lowered
 
     async def _flip(self, current: tuple[RRset, ...]) -> None:
         plan = self._plan
         self._set_phase("flipping", f"Flipping {plan.dns.record} to CNAME {plan.dns.target}.")
         change = planning.flip_change(plan, current)
-        self._register_dns_undo(
+        undo = self._register_dns_undo(
             "restore-record",
             planning.undo_of(change, f"restore {plan.dns.record} as it was before the flip"),
             f"{plan.dns.record} is a CNAME to {plan.dns.target} (was {describe_rrsets(current)})",
         )
-        await self._apply_and_prove(change, f"Flip {plan.dns.record} -> CNAME {plan.dns.target}")
+        await self._apply_and_prove(change, f"Flip {plan.dns.record} -> CNAME {plan.dns.target}", undo)
         await self._notify("flipped", f"cutover {plan.name}: {plan.dns.record} now points at {plan.dns.target}")
 
     async def _drain(self) -> None:
         plan = self._plan
         bound = self._bound
         assert bound is not None
-        wait = timedelta(seconds=plan.dns.cutover_ttl + bound.seconds) + plan.dns.wait_margin
+        wait, reason = planning.drain_wait(plan, bound)
         self._set_phase(
             "draining",
             f"Waiting {format_duration(wait)} for resolvers and Kong to drop A's address.\n\n"
             + "\n".join(f"- {line}" for line in bound.reasoning),
         )
-        await self._wait(
-            wait,
-            f"cutover TTL {plan.dns.cutover_ttl} s (resolver caches) + Kong cache bound {bound.seconds} s + margin",
-        )
+        await self._wait(wait, reason)
 
     async def _monitor(self, addresses_a: list[str], addresses_b: list[str], baseline: WindowSummary | None) -> bool:
         """Watch traffic; return True when a human must decide (inconclusive)."""
@@ -544,7 +611,7 @@ class CutoverWorkflow:
         self._set_phase(
             phase,
             f"Waiting for approval to {question}.\n\nApprove:\n```\n{approve}\n```\nAbort:\n```\n{abort}\n```\n"
-            f"or `python starter.py approve {wid} --gate {gate} --by <you>`.",
+            f"or `python starter.py approve {wid} --gate {gate} --by <you> --plan <the plan file you reviewed>`.",
         )
         await self._notify(f"gate-{gate}", f"cutover {plan.name} waits for approval to {question}.\n{approve}\n{abort}")
         while True:
@@ -614,50 +681,42 @@ class CutoverWorkflow:
     def _register(self, undo: _Undo) -> None:
         self._undos.append(undo)
 
-    def _register_dns_undo(self, undo_id: str, change: DnsChange, left_changed: str) -> None:
-        self._register(
-            _Undo(
-                id=undo_id,
-                description=change.reason,
-                activity="dns_apply",
-                argument=ApplyInput(dns=self._plan.dns, change=change),
-                result_type=DnsChangeResult,
-                left_changed=left_changed,
-                manual=f"set {change.name} to {describe_rrsets(change.desired)}",
-            )
+    def _register_dns_undo(self, undo_id: str, change: DnsChange, left_changed: str) -> _Undo:
+        undo = _Undo(
+            id=undo_id,
+            description=change.reason,
+            activity="dns_apply",
+            argument=ApplyInput(dns=self._plan.dns, change=change),
+            result_type=DnsChangeResult,
+            left_changed=left_changed,
+            manual=f"set {change.name} to {describe_rrsets(change.desired)}",
+            target=f"the record {change.name}",
+            original=describe_rrsets(change.desired),
         )
+        self._register(undo)
+        return undo
+
+    async def _shielded_roll_back(self, reason: str) -> None:
+        """Roll back in a task a cancellation can't interrupt: half an undo is worse than none."""
+        task = asyncio.ensure_future(self._roll_back(reason))
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                self._state.warnings.append("cancellation requested during rollback: finishing the undos first")
 
     async def _roll_back(self, reason: str) -> None:
         if self._point_of_no_return:
             self._end_failed_past_point_of_no_return(reason)
+            await self._notify("failed", f"cutover {self._plan.name}: {reason}")
             return
+        self._rolling_back = True
         self._error = reason
         self._gate = None
         pending = [u for u in reversed(self._undos) if u.state == "registered"]
         self._set_phase("rolling-back", f"Rolling back: {reason}. {len(pending)} undo(s) to run.")
         for undo in pending:
-            undo.state = "running"
-            self._refresh_details()
-            try:
-                result = await workflow.execute_activity(
-                    undo.activity,
-                    undo.argument,
-                    result_type=undo.result_type,
-                    start_to_close_timeout=timedelta(minutes=2),
-                    schedule_to_close_timeout=self._plan.dns.retry_deadline * UNDO_PATIENCE,
-                    retry_policy=CHANGE_RETRY,
-                    summary=f"Undo: {undo.description}"[:190],
-                )
-                if isinstance(result, DnsChangeResult):
-                    undo.detail = result.outcome
-                    if result.outcome == "applied":
-                        await self._prove(ApplyInput.model_validate(undo.argument).change.desired, result)
-                undo.state = "done"
-            except (ActivityError, _StepFailed) as exc:
-                undo.state = "failed"
-                undo.detail = _describe_failure(exc)
-                self._state.left_changed.append(f"not undone: {undo.left_changed} (undo failed: {undo.detail})")
-                self._state.manual_steps.append(undo.manual)
+            await self._run_undo(undo)
         failed = [u for u in self._undos if u.state == "failed"]
         if failed:
             self._set_phase("failed", f"Rollback incomplete: {len(failed)} undo(s) failed. {reason}")
@@ -666,6 +725,75 @@ class CutoverWorkflow:
         await self._notify(
             "rolled-back" if not failed else "failed", f"cutover {self._plan.name}: {self._phase}: {reason}"
         )
+
+    async def _run_undo(self, undo: _Undo) -> None:
+        undo.state = "running"
+        self._refresh_details()
+        step = self._step_started(f"Undo: {undo.description}")
+        try:
+            raw = await workflow.execute_activity(
+                undo.activity,
+                undo.argument,
+                result_type=dict,
+                start_to_close_timeout=timedelta(minutes=2),
+                schedule_to_close_timeout=self._plan.dns.retry_deadline * UNDO_PATIENCE,
+                retry_policy=CHANGE_RETRY,
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=f"Undo: {undo.description}"[:190],
+            )
+            result = undo.result_type.model_validate(raw)
+        except (ActivityError, pydantic.ValidationError) as exc:
+            undo.detail = _describe_failure(exc)
+            if _failure_type(exc) in CHANGED_OUTSIDE:
+                undo.state = "failed"
+                self._state.left_changed.append(
+                    f"left alone: {undo.target} was changed outside cutover after cutover's step ({undo.detail}); "
+                    "cutover did not overwrite it"
+                )
+                self._state.manual_steps.append(
+                    f"Review {undo.target} by hand: before the cutover it was {undo.original}; cutover's own change "
+                    "is no longer there to undo"
+                )
+            else:
+                undo.state = "failed"
+                self._state.left_changed.append(f"not undone: {undo.left_changed} (undo failed: {undo.detail})")
+                self._state.manual_steps.append(undo.manual)
+            self._step_finished(step, False, undo.detail)
+            return
+        undo.state = "done"
+        undo.detail = getattr(result, "outcome", "restored")
+        self._step_finished(step, True, _short_result(result))
+        if isinstance(result, DnsChangeResult) and result.outcome == "applied":
+            desired = ApplyInput.model_validate(undo.argument).change.desired
+            try:
+                await self._prove(desired, result)
+            except _StepFailed as exc:
+                self._state.warnings.append(f"undo {undo.id} applied, but not yet seen on every nameserver: {exc}")
+        if undo.settle:
+            await self._settle_after(undo)
+
+    async def _settle_after(self, undo: _Undo) -> None:
+        """After restoring Kong's Service, let Kong apply it before anything it resolved is removed."""
+        plan = self._plan
+        if plan.kong.status_urls and self._inspection is not None:
+            sync = await workflow.execute_activity(
+                "kong_await_data_planes",
+                DataPlaneSyncInput(
+                    kong=plan.kong,
+                    previous_hashes=self._repointed_hashes,
+                    timeout_seconds=KONG_SYNC_TIMEOUT.total_seconds(),
+                ),
+                result_type=DataPlaneSync,
+                start_to_close_timeout=KONG_SYNC_TIMEOUT + timedelta(seconds=30),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=READ_RETRY,
+                summary="Wait for the data planes to apply the restored Service",
+            )
+            if not sync.in_sync:
+                self._state.warnings.append(f"data planes still on the repointed Service: {', '.join(sync.lagging)}")
+        else:
+            wait, reason = planning.kong_apply_wait(plan)
+            await workflow.sleep(wait, summary=f"Wait {format_duration(wait)}: {reason}"[:190])
 
     def _end_failed_past_point_of_no_return(self, reason: str) -> None:
         plan = self._plan
@@ -706,11 +834,13 @@ class CutoverWorkflow:
 
         ``attempt_timeout`` bounds one attempt, ``deadline`` all attempts (default three attempts' worth).
         """
+        if self._abort is not None and not self._point_of_no_return and not self._rolling_back:
+            raise _Aborted()
         step = self._step_started(summary)
-        coroutine: Awaitable[T] = workflow.execute_activity(
+        coroutine: Awaitable[Any] = workflow.execute_activity(
             activity,
             argument,
-            result_type=result_type,
+            result_type=dict if issubclass(result_type, pydantic.BaseModel) else result_type,
             start_to_close_timeout=attempt_timeout,
             schedule_to_close_timeout=deadline or attempt_timeout * 3,
             heartbeat_timeout=heartbeat,
@@ -721,20 +851,20 @@ class CutoverWorkflow:
             summary=summary[:190],
         )
         try:
-            if abortable:
-                result = await self._abortable(coroutine)
-            else:
-                result = await coroutine
+            raw = await (self._abortable(coroutine) if abortable else coroutine)
+            # Decoded here, not by the converter: a result this code can't read fails the step (and
+            # rolls back) instead of failing the whole run.
+            result: T = result_type.model_validate(raw) if issubclass(result_type, pydantic.BaseModel) else raw
         except _Aborted:
             self._step_finished(step, False, "interrupted by abort")
             raise
-        except ActivityError as exc:
+        except (ActivityError, pydantic.ValidationError) as exc:
             self._step_finished(step, False, _describe_failure(exc))
-            raise _StepFailed(f"{summary}: {_describe_failure(exc)}") from exc
+            raise _StepFailed(f"{summary}: {_describe_failure(exc)}", _failure_type(exc)) from exc
         self._step_finished(step, True, _short_result(result))
         return result
 
-    async def _abortable(self, coroutine: Awaitable[T]) -> T:
+    async def _abortable(self, coroutine: Awaitable[Any]) -> Any:
         task = asyncio.ensure_future(coroutine)
         await workflow.wait_condition(lambda: task.done() or self._abort is not None)
         if not task.done():
@@ -746,18 +876,31 @@ class CutoverWorkflow:
             raise _Aborted()
         return task.result()
 
-    async def _apply_and_prove(self, change: DnsChange, summary: str) -> tuple[RRset, ...]:
-        result = await self._call(
-            "dns_apply",
-            ApplyInput(dns=self._plan.dns, change=change),
-            DnsChangeResult,
-            summary,
-            retry=CHANGE_RETRY,
-            attempt_timeout=timedelta(minutes=1),
-            deadline=self._plan.dns.retry_deadline,
-        )
+    async def _apply_and_prove(self, change: DnsChange, summary: str, undo: _Undo | None = None) -> tuple[RRset, ...]:
+        provider = self._plan.dns.provider
+        attempt = timedelta(minutes=1) + (provider.poll_timeout if provider.kind == "clouddns" else timedelta(0))
+        try:
+            result = await self._call(
+                "dns_apply",
+                ApplyInput(dns=self._plan.dns, change=change),
+                DnsChangeResult,
+                summary,
+                retry=CHANGE_RETRY,
+                attempt_timeout=attempt,
+                deadline=self._plan.dns.retry_deadline + attempt,
+            )
+        except _StepFailed as exc:
+            self._wrote_nothing(undo, exc)
+            raise
         await self._prove(change.desired, result)
         return change.desired
+
+    @staticmethod
+    def _wrote_nothing(undo: _Undo | None, exc: _StepFailed) -> None:
+        """A step refused because of an outside change wrote nothing: its undo must not run either."""
+        if undo is not None and exc.failure_type in CHANGED_OUTSIDE:
+            undo.state = "not-needed"
+            undo.detail = "the step found an outside change and wrote nothing"
 
     async def _prove(self, desired: tuple[RRset, ...], result: DnsChangeResult) -> None:
         plan = self._plan
@@ -776,7 +919,7 @@ class CutoverWorkflow:
         if self._plan.notify is None or self._plan.dry_run:
             return
         try:
-            await workflow.execute_activity(
+            delivered = await workflow.execute_activity(
                 "notify",
                 NotifyInput(
                     webhook_env=self._plan.notify.webhook_env,
@@ -791,6 +934,9 @@ class CutoverWorkflow:
             )
         except ActivityError as exc:
             self._state.warnings.append(f"notification {event} failed: {_describe_failure(exc)}")
+            return
+        if not delivered:
+            self._state.warnings.append(f"notification {event} was not delivered (see the worker log)")
 
     # --- status and UI --------------------------------------------------------------------------
 
@@ -826,22 +972,8 @@ class CutoverWorkflow:
         return "\n".join(lines)
 
     def _record_wait_plan(self, snapshot: DnsSnapshot, reality: planning.Reality) -> None:
-        plan = self._plan
         assert self._bound is not None
-        estimates = [
-            ("lowering-ttl", snapshot.max_ttl + plan.dns.wait_margin.total_seconds(), "old TTL as held now + margin"),
-            (
-                "draining",
-                plan.dns.cutover_ttl + self._bound.seconds + plan.dns.wait_margin.total_seconds(),
-                "cutover TTL + Kong cache bound + margin: " + " ".join(self._bound.reasoning),
-            ),
-            ("monitoring", plan.monitor.window.total_seconds(), "monitoring window"),
-        ]
-        if plan.decommission.kind != "none" and plan.decommission.require_drained:
-            estimates.append(
-                ("decommissioning", plan.decommission.quiet_period.total_seconds(), "A must be quiet this long")
-            )
-        self._estimates = [WaitRecord(phase=p, seconds=s, reason=r) for p, s, r in estimates]
+        self._estimates = planning.estimated_waits(self._plan, snapshot, reality, self._bound)
 
     def _step_started(self, step: str) -> int:
         self._state.timeline.append(StepRecord(phase=self._phase, step=step, started_at=workflow.now()))
@@ -893,6 +1025,8 @@ class CutoverWorkflow:
     @workflow.query(name="status")
     def status(self) -> CutoverStatus:
         """Everything about the run, for ``starter.py status`` and ``temporal workflow query``."""
+        if self._invalid_plan is not None:
+            raise ValueError(f"invalid plan: {self._invalid_plan}")
         return self._status()
 
     def _approval_problem(self, request: ApproveRequest) -> str | None:
@@ -995,6 +1129,22 @@ class CutoverWorkflow:
 
 class _StepFailed(Exception):
     """A step failed after its retries; the message says which and why."""
+
+    def __init__(self, message: str, failure_type: str | None = None) -> None:
+        super().__init__(message)
+        self.failure_type = failure_type
+
+
+def _failure_type(exc: BaseException) -> str | None:
+    """The ApplicationError type somewhere in a failure chain (e.g. ``PreconditionFailed``)."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, _StepFailed) and current.failure_type:
+            return current.failure_type
+        if isinstance(current, ApplicationError) and current.type:
+            return current.type
+        current = current.__cause__
+    return None
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -7,11 +7,12 @@ approves and the changes the run makes cannot disagree. Nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from models.dns import DnsChange, DnsSnapshot, RRset, describe_rrsets
 from models.kong import CacheBound, KongInspection, compute_cache_bound, kong_host
 from models.plan import CutoverPlan
-from models.workflow import PlannedChange
+from models.workflow import PlannedChange, WaitRecord
 
 ADDRESS_TYPES = ("A", "AAAA")
 KONG_CONFIG_DELAY = 5
@@ -36,9 +37,30 @@ def _types(rrsets: tuple[RRset, ...]) -> set[str]:
     return {r.type for r in rrsets}
 
 
+def nameserver_problems(snapshot: DnsSnapshot) -> list[str]:
+    """Reasons not to start: a server that doesn't answer, or that disagrees with the primary.
+
+    Every change is proven on every server; starting while one is down or behind would change the
+    record and then roll back when the proof fails.
+    """
+    problems = []
+    expected = describe_rrsets(snapshot.rrsets)
+    for server in snapshot.nameservers:
+        if server.error:
+            problems.append(f"nameserver {server.server} did not answer for {snapshot.name}: {server.error}")
+        elif not server.authoritative:
+            problems.append(f"nameserver {server.server} is not authoritative for {snapshot.zone}")
+        elif set(server.rrsets) != set(snapshot.rrsets):
+            problems.append(
+                f"nameserver {server.server} answers {describe_rrsets(server.rrsets)} for {snapshot.name} but the "
+                f"primary holds {expected}: wait until the servers agree"
+            )
+    return problems
+
+
 def assess_reality(plan: CutoverPlan, snapshot: DnsSnapshot, kong: KongInspection) -> tuple[Reality | None, list[str]]:
     """Check the plan against the world; return the classified reality or every reason to refuse."""
-    problems: list[str] = []
+    problems: list[str] = nameserver_problems(snapshot)
     record, target = plan.dns.record, plan.dns.target
     rrsets = snapshot.rrsets
     types = _types(rrsets)
@@ -125,6 +147,60 @@ def cache_bound_for(plan: CutoverPlan, kong: KongInspection, reality: Reality) -
         flip="a-to-cname" if reality.flip_kind == "a-to-cname" else "cname-to-cname",
         via_upstream_target=kong.upstream is not None,
     )
+
+
+# --- the waits ------------------------------------------------------------------------------------
+# One formula per wait, used by the real run and by the dry run's estimates alike.
+
+
+def old_ttl_wait(plan: CutoverPlan, snapshot: DnsSnapshot) -> tuple[timedelta, str]:
+    """After lowering the TTL: what caches may still hold at the old TTL, as observed on the servers."""
+    servers = ", ".join(ns.server for ns in snapshot.nameservers) or "the nameservers"
+    return (
+        timedelta(seconds=snapshot.max_ttl) + plan.dns.wait_margin,
+        f"old TTL {snapshot.max_ttl} s as held at {servers} + margin",
+    )
+
+
+def negative_ttl_wait(plan: CutoverPlan, snapshot: DnsSnapshot) -> tuple[timedelta, str]:
+    """After creating the alias: a cached NXDOMAIN for it lives for the zone's negative TTL."""
+    return (
+        timedelta(seconds=snapshot.negative_ttl) + plan.dns.wait_margin,
+        f"negative-caching TTL {snapshot.negative_ttl} s of the new alias + margin",
+    )
+
+
+def kong_apply_wait(plan: CutoverPlan) -> tuple[timedelta, str]:
+    """After a Service change without data-plane status URLs to check: Kong's update interval."""
+    return (
+        timedelta(seconds=KONG_CONFIG_DELAY) + plan.dns.wait_margin,
+        f"Kong applies the Service change (db_update_frequency {KONG_CONFIG_DELAY} s) + margin",
+    )
+
+
+def drain_wait(plan: CutoverPlan, bound: CacheBound) -> tuple[timedelta, str]:
+    """After the flip: resolver caches (cutover TTL), then Kong's own cache bound."""
+    return (
+        timedelta(seconds=plan.dns.cutover_ttl + bound.seconds) + plan.dns.wait_margin,
+        f"cutover TTL {plan.dns.cutover_ttl} s (resolver caches) + Kong cache bound {bound.seconds} s + margin",
+    )
+
+
+def estimated_waits(plan: CutoverPlan, snapshot: DnsSnapshot, reality: Reality, bound: CacheBound) -> list[WaitRecord]:
+    """The waits a run will make, for the dry run: the same formulas the run uses."""
+    waits: list[tuple[str, tuple[timedelta, str]]] = []
+    if plan.strategy == "alias" and not reality.alias_exists:
+        waits.append(("repointing", negative_ttl_wait(plan, snapshot)))
+    if reality.repoint_needed and not plan.kong.status_urls:
+        waits.append(("repointing", kong_apply_wait(plan)))
+    if reality.alias_exists and lower_ttl_change(plan, reality.record_rrsets) is not None:
+        waits.append(("lowering-ttl", old_ttl_wait(plan, snapshot)))
+    waits.append(("draining", drain_wait(plan, bound)))
+    waits.append(("monitoring", (plan.monitor.window, "monitoring window (may end early when unhealthy)")))
+    decommission = plan.decommission
+    if decommission.kind != "none" and decommission.require_drained:
+        waits.append(("decommissioning", (decommission.quiet_period, "A must be quiet this long (at least)")))
+    return [WaitRecord(phase=phase, seconds=d.total_seconds(), reason=why) for phase, (d, why) in waits]
 
 
 # --- the changes ----------------------------------------------------------------------------------

@@ -77,6 +77,10 @@ RULES = [
     ),
     ("decommission", {"kind": "webhook"}, "decommission.webhook.url", "Field required"),
     ("kong", _DELETE, "kong", "Field required"),
+    ("dns.retry_deadline", "0s", "dns.retry_deadline", "longer than zero"),
+    ("approvals.timeout", 0, "approvals.timeout", "longer than zero"),
+    ("monitor.window", "0s", "monitor.window", "longer than zero"),
+    ("readiness.timeout", "99999d", "readiness.timeout", "longer than 366 days"),
 ]
 
 
@@ -93,6 +97,8 @@ SECRETS = [
     ("kong.service", "Bearer eyJhbGciOiJIUzI1NiJ9.payload.signature"),
     ("ticket", "0123456789abcdef0123456789abcdef0123"),
     ("monitor.source.path", "xoxb-1234567890-abcdefghij"),
+    ("readiness.url", "https://b-project.example.test/health?access_token=ya29.a0AfH6SMBx"),
+    ("readiness.url", "https://hooks.example.test/services/T0000/B0000/q8ZfJ2kLm4Np7Rs9Tv1Wx3Yz"),
 ]
 
 
@@ -104,6 +110,15 @@ def test_literal_secrets_are_rejected_and_never_echoed(path, secret):
     text = str(info.value)
     assert "never contain the secret" in text
     assert secret not in text and secret.split()[-1] not in text
+
+
+def test_the_alias_strategy_needs_a_parity_url():
+    data = edited("strategy", "alias")
+    data["dns"]["record"] = "origin-api.example.test."
+    del data["readiness"]["parity_url"]
+    assert any(
+        loc == "readiness.parity_url" and "A must be proven to accept it" in msg for loc, msg in problems_of(data)
+    )
 
 
 def test_every_problem_in_one_error():

@@ -29,6 +29,8 @@ from models.dns import (
     SnapshotInput,
 )
 from models.kong import (
+    DataPlaneSync,
+    DataPlaneSyncInput,
     KongDnsSettings,
     KongInspectInput,
     KongInspection,
@@ -57,6 +59,11 @@ def _a(name: str, ip: str, ttl: int = 300) -> RRset:
     return RRset(name=name, type="A", ttl=ttl, rdatas=(ip,))
 
 
+def change_is_undo(reason: str) -> bool:
+    """The workflow words every undo's reason as "restore ..." or "delete the alias ..."."""
+    return reason.startswith(("restore", "delete the alias"))
+
+
 class FakeWorld:
     """Records, a Kong Service and scripted telemetry; every activity call is logged in ``calls``."""
 
@@ -82,6 +89,13 @@ class FakeWorld:
         self.monitor_cancelled = asyncio.Event()
         self.monitor_seconds = 0.0
         self.decommission_seconds = 0.0
+        self.data_planes_in_sync = True
+        self.readiness_seconds = 0.0
+        self.readiness_started = asyncio.Event()
+        self.notify_ok = True
+        self.undo_seconds = 0.0
+        self.secondary_answers: tuple[RRset, ...] | None = None
+        """What the secondary answers for the record, when it should disagree with the primary."""
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -126,6 +140,8 @@ class FakeWorld:
                 NameserverState(server=s, serial=world.serial, authoritative=True, rrsets=rrsets)
                 for s in ("127.0.0.1:5353", "127.0.0.1:5354")
             )
+            if world.secondary_answers is not None:
+                states = (states[0], states[1].model_copy(update={"rrsets": world.secondary_answers}))
             return DnsSnapshot(
                 zone="example.test.",
                 name=input.name,
@@ -140,6 +156,8 @@ class FakeWorld:
         @activity.defn(name="dns_apply")
         async def dns_apply(input: ApplyInput) -> DnsChangeResult:
             world._enter("dns_apply")
+            if change_is_undo(input.change.reason):
+                await asyncio.sleep(world.undo_seconds)
             change = input.change
             current = world.records.get(change.name, ())
             if set(current) == set(change.desired):
@@ -213,9 +231,23 @@ class FakeWorld:
                 world.updated_at += 1
             return world.snapshot_service()
 
+        @activity.defn(name="kong_await_data_planes")
+        async def kong_await_data_planes(input: DataPlaneSyncInput) -> DataPlaneSync:
+            world._enter("kong_await_data_planes")
+            hashes = {url: f"hash-{world.updated_at}" for url in input.kong.status_urls}
+            return DataPlaneSync(
+                in_sync=world.data_planes_in_sync,
+                hashes=hashes,
+                lagging=() if world.data_planes_in_sync else tuple(hashes),
+            )
+
         @activity.defn(name="readiness_probe")
         async def readiness_probe(input: ReadinessInput) -> ReadinessReport:
             world._enter("readiness_probe")
+            world.readiness_started.set()
+            for _ in range(int(world.readiness_seconds * 10)):
+                activity.heartbeat("probing")
+                await asyncio.sleep(0.1)
             return ReadinessReport(
                 ready=world.ready,
                 host_header=input.shape.host_header,
@@ -290,7 +322,7 @@ class FakeWorld:
         async def notify(input: NotifyInput) -> bool:
             world._enter("notify")
             world.notifications.append(input.event)
-            return True
+            return world.notify_ok
 
         return [
             dns_snapshot,
@@ -300,6 +332,7 @@ class FakeWorld:
             kong_inspect,
             kong_repoint_service,
             kong_restore_service,
+            kong_await_data_planes,
             readiness_probe,
             traffic_baseline,
             traffic_monitor,

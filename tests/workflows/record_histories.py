@@ -86,7 +86,7 @@ async def record() -> None:
             prepare(world)
             queue = str(uuid.uuid4())
             async with Worker(env.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
-                handle = await env.client.start_workflow(CutoverWorkflow.run, p, id=f"cutover-{name}", task_queue=queue)
+                handle = await env.client.start_workflow("CutoverWorkflow", p, id=f"cutover-{name}", task_queue=queue)
                 await drive(env, handle, p, world)
                 try:
                     await handle.result()

@@ -381,8 +381,13 @@ async def test_concurrent_edit_before_flip_is_never_clobbered(ts_env):
     assert world.records[A] == outside, "the outside edit stays"
     assert status.phase == "failed"
     assert error.type == "CutoverFailed"
-    assert any("not undone" in item for item in status.left_changed)
-    assert status.manual_steps
+    states = {c.id: c.state for c in status.compensations}
+    assert states == {"restore-ttl": "failed", "restore-record": "not-needed"}, "the refused flip wrote nothing"
+    assert any(item.startswith("left alone: the record a-project.example.test.") for item in status.left_changed)
+    assert any("Review the record a-project.example.test. by hand" in step for step in status.manual_steps)
+    assert not any("set a-project.example.test. to" in step for step in status.manual_steps), (
+        "never tell the on-call to overwrite someone else's edit"
+    )
 
 
 async def test_not_drained_keeps_a_and_fails_after_the_point_of_no_return(ts_env):
@@ -452,3 +457,84 @@ async def test_bad_input_fails_at_once_with_the_validation_message(ts_env):
     text = str(info.value.cause) + str(getattr(info.value.cause, "cause", ""))
     assert "cutover_ttl" in text and "zone apex" in text
     assert world.calls == []
+
+
+# --- review findings ------------------------------------------------------------------------------
+
+
+async def test_a_new_alias_waits_out_negative_caching_before_kong_uses_it(ts_env):
+    world = FakeWorld()
+    del world.records[ALIAS]
+    async with started(ts_env, world, make("alias")) as handle:
+        status = await handle.result()
+    assert status.phase == "completed"
+    reasons = [w.reason for w in status.waits if w.phase == "repointing"]
+    assert reasons[0].startswith("negative-caching TTL 60 s"), reasons
+    assert world.calls.index("kong_repoint_service") > world.calls.index("dns_apply")
+
+
+async def test_hybrid_data_planes_must_apply_the_repoint(ts_env):
+    world = FakeWorld()
+    world.data_planes_in_sync = False
+    before = snapshot(world)
+    plan = make("alias", kong={**base_plan_data()["kong"], "status_urls": ["http://127.0.0.1:8100"]})
+    async with started(ts_env, world, plan) as handle:
+        error = await failure_of(handle)
+    assert "data planes did not apply the repointed Service" in str(error)
+    assert snapshot(world) == before
+    assert world.calls.count("kong_await_data_planes") == 2, "after the repoint, and after restoring it"
+
+
+async def test_an_abort_while_verifying_stops_every_later_change(ts_env):
+    world = FakeWorld()
+    world.readiness_seconds = 3
+    before = snapshot(world)
+    async with started(ts_env, world, make("alias")) as handle:
+        await until_phase(ts_env, handle, "verifying")
+        await world.readiness_started.wait()
+        await handle.execute_update("abort", AbortRequest(by="oncall", reason="not today"))
+        error = await failure_of(handle)
+    assert "aborted by oncall" in str(error)
+    assert "dns_apply" not in world.calls and "kong_repoint_service" not in world.calls
+    assert snapshot(world) == before
+
+
+async def test_a_failed_notification_becomes_a_warning(ts_env):
+    world = FakeWorld()
+    world.notify_ok = False
+    plan = make(notify={"webhook_env": "CUTOVER_NOTIFY_WEBHOOK"})
+    async with started(ts_env, world, plan) as handle:
+        status = await handle.result()
+    assert status.phase == "completed"
+    assert any(w == "notification completed was not delivered (see the worker log)" for w in status.warnings)
+
+
+async def test_a_secondary_that_disagrees_is_refused_before_any_change(ts_env):
+    world = FakeWorld()
+    world.secondary_answers = (world.records[A][0].model_copy(update={"rdatas": ("127.0.0.9",)}),)
+    async with started(ts_env, world, make()) as handle:
+        error = await failure_of(handle)
+    assert error.type == "CutoverRefused"
+    assert "nameserver 127.0.0.1:5354 answers" in str(error) and "wait until the servers agree" in str(error)
+    assert "dns_apply" not in world.calls
+
+
+async def test_cancelling_during_a_rollback_still_runs_every_undo(ts_env):
+    world = FakeWorld()
+    world.undo_seconds = 1.5
+    before = snapshot(world)
+    plan = make("alias", flip_gate=True)
+    async with started(ts_env, world, plan) as handle:
+        await until_phase(ts_env, handle, "awaiting-flip-approval")
+        await handle.execute_update("approve", ApproveRequest(gate="flip", by="a", digest=plan.digest()))
+        await until_phase(ts_env, handle, "draining", waiting=True)
+        await handle.signal("abort", AbortRequest(by="oncall", reason="rollback then cancel"))
+        await until_phase(ts_env, handle, "rolling-back")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        status = await status_of(handle)
+    assert status.phase == "rolled-back"
+    assert [c.state for c in status.compensations] == ["done", "done", "done"]
+    assert snapshot(world) == before
+    assert any("cancellation requested during rollback" in w for w in status.warnings)

@@ -73,6 +73,7 @@ class World:
     bind: BindPair
     kong_admin: str
     runtime_port: int
+    runtime_a_port: int
     ca: Path
     notifications: list[dict[str, Any]]
     notify_url: str
@@ -123,13 +124,22 @@ async def world(tmp_path, monkeypatch) -> AsyncIterator[World]:
     with bind_pair(records=HOUR_RECORDS) as pair:
         monkeypatch.setenv(TSIG_ENV, pair.secret)
         monkeypatch.setenv("CUTOVER_NOTIFY_WEBHOOK", notify_url)
-        async with running_runtime(
-            "B",
-            host="127.0.0.3",
-            hosts=["b-project.example.test", "a-project.example.test", "origin-api.example.test"],
-            cert=pki.certs["B"].cert,
-            key=pki.certs["B"].key,
-        ) as runtime:
+        async with (
+            running_runtime(
+                "A",
+                host="127.0.0.2",
+                hosts=["a-project.example.test", "origin-api.example.test"],
+                cert=pki.certs["A"].cert,
+                key=pki.certs["A"].key,
+            ) as runtime_a,
+            running_runtime(
+                "B",
+                host="127.0.0.3",
+                hosts=["b-project.example.test", "a-project.example.test", "origin-api.example.test"],
+                cert=pki.certs["B"].cert,
+                key=pki.certs["B"].key,
+            ) as runtime,
+        ):
             config = {
                 "_format_version": "3.0",
                 "services": [
@@ -144,7 +154,7 @@ async def world(tmp_path, monkeypatch) -> AsyncIterator[World]:
                 ],
             }
             async with running_emulator(config=config, proxy=None, dns=("127.0.0.1", pair.primary.port)) as kong:
-                yield World(pair, kong.admin_url, runtime.port, pki.ca, notifications, notify_url)
+                yield World(pair, kong.admin_url, runtime.port, runtime_a.port, pki.ca, notifications, notify_url)
     await runner.cleanup()
 
 
@@ -157,6 +167,7 @@ def plan_for(world: World, strategy: str, *, flip_gate: bool = True, decommissio
     data["kong"]["admin_url"] = world.kong_admin
     data["readiness"] = {
         "url": f"https://127.0.0.3:{world.runtime_port}/orders/v1/health",
+        "parity_url": f"https://127.0.0.2:{world.runtime_a_port}/orders/v1/health",
         "ca_bundle": str(world.ca),
         "successes": 2,
         "interval": "100ms",
