@@ -9,6 +9,8 @@ retried) unless ``require_drained`` is off or the proof covers the plan's ``quie
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,15 +22,49 @@ from activities.errors import maps_provider_errors
 from models.decommission import DecommissionInput, DecommissionPreflight, DecommissionResult
 from models.durations import format_duration
 from models.plan import GcpProjectDecommission
-from providers.decommission.base import Decommissioner
+from providers.decommission.base import Decommissioner, ignore_progress
 from providers.decommission.factory import build_decommissioner
 from providers.errors import DecommissionRefused
 from providers.google_auth import CredentialsLoader, GoogleCredentials
 from providers.secrets import EnvSecrets
 
+KEEPALIVE_SECONDS = 5.0
+"""Heartbeat at least this often during delete/undo, even while an API call or a poll pause lasts."""
 
-def _heartbeat(message: str) -> None:
-    activity.heartbeat(message)
+
+class _Heartbeats:
+    """Heartbeat every progress message at once, and repeat the latest every few seconds until stopped.
+
+    Resource Manager calls may take up to their 30 s timeout and operation polls pause up to 10 s, so
+    per-poll heartbeats alone could miss a workflow's heartbeat timeout; the keepalive makes a stuck
+    delete visible and lets a cancellation reach it.
+    """
+
+    def __init__(self, first: str, every: float) -> None:
+        self.latest = first
+        self._every = every
+        self._task: asyncio.Task[None] | None = None
+
+    def progress(self, message: str) -> None:
+        """The providers' ``on_progress``: heartbeat ``message`` now and keep repeating it."""
+        self.latest = message
+        activity.heartbeat(message)
+
+    async def _repeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            activity.heartbeat(self.latest)
+
+    async def __aenter__(self) -> _Heartbeats:
+        activity.heartbeat(self.latest)
+        self._task = asyncio.get_running_loop().create_task(self._repeat())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 def refusal_without_drain(input: DecommissionInput) -> str | None:
@@ -61,6 +97,7 @@ class DecommissionActivities:
         credentials: Google credentials for gcp-project (default: ``credentials_env`` key file or ADC,
             loaded once per variable by this object and reused by every activity).
         credentials_loader: how those are loaded (default ``load_credentials``, run in a thread).
+        keepalive_seconds: longest gap between heartbeats of delete and undo.
     """
 
     def __init__(
@@ -69,17 +106,21 @@ class DecommissionActivities:
         transport: httpx.AsyncBaseTransport | None = None,
         credentials: google.auth.credentials.Credentials | None = None,
         credentials_loader: CredentialsLoader | None = None,
+        keepalive_seconds: float = KEEPALIVE_SECONDS,
     ) -> None:
         self._secrets = secrets
         self._transport = transport
         self._credentials = credentials
         self._google = GoogleCredentials(secrets, loader=credentials_loader)
+        self._keepalive = keepalive_seconds
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activities to register on the worker."""
         return [self.preflight, self.delete, self.undo]
 
-    async def _decommissioner(self, input: DecommissionInput) -> Decommissioner:
+    async def _decommissioner(
+        self, input: DecommissionInput, on_progress: Callable[[str], None] = ignore_progress
+    ) -> Decommissioner:
         """Build the provider; Google credentials come from this object's cache (loaded in a thread once)."""
         section = input.decommission
         credentials = self._credentials
@@ -92,7 +133,7 @@ class DecommissionActivities:
             secrets=self._secrets,
             transport=self._transport,
             credentials=credentials,
-            on_progress=_heartbeat,
+            on_progress=on_progress,
         )
 
     @activity.defn(name="decommission_preflight")
@@ -109,14 +150,15 @@ class DecommissionActivities:
         refusal = refusal_without_drain(input)
         if refusal:
             raise DecommissionRefused(refusal)
-        async with await self._decommissioner(input) as decommissioner:
-            activity.heartbeat(f"decommissioning A ({decommissioner.kind})")
-            return await decommissioner.delete()
+        async with _Heartbeats(f"decommissioning A ({input.decommission.kind})", self._keepalive) as heartbeats:
+            async with await self._decommissioner(input, heartbeats.progress) as decommissioner:
+                return await decommissioner.delete()
 
     @activity.defn(name="decommission_undo")
     @maps_provider_errors
     async def undo(self, input: DecommissionInput) -> DecommissionResult:
         """Reverse a deletion where the kind allows it (GCP undelete within 30 days)."""
-        async with await self._decommissioner(input) as decommissioner:
-            activity.heartbeat(f"undoing the decommission of A ({decommissioner.kind})")
-            return await decommissioner.undo()
+        first = f"undoing the decommission of A ({input.decommission.kind})"
+        async with _Heartbeats(first, self._keepalive) as heartbeats:
+            async with await self._decommissioner(input, heartbeats.progress) as decommissioner:
+                return await decommissioner.undo()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -163,3 +165,25 @@ async def test_google_credentials_are_loaded_once_per_activities_object(fake: Re
     assert preflight.ok and result.state == "DELETE_REQUESTED"
     assert [(env, purpose) for env, purpose, _ in loads] == [("RM_KEY_FILE", "decommission.credentials_env")]
     assert loads[0][2] != threading.get_ident()  # loaded in a thread, not on the event loop
+
+
+async def test_delete_keeps_heartbeating_through_slow_calls_and_operation_polls() -> None:
+    async with ResourceManagerFake(operation_polls=1) as slow:
+        slow.add_project(A_PROJECT)
+        slow.delay = 0.3  # every Resource Manager answer takes 0.3 s; the operation poll pauses 1 s
+        beats: list[tuple[float, str]] = []
+        env = ActivityEnvironment()
+        env.on_heartbeat = lambda *details: beats.append((time.monotonic(), details[0]))
+        decommission = DecommissionActivities(
+            secrets=EnvSecrets({}),
+            credentials=google.oauth2.credentials.Credentials(token="test-access-token"),
+            keepalive_seconds=0.1,
+        )
+        started = time.monotonic()
+        result = await env.run(decommission.delete, gcp_input(slow, proof()))
+        finished = time.monotonic()
+    assert result.state == "DELETE_REQUESTED" and finished - started >= 1.5
+    assert beats[0][1] == "decommissioning A (gcp-project)"
+    assert any(message.startswith("waiting for operations/") for _, message in beats)
+    times = [started] + [at for at, _ in beats] + [finished]
+    assert max(b - a for a, b in itertools.pairwise(times)) < 0.6  # never silent for the 1 s poll pause

@@ -19,6 +19,7 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -104,6 +105,8 @@ class ResourceManagerFake:
         self.calls: list[str] = []
         self.problems: list[str] = []
         self.operation_polls = operation_polls
+        self.delay = 0.0
+        """Seconds every answer takes (a slow API)."""
         self.endpoint = ""
         self._operations: dict[str, _Operation] = {}
         self._failures: list[int] = []
@@ -176,6 +179,8 @@ class ResourceManagerFake:
             self.problems.append(f"{request.method} {request.path_qs}: {exc}")
             return self._error(400, "INVALID_ARGUMENT", f"request off schema: {exc}")
         self.calls.append(method.id)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             return self._error(401, "UNAUTHENTICATED", "Request is missing required authentication credential.")
         if self._raw:
