@@ -112,7 +112,28 @@ def machine_facts() -> dict[str, str]:
         "dnspython": package_version("dnspython"),
         "aiohttp": package_version("aiohttp"),
         "commit": _command_output(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"]),
+        "uncommitted product files": _uncommitted(),
     }
+
+
+PRODUCT_PATHS = ("models", "providers", "activities", "workflows", "worker.py", "starter.py", "settings.py", "sandbox")
+"""What the figures depend on: a change here that is not committed yet is measured too."""
+
+
+def _uncommitted() -> str:
+    """The product files that differ from the commit (others work in the same tree), or ``none``."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", *PRODUCT_PATHS],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc})"
+    changed = [line[3:] for line in done.stdout.splitlines() if line.strip()]
+    return ", ".join(changed) if changed else "none"
 
 
 def print_facts(title: str) -> dict[str, str]:
