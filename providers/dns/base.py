@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -168,8 +168,12 @@ class DnsProvider(AsyncResource, ABC):
     # --- provider hooks ----------------------------------------------------------------------------
 
     @abstractmethod
-    async def _read(self, name: str) -> tuple[int | None, tuple[RRset, ...]]:
-        """Every rrset at ``name`` as the provider holds it, and the zone serial when the provider shows one."""
+    async def _read(self, name: str, types: Iterable[str] = ()) -> tuple[int | None, tuple[RRset, ...]]:
+        """Every rrset at ``name`` as the provider holds it, and the zone serial when the provider shows one.
+
+        ``types`` are the types the caller compares: a provider that reads by DNS queries must ask for
+        them explicitly (an ANY answer may be minimal, RFC 8482).
+        """
 
     @abstractmethod
     async def _submit(self, change: DnsChange) -> str | None:
@@ -223,7 +227,7 @@ class DnsProvider(AsyncResource, ABC):
         change = normalized_change(change)
         check_change(change, self.zone)
         types = change_types(change)
-        serial_before, current = await self._read(change.name)
+        serial_before, current = await self._read(change.name, types)
         if only_types(current, types) == change.desired:
             self.log.info("apply: %s already holds %s", change.name, describe_rrsets(change.desired))
             return DnsChangeResult(
@@ -242,13 +246,13 @@ class DnsProvider(AsyncResource, ABC):
         try:
             change_id = await self._submit(change)
         except PreconditionFailed:
-            serial_now, now = await self._read(change.name)
+            serial_now, now = await self._read(change.name, types)
             if only_types(now, types) == change.desired:
                 return DnsChangeResult(
                     outcome="already-applied", serial_before=serial_now, serial_after=serial_now, readback=now
                 )
             raise self._conflict(change, only_types(now, types)) from None
-        serial_after, readback = await self._read(change.name)
+        serial_after, readback = await self._read(change.name, types)
         if only_types(readback, types) != change.desired:
             if only_types(readback, types) == change.expected:
                 raise InvalidChange(
@@ -288,7 +292,9 @@ class DnsProvider(AsyncResource, ABC):
             raise NotInZone(f"{name} is not in the zone {self.zone}")
         serial, rrsets = await self._read(name)
         negative_ttl = await self.negative_ttl()
-        views = await ns.nameserver_views(await self.nameservers(), self.zone, name, timeout=self.query_timeout)
+        views = await ns.nameserver_views(
+            await self.nameservers(), self.zone, name, timeout=self.query_timeout, types=[r.type for r in rrsets]
+        )
         max_ttl = max([r.ttl for r in rrsets] + [v.max_ttl for v in views], default=0)
         return DnsSnapshot(
             zone=self.zone,

@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import dns.asyncresolver
@@ -266,7 +266,8 @@ class GoogleCloudDnsProvider(DnsProvider):
                 return sorted_rrsets(r for r in found if r.name == name)
             params["pageToken"] = token
 
-    async def _read(self, name: str) -> tuple[int | None, tuple[RRset, ...]]:
+    async def _read(self, name: str, types: Iterable[str] = ()) -> tuple[int | None, tuple[RRset, ...]]:
+        """Every rrset at ``name`` from the API (which lists all types, so ``types`` needs no query)."""
         return None, await self.list_rrsets(name)
 
     async def negative_ttl(self) -> int:

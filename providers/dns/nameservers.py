@@ -5,13 +5,18 @@ Everything here talks plain DNS (dnspython), the same for every provider: a Clou
 can see it is every authoritative server answering it, asked without recursion (RD=0), with the AA
 flag, at a serial at least as new as the change (RFC 1982 arithmetic, ``dns.serial.Serial``).
 
-Reading "every type at a name": qtype ANY may be answered minimally (RFC 8482), so it is only used as
-a hint. The name is read with one query per type of :data:`QUERY_TYPES` (plus any type the ANY answer
-reveals), bracketed by two SOA queries; when the serial moved between them the read is repeated, so
-the result is one consistent version of the zone. This needs nothing but query access, which every
-authoritative server gives (a zone transfer would need a transfer ACL, a stronger privilege than
-cutover's least-privilege update key), and it works the same on a primary, a secondary or a Cloud DNS
-nameserver.
+Reading "every type at a name": qtype ANY may be answered minimally (RFC 8482: one rrset, or a
+synthesised HINFO), so it is only a hint that can *add* types, never replace a query. The name is read
+with one query each for A, AAAA and CNAME (what a record cutover moves holds), for the types the
+caller compares (the desired rrsets of a propagation proof, the provider's rrsets of a snapshot, a
+change's types), and for every type the ANY answer reveals, bracketed by two SOA queries; when the
+serial moved between them the read is repeated, so the result is one consistent version of the zone.
+That is about six queries per server per read, not one per known type: authoritative servers with
+response-rate-limiting drop repeated empty answers, and a propagation proof polls every server.
+This needs nothing but query access, which every authoritative server gives (a zone transfer would
+need a transfer ACL, a stronger privilege than cutover's least-privilege update key), and it works the
+same on a primary, a secondary or a Cloud DNS nameserver. The queries of one read run in a task group,
+so the first failing one cancels the others.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.asyncbackend
 import dns.asyncquery
@@ -68,12 +73,18 @@ QUERY_TYPES: tuple[str, ...] = (
     "CERT",
     "SPF",
 )
-"""Types read at a name: everything a record that cutover moves may carry beside it."""
+"""Types a record that cutover moves may carry beside it: the RFC 2136 provider's ``absent``
+prerequisites when it writes a CNAME (the server checks them, so none are queried for that)."""
+
+ALWAYS_READ: tuple[str, ...] = ("A", "AAAA", "CNAME")
+"""Types queried at every read, whatever ANY answers: the data a cutover moves."""
 
 IGNORED_TYPES = frozenset({"RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY", "TYPE0"})
 """DNSSEC bookkeeping that signers maintain themselves; never part of a change or a comparison."""
 
 MAX_CNAME_CHAIN = 16
+
+T = TypeVar("T")
 
 
 # --- rrset text -----------------------------------------------------------------------------------
@@ -326,25 +337,50 @@ async def read_soa(server: Nameserver, zone: str, *, timeout: float, tsig: TsigK
     raise DnsRefused(f"{server.label} has no SOA for {zone}: it does not serve the zone")
 
 
+async def all_or_nothing(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Await ``coroutines`` together; the first failure cancels the rest and is raised as itself.
+
+    ``asyncio.gather`` would leave the others running after a failure (still hitting the server);
+    a task group cancels them, and unwrapping its ExceptionGroup keeps the typed error callers catch.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks: list[asyncio.Task[T]] = [group.create_task(coroutine) for coroutine in coroutines]
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]
+        raise first from first.__cause__
+    return [task.result() for task in tasks]
+
+
 async def read_name(
-    server: Nameserver, zone: str, name: str, *, timeout: float, tsig: TsigKey | None = None, attempts: int = 3
+    server: Nameserver,
+    zone: str,
+    name: str,
+    *,
+    timeout: float,
+    tsig: TsigKey | None = None,
+    attempts: int = 3,
+    types: Iterable[str] = (),
 ) -> tuple[int, tuple[RRset, ...]]:
     """Every rrset at ``name`` on one server, with the zone serial they belong to.
+
+    ``types`` are queried besides A, AAAA, CNAME and those an ANY answer reveals: the ones the caller
+    compares, so that a minimal ANY answer can't hide them.
 
     Raises:
         DnsUnavailable: the zone kept changing during ``attempts`` reads, or the server failed.
         DnsRefused, DnsAuthError: as :func:`authoritative_query`.
     """
     owner = dns.name.from_text(name)
+    asked = list(dict.fromkeys([*ALWAYS_READ, *(t.upper() for t in types)]))
     for _ in range(attempts):
         before = await read_soa(server, zone, timeout=timeout, tsig=tsig)
-        hint = await authoritative_query(server, name, "ANY", timeout=timeout, tsig=tsig)
-        types = list(QUERY_TYPES)
-        for rrset in _owned(hint, owner):
-            if rrset.type not in types:
-                types.append(rrset.type)
-        responses = await asyncio.gather(
-            *(authoritative_query(server, name, rdtype, timeout=timeout, tsig=tsig) for rdtype in types)
+        hint, *responses = await all_or_nothing(
+            authoritative_query(server, name, rdtype, timeout=timeout, tsig=tsig) for rdtype in ["ANY", *asked]
+        )
+        revealed = [r.type for r in _owned(hint, owner) if r.type not in asked]
+        responses += await all_or_nothing(
+            authoritative_query(server, name, rdtype, timeout=timeout, tsig=tsig) for rdtype in revealed
         )
         found: dict[str, RRset] = {}
         for response in responses:
@@ -357,11 +393,17 @@ async def read_name(
 
 
 async def nameserver_view(
-    server: Nameserver, zone: str, name: str, *, timeout: float, tsig: TsigKey | None = None
+    server: Nameserver,
+    zone: str,
+    name: str,
+    *,
+    timeout: float,
+    tsig: TsigKey | None = None,
+    types: Iterable[str] = (),
 ) -> NameserverState:
-    """What one server answers at ``name``; a failure is recorded in the state, not raised."""
+    """What one server answers at ``name`` (``types`` as :func:`read_name`); a failure is recorded, not raised."""
     try:
-        serial, rrsets = await read_name(server, zone, name, timeout=timeout, tsig=tsig)
+        serial, rrsets = await read_name(server, zone, name, timeout=timeout, tsig=tsig, types=types)
     except DnsError as exc:
         return NameserverState(server=server.label, ns_name=server.ns_name, error=str(exc))
     return NameserverState(
@@ -370,10 +412,11 @@ async def nameserver_view(
 
 
 async def nameserver_views(
-    servers: Sequence[Nameserver], zone: str, name: str, *, timeout: float
+    servers: Sequence[Nameserver], zone: str, name: str, *, timeout: float, types: Iterable[str] = ()
 ) -> tuple[NameserverState, ...]:
-    """Every server's view, asked in parallel."""
-    views = await asyncio.gather(*(nameserver_view(s, zone, name, timeout=timeout) for s in servers))
+    """Every server's view, asked in parallel (``types`` as :func:`read_name`)."""
+    wanted = tuple(types)
+    views = await all_or_nothing(nameserver_view(s, zone, name, timeout=timeout, types=wanted) for s in servers)
     return tuple(views)
 
 
@@ -490,7 +533,9 @@ async def prove_propagation(
     interval = first_interval
     while True:
         remaining = deadline - time.monotonic()
-        views = await nameserver_views(servers, zone, name, timeout=max(0.2, min(query_timeout, remaining)))
+        views = await nameserver_views(
+            servers, zone, name, timeout=max(0.2, min(query_timeout, remaining)), types=[r.type for r in desired]
+        )
         lagging = tuple(v.server for v in views if lag_reason(v, desired, min_serial) is not None)
         report = PropagationReport(
             name=name,

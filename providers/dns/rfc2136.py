@@ -21,7 +21,7 @@ update key only needs update rights, not transfer rights.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import dns.asyncquery
 import dns.asyncresolver
@@ -152,8 +152,8 @@ class Rfc2136DnsProvider(DnsProvider):
             self._primary = Nameserver(addresses[0], self._server_port, None)
         return self._primary
 
-    async def _read(self, name: str) -> tuple[int | None, tuple[RRset, ...]]:
-        return await ns.read_name(await self.primary(), self.zone, name, timeout=self.query_timeout)
+    async def _read(self, name: str, types: Iterable[str] = ()) -> tuple[int | None, tuple[RRset, ...]]:
+        return await ns.read_name(await self.primary(), self.zone, name, timeout=self.query_timeout, types=types)
 
     async def negative_ttl(self) -> int:
         """From the primary's SOA."""

@@ -37,6 +37,7 @@ import copy
 import json
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -184,6 +185,11 @@ class _DnsProtocol(asyncio.DatagramProtocol):
         except dns.exception.DNSException:
             return
         assert self.transport is not None
+        if query.question:
+            qtype = dns.rdatatype.to_text(query.question[0].rdtype)
+            self.fake.dns_queries[qtype] += 1
+            if qtype in self.fake.silent_types:
+                return
         self.transport.sendto(self.fake.dns_answer(query).to_wire(), addr)
 
 
@@ -221,6 +227,14 @@ class FakeCloudDns:
         self._polls_left: dict[str, int] = {}
         self._operation_ids: set[str] = set()
         self._held: dict[tuple[str, str], dict[str, Any]] | None = None
+        self.dns_queries: Counter[str] = Counter()
+        """DNS queries the nameserver received, by qtype."""
+        self.minimal_any = False
+        """Answer qtype ANY minimally with a synthesised HINFO (RFC 8482 §4.2), like many public servers."""
+        self.refused_types: set[str] = set()
+        """Qtypes answered REFUSED."""
+        self.silent_types: set[str] = set()
+        """Qtypes never answered (a server that drops them, e.g. response-rate-limiting)."""
         self._runner: web.AppRunner | None = None
         self._site_port = 0
         self._udp: asyncio.DatagramTransport | None = None
@@ -592,11 +606,17 @@ class FakeCloudDns:
         if not question.name.is_subdomain(zone):
             response.set_rcode(dns.rcode.REFUSED)
             return response
+        qtype = dns.rdatatype.to_text(question.rdtype)
+        if qtype in self.refused_types:
+            response.set_rcode(dns.rcode.REFUSED)
+            return response
         response.flags |= dns.flags.AA
         data = self._held if self._held is not None else self._rrsets
         owner = question.name.to_text().lower()
         at_name = {k[1]: r for k, r in data.items() if k[0] == owner}
-        qtype = dns.rdatatype.to_text(question.rdtype)
+        if qtype == "ANY" and self.minimal_any and at_name:
+            response.answer.append(dns.rrset.from_text_list(owner, 3789, dns.rdataclass.IN, "HINFO", ['"RFC8482" ""']))
+            return response
         if "CNAME" in at_name and qtype != "CNAME":
             chosen = [at_name["CNAME"]]
         elif qtype == "ANY":

@@ -1,0 +1,80 @@
+"""How a name is read from an authoritative server: few queries, ANY only adds types, a failure cancels the rest.
+
+Against the fake Cloud DNS zone's nameserver (real UDP on loopback), which counts the queries it gets
+and can answer ANY minimally (RFC 8482), refuse a type, or drop one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import google.oauth2.credentials
+import pytest
+
+from providers.dns.factory import build_dns_provider
+from providers.dns.nameservers import Nameserver, read_name
+from providers.errors import DnsRefused
+from providers.secrets import EnvSecrets
+from tests.dns.conftest import A_PROJECT, cloud_section, rr
+from tests.fakes.clouddns import FakeCloudDns
+
+ZONE = "example.test."
+MIXED = "mixed.example.test."
+
+
+def server(fake: FakeCloudDns) -> Nameserver:
+    return Nameserver("127.0.0.1", fake.dns_port)
+
+
+async def test_a_read_sends_a_handful_of_queries_not_one_per_known_type(clouddns: FakeCloudDns) -> None:
+    serial, rrsets = await read_name(server(clouddns), ZONE, A_PROJECT, timeout=2)
+    assert rrsets == (rr(A_PROJECT, "A", 300, "127.0.0.2"),) and serial == 1
+    assert dict(clouddns.dns_queries) == {"SOA": 2, "ANY": 1, "A": 1, "AAAA": 1, "CNAME": 1}
+
+
+async def test_types_an_any_answer_reveals_are_added(clouddns: FakeCloudDns) -> None:
+    clouddns.seed(MIXED, "A", 60, ["127.0.0.7"])
+    clouddns.seed(MIXED, "TXT", 60, ['"owner=team-a"'])
+    clouddns.seed(MIXED, "MX", 60, ["10 mail.example.test."])
+    _, rrsets = await read_name(server(clouddns), ZONE, MIXED, timeout=2)
+    assert [r.type for r in rrsets] == ["A", "MX", "TXT"]
+    assert clouddns.dns_queries["TXT"] == clouddns.dns_queries["MX"] == 1
+
+
+async def test_a_minimal_any_answer_hides_nothing_the_caller_compares(clouddns: FakeCloudDns) -> None:
+    clouddns.minimal_any = True
+    clouddns.seed(MIXED, "A", 60, ["127.0.0.7"])
+    clouddns.seed(MIXED, "TXT", 60, ['"owner=team-a"'])
+    _, unasked = await read_name(server(clouddns), ZONE, MIXED, timeout=2)
+    _, asked = await read_name(server(clouddns), ZONE, MIXED, timeout=2, types=["TXT"])
+    assert [r.type for r in unasked] == ["A"]  # ANY said only HINFO "RFC8482": it can't be trusted to list
+    assert [r.type for r in asked] == ["A", "TXT"]
+
+
+async def test_propagation_and_snapshot_ask_for_the_types_they_compare(clouddns: FakeCloudDns) -> None:
+    clouddns.minimal_any = True
+    clouddns.seed(MIXED, "A", 60, ["127.0.0.7"])
+    clouddns.seed(MIXED, "TXT", 60, ['"owner=team-a"'])
+    whole = (rr(MIXED, "A", 60, "127.0.0.7"), rr(MIXED, "TXT", 60, '"owner=team-a"'))
+    credentials = google.oauth2.credentials.Credentials(token="test-token")
+    async with build_dns_provider(cloud_section(clouddns), secrets=EnvSecrets({}), credentials=credentials) as cloud:
+        report = await cloud.prove_propagation(MIXED, whole, timeout=2)
+        snapshot = await cloud.snapshot(MIXED)
+    assert report.in_sync and report.servers[0].rrsets == whole
+    assert snapshot.nameservers[0].rrsets == snapshot.rrsets == whole
+
+
+async def test_a_failing_query_cancels_its_siblings(clouddns: FakeCloudDns) -> None:
+    clouddns.silent_types = {"A", "CNAME"}  # these would wait for the whole timeout
+    clouddns.refused_types = {"AAAA"}
+    started = time.monotonic()
+    with pytest.raises(DnsRefused, match=r"REFUSED for a-project\.example\.test\. AAAA"):
+        await read_name(server(clouddns), ZONE, A_PROJECT, timeout=5)
+    assert time.monotonic() - started < 1
+    pending = [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and getattr(task.get_coro(), "__qualname__", "") == "authoritative_query"
+    ]
+    assert pending == []  # nothing left querying the server in the background
