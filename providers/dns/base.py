@@ -197,11 +197,6 @@ class DnsProvider(AsyncResource, ABC):
 
     # --- shared operations -------------------------------------------------------------------------
 
-    async def read(self, name: str) -> tuple[RRset, ...]:
-        """Every rrset at ``name`` (all types) as the provider holds it."""
-        _, rrsets = await self._read(canonical_name(name))
-        return rrsets
-
     async def nameservers(self) -> list[Nameserver]:
         """The authoritative servers: the plan's list, or the zone's NS set on port 53."""
         if self._nameservers is None:

@@ -160,11 +160,6 @@ class Rfc2136DnsProvider(DnsProvider):
         soa = await ns.read_soa(await self.primary(), self.zone, timeout=self.query_timeout)
         return soa.negative_ttl
 
-    async def zone_serial(self) -> int:
-        """The primary's current serial."""
-        soa = await ns.read_soa(await self.primary(), self.zone, timeout=self.query_timeout)
-        return soa.serial
-
     async def _discover_nameservers(self) -> list[Nameserver]:
         primary = await self.primary()
         names = await ns.zone_ns_names(primary, self.zone, timeout=self.query_timeout)

@@ -246,9 +246,10 @@ async def test_rrsets_are_read_across_pages(clouddns: FakeCloudDns, cloud: DnsPr
     clouddns.seed(NEW, "MX", 60, ["10 mail.example.test."])
     clouddns.seed(NEW, "AAAA", 60, ["::1"])
 
-    held = await cloud.read(NEW)
+    snapshot = await cloud.snapshot(NEW)
 
-    assert [r.type for r in held] == ["AAAA", "MX", "TXT"]
+    assert [r.type for r in snapshot.rrsets] == ["AAAA", "MX", "TXT"]
+    assert snapshot.nameservers[0].rrsets == snapshot.rrsets
     pages = [r for r in clouddns.requests_for("dns.resourceRecordSets.list") if r.query.get("name") == NEW]
     assert [r.query.get("pageToken") for r in pages] == [None, "1", "2"]
 
