@@ -558,6 +558,7 @@ class CutoverWorkflow:
                 retry=CHANGE_RETRY,
                 attempt_timeout=timedelta(minutes=30),
                 deadline=timedelta(hours=1),
+                heartbeat=timedelta(minutes=1),
             )
         except _StepFailed as exc:
             message = f"decommissioning A failed: {exc}"
@@ -571,6 +572,7 @@ class CutoverWorkflow:
                         retry=CHANGE_RETRY,
                         attempt_timeout=timedelta(minutes=10),
                         deadline=timedelta(hours=1),
+                        heartbeat=timedelta(minutes=1),
                     )
                     message += "; the project deletion was undone (undelete), A is left as it was"
                 except _StepFailed as undo_exc:
