@@ -95,7 +95,8 @@ async def test_a_primary_down_past_the_retry_deadline_ends_with_what_is_left_cha
     assert flip.ok is False, run.describe(status)
     retried = finished_at(flip) - flip.started_at.timestamp()
     assert retried <= RETRY_DEADLINE + ATTEMPT_SLACK, (
-        f"the flip kept retrying the unreachable primary for {retried:.0f} s; dns.retry_deadline is {RETRY_DEADLINE} s"
+        f"the flip kept retrying the unreachable primary for {retried:.0f} s; dns.retry_deadline is "
+        f"{RETRY_DEADLINE} s\n{run.describe(status)}"
     )
 
     # What the world really is, once the primary is back: the TTL lowering happened, the flip never did.
