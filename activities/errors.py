@@ -32,6 +32,8 @@ def maps_provider_errors(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitab
         try:
             return await func(*args, **kwargs)
         except CutoverError as exc:
-            raise to_application_error(exc) from exc
+            # No exception chain: Temporal would serialise every cause into history, and a third-party
+            # cause (e.g. h11 quoting an invalid header) can repeat a secret the provider kept out.
+            raise to_application_error(exc) from None
 
     return wrapper

@@ -163,6 +163,8 @@ class Timings:
     """TTL of a-project, b-project and origin-api in the zone before the cutover (the "old" TTL)."""
     kong_dns_stale_ttl: int = 5
     """Kong's ``dns_stale_ttl`` (Kong's default is 3600 s)."""
+    kong_dns_not_found_ttl: int = 30
+    """Kong's ``dns_not_found_ttl``: how long Kong caches "no such record" (Kong's default, 30 s)."""
     cutover_ttl: int = 5
     final_ttl: int = 60
     wait_margin: str = "2s"
@@ -676,8 +678,11 @@ class Topology:
                 f"{LOOPBACK}:{p.kong_admin}",
                 "--proxy",
                 f"{LOOPBACK}:{p.kong_proxy}",
+                # Kong resolves through the secondary, as a data plane's resolver would reach any
+                # authoritative server: it sees a change only once the secondary has it, and an outage
+                # of the primary (where cutover sends its UPDATEs) doesn't take the data plane down.
                 "--dns",
-                f"{LOOPBACK}:{p.bind_primary}",
+                f"{LOOPBACK}:{p.bind_secondary}",
                 "--config",
                 str(self._kong_config()),
                 "--log",
@@ -688,13 +693,18 @@ class Topology:
                 str(self.kong_workers),
                 "--dns-stale-ttl",
                 str(self.timings.kong_dns_stale_ttl),
+                "--dns-not-found-ttl",
+                str(self.timings.kong_dns_not_found_ttl),
             ],
             log=logs / "kong.log",
             cwd=self.workdir,
             env=self._python_env(),
             ready=_printed_ready_line,
             address=f"admin {self.kong_admin_url}, proxy {self.kong_proxy_url}",
-            description=f"Kong emulator, dns_stale_ttl {self.timings.kong_dns_stale_ttl} s, file-log {self.file_log}",
+            description=(
+                f"Kong emulator (DNS via the secondary), dns_stale_ttl {self.timings.kong_dns_stale_ttl} s, "
+                f"dns_not_found_ttl {self.timings.kong_dns_not_found_ttl} s, file-log {self.file_log}"
+            ),
         )
         self.components["worker"] = Component(
             name="worker",

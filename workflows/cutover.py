@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from temporalio import workflow
@@ -132,6 +132,8 @@ class _Undo:
     """What the target was before the cutover touched it."""
     settle: bool = False
     """Wait for Kong to apply this undo before running the next one."""
+    two_step: planning.TwoStepRollback | None = None
+    """Set for an A->CNAME flip under Kong's legacy DNS client: undo it in two steps (see planning)."""
 
 
 @dataclass
@@ -201,6 +203,7 @@ class CutoverWorkflow:
         self._estimates: list[WaitRecord] = []
         self._repointed_hashes: dict[str, str] = {}
         self._rolling_back = False
+        self._flipped_at: datetime | None = None
 
     # --- run ------------------------------------------------------------------------------------
 
@@ -456,7 +459,12 @@ class CutoverWorkflow:
             planning.undo_of(change, f"restore {plan.dns.record} as it was before the flip"),
             f"{plan.dns.record} is a CNAME to {plan.dns.target} (was {describe_rrsets(current)})",
         )
+        kong = self._inspection
+        if kong is not None and kong.dns.client == "legacy" and any(r.type in planning.ADDRESS_TYPES for r in current):
+            undo.two_step = planning.two_step_rollback(plan, change.desired, current)
+            undo.description += f" (in two steps, via {planning.rollback_name(plan)})"
         await self._apply_and_prove(change, f"Flip {plan.dns.record} -> CNAME {plan.dns.target}", undo)
+        self._flipped_at = workflow.now()
         await self._notify("flipped", f"cutover {plan.name}: {plan.dns.record} now points at {plan.dns.target}")
 
     async def _drain(self) -> None:
@@ -640,8 +648,8 @@ class CutoverWorkflow:
             raise _Aborted()
         self._gate = None
 
-    async def _wait(self, duration: timedelta, reason: str) -> None:
-        """A durable timer that an abort interrupts."""
+    async def _wait(self, duration: timedelta, reason: str, *, interruptible: bool = True) -> None:
+        """A durable timer that an abort interrupts (unless it is part of a rollback)."""
         until = workflow.now() + duration
         self._state.waits.append(
             WaitRecord(phase=self._phase, seconds=duration.total_seconds(), reason=reason, until=until)
@@ -652,7 +660,7 @@ class CutoverWorkflow:
         step = self._step_started(summary)
         try:
             await workflow.wait_condition(
-                lambda: self._abort is not None, timeout=duration, timeout_summary=summary[:190]
+                lambda: interruptible and self._abort is not None, timeout=duration, timeout_summary=summary[:190]
             )
         except TimeoutError:
             self._step_finished(step, True, "waited")
@@ -731,6 +739,9 @@ class CutoverWorkflow:
     async def _run_undo(self, undo: _Undo) -> None:
         undo.state = "running"
         self._refresh_details()
+        if undo.two_step is not None:
+            await self._undo_flip_in_two_steps(undo, undo.two_step)
+            return
         step = self._step_started(f"Undo: {undo.description}")
         try:
             raw = await workflow.execute_activity(
@@ -766,13 +777,70 @@ class CutoverWorkflow:
         undo.detail = getattr(result, "outcome", "restored")
         self._step_finished(step, True, _short_result(result))
         if isinstance(result, DnsChangeResult) and result.outcome == "applied":
-            desired = ApplyInput.model_validate(undo.argument).change.desired
+            change = ApplyInput.model_validate(undo.argument).change
             try:
-                await self._prove(desired, result)
+                await self._prove(change.name, change.desired, result)
             except _StepFailed as exc:
                 self._state.warnings.append(f"undo {undo.id} applied, but not yet seen on every nameserver: {exc}")
         if undo.settle:
             await self._settle_after(undo)
+
+    async def _undo_flip_in_two_steps(self, undo: _Undo, steps: planning.TwoStepRollback) -> None:
+        """Put A back behind the record without a window where Kong can't resolve it (see planning)."""
+        plan = self._plan
+        assert self._inspection is not None
+        kong = self._inspection.dns
+        record = plan.dns.record
+        try:
+            now = await self._call(
+                "dns_snapshot", SnapshotInput(dns=plan.dns, name=record), DnsSnapshot, f"Read {record} before undoing"
+            )
+            if set(now.rrsets) == set(steps.restore.desired):
+                undo.state, undo.detail = "not-needed", "the flip never took effect"
+                return
+            if set(now.rrsets) != set(steps.retarget.expected):
+                raise _StepFailed(
+                    f"{record} holds {describe_rrsets(now.rrsets)}, not cutover's flip", "PreconditionFailed"
+                )
+            await self._apply_and_prove(steps.create_temporary, steps.create_temporary.reason)
+            await self._apply_and_prove(steps.retarget, steps.retarget.reason)
+            undo.detail = f"traffic back on A through {planning.rollback_name(plan)}"
+            flipped_at = self._flipped_at or workflow.now()
+            remaining = flipped_at + planning.negative_entry_expiry(plan, kong) - workflow.now()
+            if remaining > timedelta(0):
+                await self._wait(
+                    remaining + plan.dns.wait_margin,
+                    f"Kong's cached 'no A record' for {record} expires (dns_not_found_ttl {kong.not_found_ttl} s)",
+                    interruptible=False,
+                )
+            await self._apply_and_prove(steps.restore, steps.restore.reason)
+            await self._wait(
+                planning.stale_cname_window(plan, kong) + plan.dns.wait_margin,
+                f"Kong may still follow the stale CNAME to {planning.rollback_name(plan)}",
+                interruptible=False,
+            )
+            await self._apply_and_prove(steps.remove_temporary, steps.remove_temporary.reason)
+        except _StepFailed as exc:
+            undo.state, undo.detail = "failed", str(exc)
+            if exc.failure_type in CHANGED_OUTSIDE:
+                self._state.left_changed.append(
+                    f"left alone: the record {record} was changed outside cutover ({exc}); cutover did not overwrite it"
+                )
+                self._state.manual_steps.append(
+                    f"Review {record} by hand: before the cutover it was {describe_rrsets(steps.restore.desired)}"
+                )
+            else:
+                self._state.left_changed.append(
+                    f"rollback of the flip incomplete ({exc}): {record} and {planning.rollback_name(plan)} may hold "
+                    "cutover's intermediate data"
+                )
+                self._state.manual_steps.append(
+                    f"set {record} to {describe_rrsets(steps.restore.desired)} and delete "
+                    f"{planning.rollback_name(plan)}, once dns_not_found_ttl has passed since the flip"
+                )
+            return
+        undo.state = "done"
+        undo.detail = f"restored in two steps via {planning.rollback_name(plan)}"
 
     async def _settle_after(self, undo: _Undo) -> None:
         """After restoring Kong's Service, let Kong apply it before anything it resolved is removed."""
@@ -880,7 +948,9 @@ class CutoverWorkflow:
 
     async def _apply_and_prove(self, change: DnsChange, summary: str, undo: _Undo | None = None) -> tuple[RRset, ...]:
         provider = self._plan.dns.provider
-        attempt = timedelta(minutes=1) + (provider.poll_timeout if provider.kind == "clouddns" else timedelta(0))
+        # One attempt reads, updates and reads back (Cloud DNS also polls the change to done);
+        # retry_deadline bounds the retries after it.
+        attempt = provider.timeout * 4 if provider.kind == "rfc2136" else provider.poll_timeout + timedelta(minutes=1)
         try:
             result = await self._call(
                 "dns_apply",
@@ -894,7 +964,7 @@ class CutoverWorkflow:
         except _StepFailed as exc:
             self._wrote_nothing(undo, exc)
             raise
-        await self._prove(change.desired, result)
+        await self._prove(change.name, change.desired, result)
         return change.desired
 
     @staticmethod
@@ -904,13 +974,13 @@ class CutoverWorkflow:
             undo.state = "not-needed"
             undo.detail = "the step found an outside change and wrote nothing"
 
-    async def _prove(self, desired: tuple[RRset, ...], result: DnsChangeResult) -> None:
+    async def _prove(self, name: str, desired: tuple[RRset, ...], result: DnsChangeResult) -> None:
         plan = self._plan
         await self._call(
             "dns_verify_propagation",
-            PropagationInput(dns=plan.dns, name=plan.dns.record, desired=desired, min_serial=result.serial_after),
+            PropagationInput(dns=plan.dns, name=name, desired=desired, min_serial=result.serial_after),
             PropagationReport,
-            f"Prove {describe_rrsets(desired)} on every nameserver",
+            f"Prove {describe_rrsets(desired) if desired else name + ' removed'} on every nameserver",
             attempt_timeout=plan.dns.propagation_timeout + timedelta(seconds=30),
             heartbeat=timedelta(seconds=30),
             retry=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1)),
@@ -1150,9 +1220,14 @@ def _failure_type(exc: BaseException) -> str | None:
 
 
 def _describe_failure(exc: BaseException) -> str:
-    """The innermost useful message of a Temporal failure chain."""
-    messages = []
+    """The most useful message of a Temporal failure chain: the typed error an activity raised, if any."""
     current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, ApplicationError) and current.type and current.message:
+            return f"{current.type}: {current.message}"
+        current = current.__cause__
+    messages: list[str] = []
+    current = exc
     while current is not None:
         text = getattr(current, "message", None) or str(current)
         if text and text not in messages and text != "Activity task failed":

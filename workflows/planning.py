@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from models.dns import DnsChange, DnsSnapshot, RRset, describe_rrsets
-from models.kong import CacheBound, KongInspection, compute_cache_bound, kong_host
+from models.kong import (
+    QUERY_ALLOWANCE,
+    CacheBound,
+    KongDnsSettings,
+    KongInspection,
+    compute_cache_bound,
+    kong_host,
+)
 from models.plan import CutoverPlan
 from models.workflow import PlannedChange, WaitRecord
 
@@ -245,6 +252,64 @@ def final_ttl_change(plan: CutoverPlan) -> DnsChange:
         desired=(RRset(name=record, type="CNAME", ttl=plan.dns.final_ttl, rdatas=(target,)),),
         reason=f"restore the TTL of {record} to {plan.dns.final_ttl} s",
     )
+
+
+def rollback_name(plan: CutoverPlan) -> str:
+    """A temporary in-zone name holding A's addresses while a flip is rolled back in two steps."""
+    label, _, parent = plan.dns.record.partition(".")
+    suffix = "--cutover-rollback"
+    return f"{label[: 63 - len(suffix)]}{suffix}.{parent}"
+
+
+@dataclass(frozen=True)
+class TwoStepRollback:
+    """Undo an A->CNAME flip without Kong's legacy client failing to resolve the name.
+
+    After the flip Kong cached "no A record" for the name (``dns_not_found_ttl``), and its last
+    successful type is CNAME. Putting the A record straight back would leave Kong unable to resolve
+    the name until that negative entry expires: 503s for up to ``dns_not_found_ttl``. So: retarget the
+    CNAME at a temporary name that holds A's addresses (a CNAME->CNAME change Kong follows at once),
+    wait for the negative entry to expire, restore the A record, wait out Kong's stale CNAME, and
+    remove the temporary name.
+    """
+
+    create_temporary: DnsChange
+    retarget: DnsChange
+    restore: DnsChange
+    remove_temporary: DnsChange
+
+
+def two_step_rollback(plan: CutoverPlan, flipped: tuple[RRset, ...], before: tuple[RRset, ...]) -> TwoStepRollback:
+    """The four changes of a two-step rollback of the flip from ``before`` to ``flipped``."""
+    record, temporary, ttl = plan.dns.record, rollback_name(plan), plan.dns.cutover_ttl
+    held = tuple(r.model_copy(update={"name": temporary, "ttl": ttl}) for r in before if r.type in ADDRESS_TYPES)
+    pointer = (RRset(name=record, type="CNAME", ttl=ttl, rdatas=(temporary,)),)
+    return TwoStepRollback(
+        create_temporary=DnsChange(
+            name=temporary, expected=(), desired=held, reason=f"rollback: {temporary} holds A's addresses"
+        ),
+        retarget=DnsChange(
+            name=record, expected=flipped, desired=pointer, reason=f"rollback: {record} CNAME {temporary} (A)"
+        ),
+        restore=DnsChange(name=record, expected=pointer, desired=before, reason=f"rollback: restore {record}"),
+        remove_temporary=DnsChange(
+            name=temporary, expected=held, desired=(), reason=f"rollback: remove the temporary {temporary}"
+        ),
+    )
+
+
+def negative_entry_expiry(plan: CutoverPlan, kong: KongDnsSettings) -> timedelta:
+    """How long after the flip Kong may hold its "no A record" entry for the record (legacy client).
+
+    The entry is cached when Kong falls through after dropping the stale A record (at most cutover
+    TTL + stale TTL + the refresh query after the flip), and lives ``dns_not_found_ttl``.
+    """
+    return timedelta(seconds=plan.dns.cutover_ttl + kong.stale_ttl + QUERY_ALLOWANCE + kong.not_found_ttl)
+
+
+def stale_cname_window(plan: CutoverPlan, kong: KongDnsSettings) -> timedelta:
+    """How long Kong may keep using the record's previous CNAME after it changes to something else."""
+    return timedelta(seconds=plan.dns.cutover_ttl + kong.stale_ttl + QUERY_ALLOWANCE)
 
 
 def undo_of(change: DnsChange, reason: str) -> DnsChange:

@@ -172,7 +172,10 @@ class FakeWorld:
                 )
             before = world.serial
             world.serial += 1
-            world.records[change.name] = change.desired
+            if change.desired:
+                world.records[change.name] = change.desired
+            else:
+                world.records.pop(change.name, None)
             world.calls.append(f"changed:{change.reason}")
             return DnsChangeResult(
                 outcome="applied", serial_before=before, serial_after=world.serial, readback=change.desired
