@@ -99,6 +99,7 @@ CHANGE_RETRY = RetryPolicy(
 UNDO_PATIENCE = 5
 KONG_SYNC_TIMEOUT = timedelta(minutes=2)
 CHANGED_OUTSIDE = ("PreconditionFailed", "GatewayConflict")
+UNREACHABLE = ("DnsUnavailable", "GatewayUnavailable")
 """Error types meaning "someone else changed it": the step wrote nothing, and nothing may be overwritten."""
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=3)
 
@@ -767,6 +768,13 @@ class CutoverWorkflow:
                     f"Review {undo.target} by hand: before the cutover it was {undo.original}; cutover's own change "
                     "is no longer there to undo"
                 )
+            elif _failure_type(exc) in UNREACHABLE:
+                undo.state = "failed"
+                self._state.left_changed.append(
+                    f"unknown, {undo.target} could not be reached ({undo.detail}): if the step took effect, "
+                    f"{undo.left_changed}"
+                )
+                self._state.manual_steps.append(f"When it is reachable, check {undo.target}; if needed, {undo.manual}")
             else:
                 undo.state = "failed"
                 self._state.left_changed.append(f"not undone: {undo.left_changed} (undo failed: {undo.detail})")
@@ -791,6 +799,10 @@ class CutoverWorkflow:
         assert self._inspection is not None
         kong = self._inspection.dns
         record = plan.dns.record
+        temporary = planning.rollback_name(plan)
+        flipped = describe_rrsets(steps.retarget.expected)
+        before = describe_rrsets(steps.restore.desired)
+        stage = f"{record} could not be read; it may still be {flipped}"
         try:
             now = await self._call(
                 "dns_snapshot", SnapshotInput(dns=plan.dns, name=record), DnsSnapshot, f"Read {record} before undoing"
@@ -802,9 +814,11 @@ class CutoverWorkflow:
                 raise _StepFailed(
                     f"{record} holds {describe_rrsets(now.rrsets)}, not cutover's flip", "PreconditionFailed"
                 )
+            stage = f"{record} is still {flipped}; {temporary} may hold A's addresses"
             await self._apply_and_prove(steps.create_temporary, steps.create_temporary.reason)
             await self._apply_and_prove(steps.retarget, steps.retarget.reason)
-            undo.detail = f"traffic back on A through {planning.rollback_name(plan)}"
+            stage = f"{record} is CNAME {temporary} (A's addresses: traffic is on A)"
+            undo.detail = f"traffic back on A through {temporary}"
             flipped_at = self._flipped_at or workflow.now()
             remaining = flipped_at + planning.negative_entry_expiry(plan, kong) - workflow.now()
             if remaining > timedelta(0):
@@ -814,6 +828,7 @@ class CutoverWorkflow:
                     interruptible=False,
                 )
             await self._apply_and_prove(steps.restore, steps.restore.reason)
+            stage = f"{record} is restored; the temporary {temporary} still exists"
             await self._wait(
                 planning.stale_cname_window(plan, kong) + plan.dns.wait_margin,
                 f"Kong may still follow the stale CNAME to {planning.rollback_name(plan)}",
@@ -830,13 +845,10 @@ class CutoverWorkflow:
                     f"Review {record} by hand: before the cutover it was {describe_rrsets(steps.restore.desired)}"
                 )
             else:
-                self._state.left_changed.append(
-                    f"rollback of the flip incomplete ({exc}): {record} and {planning.rollback_name(plan)} may hold "
-                    "cutover's intermediate data"
-                )
+                self._state.left_changed.append(f"rollback of the flip incomplete ({exc}): {stage}")
                 self._state.manual_steps.append(
-                    f"set {record} to {describe_rrsets(steps.restore.desired)} and delete "
-                    f"{planning.rollback_name(plan)}, once dns_not_found_ttl has passed since the flip"
+                    f"Check {record}: if it is not {before}, set it to {before} once Kong's dns_not_found_ttl "
+                    f"({kong.not_found_ttl} s) has passed since the flip; delete {temporary} if it exists"
                 )
             return
         undo.state = "done"
