@@ -34,7 +34,13 @@ import dns.name
 import dns.rdatatype
 from aiohttp import web
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    RPCTimeoutOrCancelledError,
+    WorkflowFailureError,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError
 
@@ -342,8 +348,9 @@ class GateApprover:
         request = ApproveRequest(gate=gate, by=APPROVER, digest=digest, comment="benchmark auto-approval")
         try:
             await handle.execute_update("approve", request, result_type=str)
-        except (WorkflowUpdateFailedError, RPCError) as exc:
-            # Visibility lagged behind the run (the gate already closed): look again next round.
+        except (WorkflowUpdateFailedError, RPCTimeoutOrCancelledError, RPCError) as exc:
+            # Rejected (visibility lagged: the gate already closed) or no answer in time (a saturated
+            # worker): look again next round; an approval that did land is rejected then, harmlessly.
             self.rejected.append(f"{workflow_id} {gate}: {exc}")
             self._handled.discard(key)
             return
