@@ -2,6 +2,9 @@
 
 Credentials come from Application Default Credentials, or from a service-account key file whose path
 an environment variable names (the plan's ``credentials_env``). Tests pass their own credentials.
+Activities load them through :class:`GoogleCredentials` (once per ``credentials_env``, in a thread),
+and map google-auth failures with :func:`is_transport_problem` (retryable) and describe them with
+:func:`describe_auth_error` (never ``str(exc)``, which may quote a token endpoint's answer).
 """
 
 from __future__ import annotations
