@@ -14,11 +14,13 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -300,14 +302,19 @@ class GateApprover:
     It lists runs by the ``CutoverPhase`` search attribute (what ``starter.py list --phase`` does),
     reads the plan digest from the memo and sends the ``approve`` update: no status queries, so
     it adds no work to the worker however many runs wait. The time until it notices is gate time
-    (a human's), not overhead.
+    (a human's), not overhead. An update that gets no answer in time is sent again after
+    ``retry_after`` seconds (each attempt costs the worker a validation); one rejected because the
+    gate is no longer awaited means an earlier attempt landed, and is not repeated.
     """
 
     client: Client
     interval: float = 0.2
+    retry_after: float = 2.0
     approved: list[tuple[str, str, float]] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
+    problems: Counter[str] = field(default_factory=Counter)
+    """Why attempts failed (normalised), with counts."""
     _handled: set[tuple[str, str, str]] = field(default_factory=set)
+    _retry_at: dict[tuple[str, str, str], float] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -323,6 +330,11 @@ class GateApprover:
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
+    @property
+    def failed_attempts(self) -> int:
+        """Attempts that did not approve (rejected or unanswered)."""
+        return sum(self.problems.values())
+
     async def _run(self) -> None:
         phases = ", ".join(f'"{phase}"' for phase in GATE_PHASES)
         query = f'ExecutionStatus = "Running" AND {PHASE_ATTRIBUTE} IN ({phases})'
@@ -332,7 +344,7 @@ class GateApprover:
                     phase = execution.typed_search_attributes.get(PHASE) or ""
                     gate = phase.removeprefix("awaiting-").removesuffix("-approval")
                     key = (execution.id, execution.run_id or "", gate)
-                    if key in self._handled:
+                    if key in self._handled or self._retry_at.get(key, 0.0) > time.monotonic():
                         continue
                     self._handled.add(key)
                     digest = await execution.memo_value("plan_digest", type_hint=str)
@@ -340,7 +352,7 @@ class GateApprover:
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
             except RPCError as exc:
-                self.rejected.append(f"list failed: {exc}")
+                self.problems[f"listing runs failed: {exc}"[:160]] += 1
             await asyncio.sleep(self.interval)
 
     async def _approve(self, workflow_id: str, gate: str, digest: str, key: tuple[str, str, str]) -> None:
@@ -348,13 +360,26 @@ class GateApprover:
         request = ApproveRequest(gate=gate, by=APPROVER, digest=digest, comment="benchmark auto-approval")
         try:
             await handle.execute_update("approve", request, result_type=str)
-        except (WorkflowUpdateFailedError, RPCTimeoutOrCancelledError, RPCError) as exc:
-            # Rejected (visibility lagged: the gate already closed) or no answer in time (a saturated
-            # worker): look again next round; an approval that did land is rejected then, harmlessly.
-            self.rejected.append(f"{workflow_id} {gate}: {exc}")
-            self._handled.discard(key)
+        except WorkflowUpdateFailedError as exc:
+            reason = str(exc.cause or exc)
+            self.problems[_normalised(f"rejected: {reason}")] += 1
+            if "not awaited" not in reason and "has ended" not in reason:
+                self._retry_later(key)
+            return
+        except (RPCTimeoutOrCancelledError, RPCError) as exc:
+            self.problems[_normalised(f"no answer: {type(exc).__name__}: {exc}")] += 1
+            self._retry_later(key)
             return
         self.approved.append((workflow_id, gate, time.time()))
+
+    def _retry_later(self, key: tuple[str, str, str]) -> None:
+        self._retry_at[key] = time.monotonic() + self.retry_after
+        self._handled.discard(key)
+
+
+def _normalised(reason: str) -> str:
+    """A reason without run-specific names and digests, so equal reasons are counted together."""
+    return re.sub(r"[0-9a-f]{64}|bench-\d{3}|cutover-[\w-]+", "<...>", reason)[:160]
 
 
 # --- DNS -------------------------------------------------------------------------------------------------------

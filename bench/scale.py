@@ -231,7 +231,8 @@ async def measure(args: argparse.Namespace, count: int) -> dict[str, Any]:
         "min_requests": timings.min_requests,
         "decommission_calls": {"projects": len(sink.calls), "max_per_project": max(sink.calls.values(), default=0)},
         "approvals": len(approver.approved),
-        "approvals_retried": len(approver.rejected),
+        "approval_attempts_failed": approver.failed_attempts,
+        "approval_problems": approver.problems.most_common(5),
         "load_average_during": load_avg_during,
     }
 
@@ -280,6 +281,12 @@ def render(result: dict[str, Any]) -> list[str]:
         f"decommission webhook called for {result['decommission_calls']['projects']} record(s), "
         f"at most {result['decommission_calls']['max_per_project']}x each",
     ]
+    if result["approval_attempts_failed"]:
+        lines.append(
+            f"  approve updates that did not approve: {result['approval_attempts_failed']} "
+            "(each one is a validation on the worker too): "
+            + "; ".join(f"{times}x {why}" for why, times in result["approval_problems"])
+        )
     for why, times in result["not_completed_reasons"]:
         lines.append(f"  NOT completed ({times}x): {why}")
     return lines
