@@ -362,12 +362,12 @@ class GateApprover:
             await handle.execute_update("approve", request, result_type=str)
         except WorkflowUpdateFailedError as exc:
             reason = str(exc.cause or exc)
-            self.problems[_normalised(f"rejected: {reason}")] += 1
+            self.problems[normalised_reason(f"rejected: {reason}")] += 1
             if "not awaited" not in reason and "has ended" not in reason:
                 self._retry_later(key)
             return
         except (RPCTimeoutOrCancelledError, RPCError) as exc:
-            self.problems[_normalised(f"no answer: {type(exc).__name__}: {exc}")] += 1
+            self.problems[normalised_reason(f"no answer: {type(exc).__name__}: {exc}")] += 1
             self._retry_later(key)
             return
         self.approved.append((workflow_id, gate, time.time()))
@@ -377,7 +377,7 @@ class GateApprover:
         self._handled.discard(key)
 
 
-def _normalised(reason: str) -> str:
+def normalised_reason(reason: str) -> str:
     """A reason without run-specific names and digests, so equal reasons are counted together."""
     return re.sub(r"[0-9a-f]{64}|bench-\d{3}|cutover-[\w-]+", "<...>", reason)[:160]
 

@@ -9,7 +9,7 @@ import dns.message
 import dns.rrset
 import pytest
 
-from bench.common import describe_answer, machine_busy_share
+from bench.common import describe_answer, machine_busy_share, normalised_reason
 from bench.load_failures import segment_bounds, strategy_list
 from bench.overhead import plan_for as overhead_plan
 from bench.scale import count_list, fitted_timings, plan_for, record_names
@@ -114,3 +114,10 @@ def test_segment_bounds_follow_the_runs_timeline():
 def test_machine_busy_share():
     assert machine_busy_share((100, 1000), (250, 1200)) == 0.75
     assert machine_busy_share((100, 1000), (100, 1000)) == 0.0
+
+
+def test_approval_problems_are_counted_without_run_names():
+    digest = "ab" * 32
+    first = normalised_reason(f"rejected: digest {digest!r} of cutover-bench-001 does not match bench-001")
+    second = normalised_reason(f"rejected: digest {digest!r} of cutover-bench-002 does not match bench-002")
+    assert first == second == "rejected: digest '<...>' of <...> does not match <...>"
