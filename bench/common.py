@@ -395,6 +395,21 @@ def describe_answer(response: dns.message.Message, name: str) -> tuple[str, int 
     return "none", None
 
 
+def resolved_addresses(response: dns.message.Message, name: str) -> str:
+    """The A addresses ``name`` resolves to within one answer, CNAMEs followed (``""`` when none)."""
+    current = dns.name.from_text(name)
+    for _ in range(10):
+        rrsets = [rrset for rrset in response.answer if rrset.name == current]
+        addresses = sorted(r.to_text() for rrset in rrsets if rrset.rdtype == dns.rdatatype.A for r in rrset)
+        if addresses:
+            return " ".join(addresses)
+        targets = [r.target for rrset in rrsets if rrset.rdtype == dns.rdatatype.CNAME for r in rrset]
+        if not targets:
+            return ""
+        current = targets[0]
+    return ""
+
+
 @dataclass
 class DnsWatcher:
     """Ask every nameserver for one name every ``every`` seconds and keep each answer with its time.
@@ -433,7 +448,8 @@ class DnsWatcher:
                 self.errors += 1
             else:
                 answer, ttl = describe_answer(response, self.name)
-                self.observations.append(Observation(time.time(), server, answer, ttl))
+                addresses = resolved_addresses(response, self.name)
+                self.observations.append(Observation(time.time(), server, answer, ttl, addresses))
             await asyncio.sleep(self.every)
 
 

@@ -398,27 +398,41 @@ class Observation(NamedTuple):
     answer: str
     """The record's own RRset as ``"A 127.0.0.2"`` or ``"CNAME b-project.example.test."`` (``"none"``)."""
     ttl: int | None
+    addresses: str = ""
+    """The addresses the name resolves to in the same answer, CNAMEs followed (``"127.0.0.2"``)."""
 
 
 def first_on_all(
     observations: Iterable[Observation],
     servers: Sequence[str],
-    answer: str,
     after: float,
+    *,
+    answer: str | None = None,
     ttl: int | None = None,
+    addresses: str | None = None,
 ) -> float | None:
-    """The instant from which every server had answered ``answer`` (with ``ttl``, if given) since ``after``.
+    """The instant from which every server had answered as asked (at least once) since ``after``.
 
-    That is the latest of the servers' first matching answers; None when some server never did.
+    ``answer``, ``ttl`` and ``addresses`` are compared when given. The instant is the latest of the
+    servers' first matching answers; None when some server never answered so.
     """
     firsts: dict[str, float] = {}
     for seen in sorted(observations):
-        matches = seen.answer == answer and (ttl is None or seen.ttl == ttl)
+        matches = (
+            (answer is None or seen.answer == answer)
+            and (ttl is None or seen.ttl == ttl)
+            and (addresses is None or seen.addresses == addresses)
+        )
         if seen.at >= after and matches and seen.server not in firsts:
             firsts[seen.server] = seen.at
     if any(server not in firsts for server in servers):
         return None
     return max(firsts[server] for server in servers)
+
+
+def last_failure(records: Iterable[RequestRecord], after: float) -> float | None:
+    """When the last failed client request started, among those started at or after ``after``."""
+    return max((r.started for r in records if r.started >= after and r.failure is not None), default=None)
 
 
 @dataclass(frozen=True)
@@ -433,22 +447,31 @@ class RollbackTimes:
     """The monitor's poll that judged the window unhealthy (the verdict's window end)."""
     monitor_done_at: float
     """The workflow recorded the monitoring step as finished."""
+    addresses_back_at: float
+    """Every nameserver resolved the record to A's addresses again (possibly through a temporary name)."""
     restored_at: float
-    """The benchmark saw the original record on every nameserver."""
+    """Every nameserver answered the original record (its data) again."""
     ttl_restored_at: float | None
     """... and the original TTL too (the last undo)."""
     ended_at: float
     """The run's result (rolled back) reached the benchmark."""
+    last_error_at: float | None = None
+    """The last client request through Kong that failed (clients were served again after it)."""
 
     @property
     def from_detection(self) -> float:
-        """Seconds from the unhealthy poll to the record restored everywhere."""
-        return self.restored_at - self.detected_at
+        """Seconds from the unhealthy poll to A's addresses answered by every nameserver."""
+        return self.addresses_back_at - self.detected_at
 
     @property
     def from_failure(self) -> float:
-        """Seconds from B failing to the record restored everywhere (includes detection)."""
-        return self.restored_at - self.failed_at
+        """Seconds from B failing to A's addresses answered by every nameserver (includes detection)."""
+        return self.addresses_back_at - self.failed_at
+
+    @property
+    def record_from_detection(self) -> float:
+        """Seconds from the unhealthy poll to the original record answered by every nameserver."""
+        return self.restored_at - self.detected_at
 
 
 def rollback_target(poll_interval: float) -> float:

@@ -16,12 +16,18 @@ Instants reported (epoch clock; the workflow's timestamps share it):
 
 * **failed**: just before the benchmark told B to fail;
 * **detected**: the monitor's poll that judged the window unhealthy (its verdict's window end,
-  from the run's final status);
-* **restored**: the first moment both nameservers had answered the original record (its data;
-  the TTL is the cutover TTL until the last undo restores it, reported separately).
+  from the run's final status); the monitor may call a window unhealthy only once it holds
+  ``min_requests`` requests, so at low rates detection takes more than one poll;
+* **A's address back**: the first moment both nameservers resolved the record to A's addresses
+  again. Under Kong's legacy DNS client the workflow undoes an A->CNAME flip in two steps: first
+  the record becomes a CNAME to a temporary name holding A's addresses (traffic goes back to A),
+  and only once Kong's cached "no A record" has expired is the original A record put back;
+* **record restored**: both nameservers answer the original record itself (its data; its TTL is
+  the cutover TTL until the last undo, reported separately);
+* **last client 5xx**: what the clients through Kong saw.
 
-Two figures: *from detection* (what the issue defines) and *from failure* (includes up to one poll
-interval of detection, and Kong's and the file-log's delay).
+The figure compared with the target is *A's address back*, from detection (the issue's definition)
+and from failure (includes detection); the original record's return is reported next to it.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from bench.common import (
     wait_for_quiet,
     write_json,
 )
-from bench.figures import RollbackTimes, Spread, first_on_all, rollback_target, target_mark
+from bench.figures import RollbackTimes, Spread, first_on_all, last_failure, rollback_target, target_mark
 from models.durations import parse_duration
 from models.plan import CutoverPlan
 from models.workflow import TERMINAL_PHASES, CutoverStatus
@@ -99,11 +105,13 @@ async def measure_once(args: argparse.Namespace, index: int) -> tuple[RollbackTi
         if not monitor_steps or monitor_steps[-1].finished_at is None:
             raise BenchError(f"{workflow_id}: no finished monitoring step in the timeline")
         servers = list(topo.nameservers)
-        flipped = [o for o in watcher.observations if o.answer != original.answer]
+        seen = watcher.observations
+        flipped = [o for o in seen if o.addresses != original.addresses]
         if not flipped:
-            raise BenchError(f"the nameservers never answered anything but {original.answer} for {record}")
-        restored_at = first_on_all(watcher.observations, servers, original.answer, after=flipped[0].at)
-        if restored_at is None:
+            raise BenchError(f"the nameservers never resolved {record} to anything but {original.addresses}")
+        addresses_back_at = first_on_all(seen, servers, after=flipped[0].at, addresses=original.addresses)
+        restored_at = first_on_all(seen, servers, after=flipped[0].at, answer=original.answer)
+        if addresses_back_at is None or restored_at is None:
             raise BenchError(f"{record} was not seen restored ({original.answer}) on every nameserver")
         errors = [r.started for r in load.records if r.started >= failed_at and r.failure is not None]
         times = RollbackTimes(
@@ -111,11 +119,11 @@ async def measure_once(args: argparse.Namespace, index: int) -> tuple[RollbackTi
             first_error_at=min(errors, default=None),
             detected_at=verdict.summary.window_end.timestamp(),
             monitor_done_at=monitor_steps[-1].finished_at.timestamp(),
+            addresses_back_at=addresses_back_at,
             restored_at=restored_at,
-            ttl_restored_at=first_on_all(
-                watcher.observations, servers, original.answer, after=flipped[0].at, ttl=original.ttl
-            ),
+            ttl_restored_at=first_on_all(seen, servers, after=flipped[0].at, answer=original.answer, ttl=original.ttl),
             ended_at=run.result_at.timestamp(),
+            last_error_at=last_failure(load.records, failed_at),
         )
         proofs = [s for s in status.timeline if s.phase == "rolling-back"]
         details = {
@@ -124,6 +132,7 @@ async def measure_once(args: argparse.Namespace, index: int) -> tuple[RollbackTi
             "times": times.__dict__,
             "from_detection": times.from_detection,
             "from_failure": times.from_failure,
+            "record_from_detection": times.record_from_detection,
             "error": status.error,
             "rolling_back_steps": [
                 {"step": s.step, "started_at": s.started_at.isoformat(), "finished_at": str(s.finished_at)}
@@ -145,8 +154,9 @@ def render_times(times: RollbackTimes) -> str:
 
     return (
         f"B fails +0.000 s; first client 5xx {at(times.first_error_at)}; unhealthy poll {at(times.detected_at)}; "
-        f"workflow has the verdict {at(times.monitor_done_at)}; record restored on both nameservers "
-        f"{at(times.restored_at)}; TTL restored {at(times.ttl_restored_at)}; result {at(times.ended_at)}"
+        f"workflow has the verdict {at(times.monitor_done_at)}; both nameservers resolve to A's address "
+        f"{at(times.addresses_back_at)}; last client 5xx {at(times.last_error_at)}; original record on both "
+        f"{at(times.restored_at)}; its TTL too {at(times.ttl_restored_at)}; result {at(times.ended_at)}"
     )
 
 
@@ -176,8 +186,19 @@ async def main(args: argparse.Namespace) -> None:
     failure = Spread.of([t.from_failure for t in results])
     say("")
     say(f"== rollback time ({args.strategy}; monitor poll interval {poll:g} s; target <= {target:g} s)")
-    say(f"  from the unhealthy poll:  {detection.render(digits=3)}  -> {target_mark(detection.max, target)} (max)")
-    say(f"  from B failing:           {failure.render(digits=3)}  -> {target_mark(failure.max, target)} (max)")
+    record = Spread.of([t.record_from_detection for t in results])
+    clients = [t.last_error_at - t.failed_at for t in results if t.last_error_at is not None]
+    say("  until every nameserver resolves the record to A's address again:")
+    say(f"    from the unhealthy poll:  {detection.render(digits=3)}  -> {target_mark(detection.max, target)} (max)")
+    say(f"    from B failing:           {failure.render(digits=3)}  -> {target_mark(failure.max, target)} (max)")
+    say("  until every nameserver answers the original record itself (the last of a two-step undo):")
+    say(f"    from the unhealthy poll:  {record.render(digits=3)}  -> {target_mark(record.max, target)} (max)")
+    if clients:
+        say(f"  clients through Kong: last failed request {Spread.of(clients).render(digits=3)} after B failed")
+    steps = records[len(records) // 2]["rolling_back_steps"]
+    say(f"  the rollback's steps (run {len(records) // 2 + 1}):")
+    for item in steps:
+        say(f"    {item['started_at'][11:23]} -> {item['finished_at'][11:23]}  {item['step'][:110]}")
     say(f"  load average: {load_before:.2f} before, {load_after:.2f} after")
     write_json(
         args.json,
@@ -190,6 +211,7 @@ async def main(args: argparse.Namespace) -> None:
             "target_seconds": target,
             "from_detection": detection.__dict__,
             "from_failure": failure.__dict__,
+            "record_from_detection": record.__dict__,
             "runs": records,
         },
     )

@@ -18,6 +18,7 @@ from bench.figures import (
     derive_overhead,
     first_on_all,
     item_medians,
+    last_failure,
     median,
     phase_medians,
     quantile,
@@ -235,19 +236,29 @@ def test_segments_split_the_load_by_the_runs_own_instants():
 
 def test_first_on_all_is_the_latest_first_answer_of_the_servers():
     ns1, ns2 = "127.0.0.1:5353", "127.0.0.1:5354"
+    temporary = "CNAME a-project--cutover-rollback.example.test."
     seen = [
-        Observation(10.0, ns1, "A 127.0.0.2", 20),
-        Observation(10.0, ns2, "A 127.0.0.2", 20),
-        Observation(11.0, ns1, "CNAME b-project.example.test.", 5),
-        Observation(11.2, ns2, "CNAME b-project.example.test.", 5),
-        Observation(15.0, ns1, "A 127.0.0.2", 5),
-        Observation(15.3, ns2, "A 127.0.0.2", 5),
-        Observation(15.9, ns1, "A 127.0.0.2", 20),
+        Observation(10.0, ns1, "A 127.0.0.2", 20, "127.0.0.2"),
+        Observation(10.0, ns2, "A 127.0.0.2", 20, "127.0.0.2"),
+        Observation(11.0, ns1, "CNAME b-project.example.test.", 5, "127.0.0.3"),
+        Observation(11.2, ns2, "CNAME b-project.example.test.", 5, "127.0.0.3"),
+        Observation(14.0, ns1, temporary, 5, "127.0.0.2"),
+        Observation(14.1, ns2, temporary, 5, "127.0.0.2"),
+        Observation(15.0, ns1, "A 127.0.0.2", 5, "127.0.0.2"),
+        Observation(15.3, ns2, "A 127.0.0.2", 5, "127.0.0.2"),
+        Observation(15.9, ns1, "A 127.0.0.2", 20, "127.0.0.2"),
     ]
-    assert first_on_all(seen, [ns1, ns2], "CNAME b-project.example.test.", after=0.0) == 11.2
-    assert first_on_all(seen, [ns1, ns2], "A 127.0.0.2", after=11.0) == 15.3
-    assert first_on_all(seen, [ns1, ns2], "A 127.0.0.2", after=11.0, ttl=20) is None  # ns2 never had TTL 20 back
-    assert first_on_all(seen, [ns1], "A 127.0.0.2", after=11.0, ttl=20) == 15.9
+    assert first_on_all(seen, [ns1, ns2], after=0.0, answer="CNAME b-project.example.test.") == 11.2
+    assert first_on_all(seen, [ns1, ns2], after=11.0, addresses="127.0.0.2") == 14.1  # back through the temporary name
+    assert first_on_all(seen, [ns1, ns2], after=11.0, answer="A 127.0.0.2") == 15.3
+    assert first_on_all(seen, [ns1, ns2], after=11.0, answer="A 127.0.0.2", ttl=20) is None  # ns2 never had TTL 20
+    assert first_on_all(seen, [ns1], after=11.0, answer="A 127.0.0.2", ttl=20) == 15.9
+
+
+def test_last_failure_after_an_instant():
+    records = [request(99.0, 502, None), request(100.5, 503, "B"), request(101.0, 200, "A"), request(101.5, 200, "A")]
+    assert last_failure(records, after=100.0) == 100.5
+    assert last_failure(records[2:], after=100.0) is None
 
 
 def test_rollback_times_from_detection_and_from_failure():
@@ -256,12 +267,15 @@ def test_rollback_times_from_detection_and_from_failure():
         first_error_at=100.01,
         detected_at=101.9,
         monitor_done_at=101.95,
-        restored_at=102.1,
-        ttl_restored_at=102.6,
-        ended_at=103.0,
+        addresses_back_at=102.1,
+        restored_at=124.0,
+        ttl_restored_at=124.6,
+        ended_at=125.0,
+        last_error_at=102.2,
     )
     assert times.from_detection == pytest.approx(0.2)
     assert times.from_failure == pytest.approx(2.1)
+    assert times.record_from_detection == pytest.approx(22.1)
 
 
 def test_task_times_pair_scheduled_started_and_closed_events():

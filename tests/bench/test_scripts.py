@@ -9,7 +9,7 @@ import dns.message
 import dns.rrset
 import pytest
 
-from bench.common import describe_answer, machine_busy_share, normalised_reason
+from bench.common import describe_answer, machine_busy_share, normalised_reason, resolved_addresses
 from bench.load_failures import segment_bounds, strategy_list
 from bench.overhead import plan_for as overhead_plan
 from bench.scale import count_list, fitted_timings, plan_for, record_names
@@ -83,6 +83,8 @@ def test_describe_answer_reads_the_records_own_rrset():
     response.answer.append(dns.rrset.from_text("b-project.example.test.", 20, "IN", "A", "127.0.0.3"))
     assert describe_answer(response, "a-project.example.test.") == ("CNAME b-project.example.test.", 5)
     assert describe_answer(response, "other.example.test.") == ("none", None)
+    assert resolved_addresses(response, "a-project.example.test.") == "127.0.0.3"
+    assert resolved_addresses(response, "other.example.test.") == ""
 
 
 def test_segment_bounds_follow_the_runs_timeline():
