@@ -140,7 +140,7 @@ class DnsSection(_Section):
     wait_margin: Duration = timedelta(seconds=5)
     """Added to every computed cache wait (clock skew, resolver latency)."""
     retry_deadline: Duration = timedelta(minutes=2)
-    """How long a change keeps retrying an unreachable DNS server before the run rolls back; undos retry 5x longer."""
+    """How long a DNS change may take, retries included, before the run rolls back; undos get 5x as long."""
 
 
 # --- kong ----------------------------------------------------------------------------------------

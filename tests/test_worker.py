@@ -77,6 +77,7 @@ def test_every_activity_the_workflow_calls_is_registered():
         "decommission_delete",
         "decommission_undo",
         "notify",
+        "kong_await_data_planes",
     }
     assert all(f'"{name}"' in source for name in called)
     assert names == called

@@ -805,7 +805,12 @@ class CutoverWorkflow:
         stage = f"{record} could not be read; it may still be {flipped}"
         try:
             now = await self._call(
-                "dns_snapshot", SnapshotInput(dns=plan.dns, name=record), DnsSnapshot, f"Read {record} before undoing"
+                "dns_snapshot",
+                SnapshotInput(dns=plan.dns, name=record),
+                DnsSnapshot,
+                f"Read {record} before undoing",
+                attempt_timeout=min(self._dns_attempt(), plan.dns.retry_deadline * UNDO_PATIENCE),
+                deadline=plan.dns.retry_deadline * UNDO_PATIENCE,
             )
             if set(now.rrsets) == set(steps.restore.desired):
                 undo.state, undo.detail = "not-needed", "the flip never took effect"
@@ -959,10 +964,9 @@ class CutoverWorkflow:
         return task.result()
 
     async def _apply_and_prove(self, change: DnsChange, summary: str, undo: _Undo | None = None) -> tuple[RRset, ...]:
-        provider = self._plan.dns.provider
-        # One attempt reads, updates and reads back (Cloud DNS also polls the change to done);
-        # retry_deadline bounds the retries after it.
-        attempt = provider.timeout * 4 if provider.kind == "rfc2136" else provider.poll_timeout + timedelta(minutes=1)
+        # retry_deadline bounds the whole step, retries included; undos are five times as patient.
+        attempt = self._dns_attempt()
+        patience = self._plan.dns.retry_deadline * (UNDO_PATIENCE if self._rolling_back else 1)
         try:
             result = await self._call(
                 "dns_apply",
@@ -970,14 +974,19 @@ class CutoverWorkflow:
                 DnsChangeResult,
                 summary,
                 retry=CHANGE_RETRY,
-                attempt_timeout=attempt,
-                deadline=self._plan.dns.retry_deadline + attempt,
+                attempt_timeout=min(attempt, patience),
+                deadline=patience,
             )
         except _StepFailed as exc:
             self._wrote_nothing(undo, exc)
             raise
         await self._prove(change.name, change.desired, result)
         return change.desired
+
+    def _dns_attempt(self) -> timedelta:
+        """One DNS attempt: read, update, read back (Cloud DNS also polls the change until done)."""
+        provider = self._plan.dns.provider
+        return provider.timeout * 4 if provider.kind == "rfc2136" else provider.poll_timeout + timedelta(minutes=1)
 
     @staticmethod
     def _wrote_nothing(undo: _Undo | None, exc: _StepFailed) -> None:

@@ -44,6 +44,7 @@ from settings import TemporalSettings
 E2E_TIMINGS = Timings(
     record_ttl=3,
     kong_dns_stale_ttl=1,
+    kong_dns_not_found_ttl=3,  # Kong's negative cache, which the two-step rollback of a flip waits out
     cutover_ttl=1,
     final_ttl=7,
     wait_margin="1s",
