@@ -31,7 +31,7 @@ from google.cloud import logging as cloud_logging
 from models.plan import CloudLoggingSource
 from models.telemetry import WindowSummary
 from providers.errors import TelemetryAuthError, TelemetryQuotaExceeded, TelemetryUnavailable
-from providers.google_auth import load_credentials
+from providers.google_auth import describe_auth_error, is_transport_problem, load_credentials
 from providers.secrets import EnvSecrets
 from providers.telemetry.base import (
     Cursor,
@@ -91,21 +91,6 @@ def _decode_cursor(cursor: Cursor) -> tuple[datetime, datetime, set[str]]:
         return from_rfc3339(cursor["after"]), from_rfc3339(cursor["polled_at"]), set(seen)
 
     return decoding_cursor(decode)
-
-
-def is_transport_problem(exc: google.auth.exceptions.GoogleAuthError) -> bool:
-    """True when google-auth failed to reach its token service, not because the credentials are bad.
-
-    google-auth says so in three ways: a ``TransportError`` (a service account's token endpoint
-    unreachable), a ``RefreshError`` it marks ``retryable`` (5xx or ``temporarily_unavailable``
-    from the token endpoint), or a ``RefreshError`` raised from a ``TransportError`` (GKE's metadata
-    server failing). Retrying those can help; a rejected key (``invalid_grant``) can't.
-    """
-    if isinstance(exc, google.auth.exceptions.TransportError):
-        return True
-    return isinstance(exc, google.auth.exceptions.RefreshError) and (
-        bool(exc.retryable) or isinstance(exc.__cause__, google.auth.exceptions.TransportError)
-    )
 
 
 class CloudLogging(HistoricalTelemetrySource):
@@ -253,9 +238,11 @@ class CloudLogging(HistoricalTelemetrySource):
                 if is_transport_problem(exc):
                     raise TelemetryUnavailable(
                         f"Google credentials for Cloud Logging could not be refreshed right now "
-                        f"(the token or metadata service is unreachable or failing): {exc}"
+                        f"(the token or metadata service is unreachable or failing): {describe_auth_error(exc)}"
                     ) from exc
-                raise TelemetryAuthError(f"Google credentials for Cloud Logging are unusable: {exc}") from exc
+                raise TelemetryAuthError(
+                    f"Google credentials for Cloud Logging are unusable: {describe_auth_error(exc)}"
+                ) from exc
             except google_errors.GoogleAPICallError as exc:
                 raise TelemetryUnavailable(f"Cloud Logging entries.list failed ({exc.code}): {exc.message}") from exc
             except requests.exceptions.RequestException as exc:
