@@ -9,8 +9,6 @@ retried) unless ``require_drained`` is off or the proof covers the plan's ``quie
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +17,7 @@ import httpx
 from temporalio import activity
 
 from activities.errors import maps_provider_errors
+from activities.heartbeats import KeepAlive
 from models.decommission import DecommissionInput, DecommissionPreflight, DecommissionResult
 from models.durations import format_duration
 from models.plan import GcpProjectDecommission
@@ -30,41 +29,6 @@ from providers.secrets import EnvSecrets
 
 KEEPALIVE_SECONDS = 5.0
 """Heartbeat at least this often during delete/undo, even while an API call or a poll pause lasts."""
-
-
-class _Heartbeats:
-    """Heartbeat every progress message at once, and repeat the latest every few seconds until stopped.
-
-    Resource Manager calls may take up to their 30 s timeout and operation polls pause up to 10 s, so
-    per-poll heartbeats alone could miss a workflow's heartbeat timeout; the keepalive makes a stuck
-    delete visible and lets a cancellation reach it.
-    """
-
-    def __init__(self, first: str, every: float) -> None:
-        self.latest = first
-        self._every = every
-        self._task: asyncio.Task[None] | None = None
-
-    def progress(self, message: str) -> None:
-        """The providers' ``on_progress``: heartbeat ``message`` now and keep repeating it."""
-        self.latest = message
-        activity.heartbeat(message)
-
-    async def _repeat(self) -> None:
-        while True:
-            await asyncio.sleep(self._every)
-            activity.heartbeat(self.latest)
-
-    async def __aenter__(self) -> _Heartbeats:
-        activity.heartbeat(self.latest)
-        self._task = asyncio.get_running_loop().create_task(self._repeat())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
 
 def refusal_without_drain(input: DecommissionInput) -> str | None:
@@ -150,7 +114,7 @@ class DecommissionActivities:
         refusal = refusal_without_drain(input)
         if refusal:
             raise DecommissionRefused(refusal)
-        async with _Heartbeats(f"decommissioning A ({input.decommission.kind})", self._keepalive) as heartbeats:
+        async with KeepAlive(f"decommissioning A ({input.decommission.kind})", self._keepalive) as heartbeats:
             async with await self._decommissioner(input, heartbeats.progress) as decommissioner:
                 return await decommissioner.delete()
 
@@ -159,6 +123,6 @@ class DecommissionActivities:
     async def undo(self, input: DecommissionInput) -> DecommissionResult:
         """Reverse a deletion where the kind allows it (GCP undelete within 30 days)."""
         first = f"undoing the decommission of A ({input.decommission.kind})"
-        async with _Heartbeats(first, self._keepalive) as heartbeats:
+        async with KeepAlive(first, self._keepalive) as heartbeats:
             async with await self._decommissioner(input, heartbeats.progress) as decommissioner:
                 return await decommissioner.undo()

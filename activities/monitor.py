@@ -19,8 +19,7 @@ until starter.py imports it from there).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import activity
 
 from activities.errors import maps_provider_errors
+from activities.heartbeats import KeepAlive
 from models.durations import format_duration
 from models.plan import MonitorSection
 from models.telemetry import (
@@ -103,34 +103,6 @@ class _LatestProgress:
         self.message = message
 
 
-@contextlib.asynccontextmanager
-async def _keepalive(details: Callable[[], Any], every: float) -> AsyncIterator[None]:
-    """Heartbeat ``details()`` now and every ``every`` seconds while the block runs.
-
-    Reads run in a thread (a multi-GB file, many Cloud Logging pages), leaving the event loop free:
-    this keeps the heartbeat timeout from expiring mid-read and lets a cancellation through.
-    """
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every)
-            activity.heartbeat(details())
-
-    activity.heartbeat(details())
-    ticker = asyncio.get_running_loop().create_task(beat())
-    try:
-        yield
-    finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
-
-
-def _fixed(details: Any) -> Callable[[], Any]:
-    """Keepalive details that don't change during the block."""
-    return lambda: details
-
-
 def _last_heartbeat() -> Any:
     details = activity.info().heartbeat_details
     return details[-1] if details else None
@@ -198,7 +170,7 @@ class MonitorActivities:
                 progress = _LatestProgress(
                     f"reading the last {format_duration(input.monitor.window)} of {source.description}"
                 )
-                async with _keepalive(lambda: progress.message, self._heartbeat_every):
+                async with KeepAlive(lambda: progress.message, self._heartbeat_every):
                     return await source.read_window(now - input.monitor.window, now, progress=progress)
             cursor = await source.open_cursor()
             wait = input.monitor.poll_interval.total_seconds()
@@ -223,7 +195,7 @@ class MonitorActivities:
                 remaining = (deadline - utc_now()).total_seconds()
                 wait = max(0.0, min(monitor.poll_interval.total_seconds(), remaining))
                 await _wait(wait, checkpoint.model_dump(mode="json"), self._heartbeat_every)
-                async with _keepalive(_fixed(checkpoint.model_dump(mode="json")), self._heartbeat_every):
+                async with KeepAlive(checkpoint.model_dump(mode="json"), self._heartbeat_every):
                     delta, cursor = await source.poll(checkpoint.cursor)
                 checkpoint = checkpoint.model_copy(
                     update={
@@ -342,7 +314,7 @@ class MonitorActivities:
         def details() -> Any:
             return checkpoint.model_copy(update={"progress": progress.message}).model_dump(mode="json")
 
-        async with _keepalive(details, self._heartbeat_every):
+        async with KeepAlive(details, self._heartbeat_every):
             if checkpoint.cursor is None or checkpoint.summary is None:
                 summary, cursor = await source.read_latest(quiet, progress=progress)
             else:

@@ -8,14 +8,13 @@ is a ``ReadinessReport`` with ``ready=False`` and every check explained, not an 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from temporalio import activity
 
 from activities.errors import maps_provider_errors
+from activities.heartbeats import KeepAlive
 from models.readiness import ReadinessInput, ReadinessReport
 from providers.readiness import probe_readiness
 
@@ -38,25 +37,9 @@ class ReadinessActivities:
     @maps_provider_errors
     async def probe(self, input: ReadinessInput) -> ReadinessReport:
         """Probe until ready or out of time; the report lists every check with what was sent and received."""
-        latest = [f"probing {input.readiness.url} with Host {input.shape.host_header}"]
-
-        def progress(message: str) -> None:
-            latest[0] = message
-            activity.heartbeat(message)
-
-        async def keepalive() -> None:
-            while True:
-                await asyncio.sleep(self._keepalive)
-                activity.heartbeat(latest[0])
-
-        activity.heartbeat(latest[0])
-        ticker = asyncio.get_running_loop().create_task(keepalive())
-        try:
-            report = await probe_readiness(input, on_progress=progress)
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+        first = f"probing {input.readiness.url} with Host {input.shape.host_header}"
+        async with KeepAlive(first, self._keepalive) as heartbeats:
+            report = await probe_readiness(input, on_progress=heartbeats.progress)
         activity.logger.info(
             "readiness_probe: %s after %d attempts (Host %s, SNI %s)%s",
             "ready" if report.ready else "NOT ready",

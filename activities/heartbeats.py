@@ -1,0 +1,47 @@
+"""One keepalive for every long activity: heartbeat on progress, and repeat it while nothing happens.
+
+Heartbeats carry a cancellation (``abort``) to a running activity and show its progress in the UI;
+a provider call may block for longer than the heartbeat timeout (a slow API call, a multi-GB file read
+in a thread, a poll pause), so progress alone isn't enough: the latest details are repeated every
+``every`` seconds until the block ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+
+
+class KeepAlive:
+    """Heartbeat ``details()`` now, on every :meth:`progress`, and every ``every`` seconds until exit."""
+
+    def __init__(self, details: Any, every: float) -> None:
+        """Args: details: the first details, or a callable giving the current ones; every: seconds."""
+        self._details: Callable[[], Any] = details if callable(details) else (lambda: details)
+        self._every = every
+        self._task: asyncio.Task[None] | None = None
+
+    def progress(self, details: Any) -> None:
+        """New progress (a providers' ``on_progress``): heartbeat it now and keep repeating it."""
+        self._details = lambda: details
+        activity.heartbeat(details)
+
+    async def _repeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            activity.heartbeat(self._details())
+
+    async def __aenter__(self) -> KeepAlive:
+        activity.heartbeat(self._details())
+        self._task = asyncio.get_running_loop().create_task(self._repeat())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
