@@ -347,10 +347,7 @@ class CutoverWorkflow:
             baseline = await self._call(
                 "traffic_baseline",
                 BaselineInput(
-                    monitor=plan.monitor,
-                    service=plan.monitor_service,
-                    a_addresses=tuple(addresses_a),
-                    b_addresses=tuple(addresses_b),
+                    **self._traffic_scope(addresses_a, addresses_b),
                 ),
                 WindowSummary,
                 "Measure A's error ratio before the flip (baseline)",
@@ -493,10 +490,7 @@ class CutoverWorkflow:
             result = await self._call(
                 "traffic_monitor",
                 MonitorInput(
-                    monitor=monitor,
-                    service=plan.monitor_service,
-                    a_addresses=tuple(addresses_a),
-                    b_addresses=tuple(addresses_b),
+                    **self._traffic_scope(addresses_a, addresses_b),
                     baseline=baseline,
                     window_index=window_index,
                 ),
@@ -533,10 +527,7 @@ class CutoverWorkflow:
             proof = await self._call(
                 "traffic_prove_drained",
                 DrainInput(
-                    monitor=plan.monitor,
-                    service=plan.monitor_service,
-                    a_addresses=tuple(addresses_a),
-                    b_addresses=tuple(addresses_b),
+                    **self._traffic_scope(addresses_a, addresses_b),
                     quiet_period_seconds=decommission.quiet_period.total_seconds(),
                     timeout_seconds=decommission.drain_timeout.total_seconds(),
                 ),
@@ -677,6 +668,16 @@ class CutoverWorkflow:
             if undo.state == "registered":
                 undo.state = "not-needed"
                 undo.detail = "past the point of no return: the cutover is kept"
+
+    def _traffic_scope(self, addresses_a: list[str], addresses_b: list[str]) -> dict[str, Any]:
+        """What every telemetry activity is told: the source, the service, and A's and B's addresses."""
+        plan = self._plan
+        return {
+            "monitor": plan.monitor,
+            "service": plan.monitor_service,
+            "a_addresses": tuple(addresses_a),
+            "b_addresses": tuple(addresses_b),
+        }
 
     def _decommission_question(self) -> str:
         d = self._plan.decommission
