@@ -136,15 +136,16 @@ async def start_loads(topo: Topology, names: list[str], rate: float) -> list[Loa
     return loads
 
 
-async def histories(topo: Topology, workflow_ids: list[str]) -> list[tuple[int, TaskTimes]]:
-    """Events in each run's history and its task times (fetched 20 at a time)."""
+async def histories(topo: Topology, workflow_ids: list[str]) -> list[tuple[int, TaskTimes, int]]:
+    """Events in each run's history, its task times and its size in bytes (fetched 20 at a time)."""
     client = await topo.temporal_client()
     semaphore = asyncio.Semaphore(20)
 
-    async def one(workflow_id: str) -> tuple[int, TaskTimes]:
+    async def one(workflow_id: str) -> tuple[int, TaskTimes, int]:
         async with semaphore:
             history = await client.get_workflow_handle(workflow_id).fetch_history()
-            return len(history.events), task_times(event_rows(history))
+            size = sum(event.ByteSize() for event in history.events)
+            return len(history.events), task_times(event_rows(history)), size
 
     return list(await asyncio.gather(*(one(w) for w in workflow_ids)))
 
@@ -193,8 +194,10 @@ async def measure(args: argparse.Namespace, count: int) -> dict[str, Any]:
         finally:
             await asyncio.gather(*(load.stop() for load in loads))
         fetched = await histories(topo, [run.workflow_id for run in runs])
-    events = [length for length, _ in fetched]
-    completed_events = [float(n) for (n, _), run in zip(fetched, runs, strict=True) if run.status.phase == "completed"]
+    events = [length for length, _, _ in fetched]
+    completed_events = [
+        float(n) for (n, _, _), run in zip(fetched, runs, strict=True) if run.status.phase == "completed"
+    ]
     completed = [run for run in runs if run.status.phase == "completed"]
     not_completed = {run.workflow_id: f"{run.status.phase}: {run.error or run.status.error}" for run in runs}
     not_completed = {k: v for k, v in not_completed.items() if not v.startswith("completed")}
@@ -226,7 +229,8 @@ async def measure(args: argparse.Namespace, count: int) -> dict[str, Any]:
         "machine_busy": machine_busy_share(machine_before, machine_after),
         "history_events": Spread.of([float(e) for e in events]).__dict__,
         "history_events_completed": Spread.of(completed_events).__dict__ if completed_events else None,
-        "task_times": task_time_medians([times for _, times in fetched]),
+        "task_times": task_time_medians([times for _, times, _ in fetched]),
+        "history_kib": Spread.of([size / 1024 for _, _, size in fetched]).__dict__,
         "load": {"rate_per_route": args.rate_per_route, "requests": requests, "failed": failed},
         "min_requests": timings.min_requests,
         "decommission_calls": {"projects": len(sink.calls), "max_per_project": max(sink.calls.values(), default=0)},
@@ -272,6 +276,11 @@ def render(result: dict[str, Any]) -> list[str]:
         + (
             f"; completed runs only: {Spread(**result['history_events_completed']).render(unit='', digits=0)}"
             if result["history_events_completed"] and result["not_completed"]
+            else ""
+        )
+        + (
+            f"; {Spread(**result['history_kib']).render(unit='KiB', digits=0)} of history"
+            if "history_kib" in result
             else ""
         ),
         "  per cutover (median), from its history: workflow tasks waited {workflow_task_wait:.2f} s and ran "
