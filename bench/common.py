@@ -179,12 +179,37 @@ async def wait_for_quiet(threshold: float, timeout: float) -> float:
     return load
 
 
+async def quiet_start(args: argparse.Namespace) -> float:
+    """Before one measured run: wait for a quiet machine (unless ``--quiet-timeout 0``); return the load average."""
+    if args.quiet_timeout > 0:
+        await wait_for_quiet(args.quiet_load, args.quiet_timeout)
+    return load_average()
+
+
 def common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags every benchmark takes."""
     parser.add_argument("--quiet-load", type=float, default=1.0, help="wait for a 1-min load average below this (1.0)")
     parser.add_argument("--quiet-timeout", type=float, default=600.0, help="seconds to wait for it (600; 0: don't)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directories (logs)")
+
+
+def write_report(
+    args: argparse.Namespace,
+    benchmark: str,
+    facts: Mapping[str, Any],
+    figures: Mapping[str, Any],
+    load_before_after: tuple[float, float] | None = None,
+) -> None:
+    """Write a benchmark's figures with the machine facts and its arguments when ``--json`` was given."""
+    header: dict[str, Any] = {
+        "benchmark": benchmark,
+        "facts": facts,
+        "arguments": {k: str(v) for k, v in vars(args).items()},
+    }
+    if load_before_after is not None:
+        header["load_average"] = {"before": load_before_after[0], "after": load_before_after[1]}
+    write_json(args.json, {**header, **figures})
 
 
 def write_json(path: Path | None, data: Mapping[str, Any]) -> None:
@@ -292,6 +317,14 @@ def require_completed(run: TimedRun) -> None:
         raise BenchError(f"{run.workflow_id} ended {run.status.phase}: {run.error or run.status.error}")
 
 
+async def stop_loop(task: asyncio.Task[None] | None) -> None:
+    """Cancel a watcher's background loop and wait until it has really stopped."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 # --- gates -----------------------------------------------------------------------------------------------------
 
 
@@ -323,10 +356,7 @@ class GateApprover:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_loop(self._task)
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
@@ -596,10 +626,7 @@ class RssSampler:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_loop(self._task)
 
     async def _run(self) -> None:
         while True:

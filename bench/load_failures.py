@@ -28,13 +28,13 @@ from bench.common import (
     common_arguments,
     load_average,
     print_facts,
+    quiet_start,
     require_completed,
     run_main,
     run_timed,
     say,
     settings_for,
-    wait_for_quiet,
-    write_json,
+    write_report,
 )
 from bench.figures import Segment, render_shares, segments
 from models.plan import CutoverPlan
@@ -109,9 +109,7 @@ async def main(args: argparse.Namespace) -> None:
     totals: dict[str, int] = {}
     for strategy in strategies:
         for index in range(1, args.runs + 1):
-            if args.quiet_timeout > 0:
-                await wait_for_quiet(args.quiet_load, args.quiet_timeout)
-            load_at_start = load_average()
+            load_at_start = await quiet_start(args)
             summary, parts, details = await measure_once(args, strategy)
             details["load_average"] = {"start": load_at_start, "end": load_average()}
             records.append(details)
@@ -136,16 +134,15 @@ async def main(args: argparse.Namespace) -> None:
     for strategy, failed in totals.items():
         say(f"  {strategy:<6} {failed} failed over {args.runs} run(s) -> {'PASS' if failed == 0 else 'MISS'}")
     say(f"  load average: {load_before:.2f} before, {load_after:.2f} after")
-    write_json(
-        args.json,
+    write_report(
+        args,
+        "load_failures",
+        facts,
         {
-            "benchmark": "load_failures",
-            "facts": facts,
-            "arguments": {k: str(v) for k, v in vars(args).items()},
-            "load_average": {"before": load_before, "after": load_after},
             "failed_by_strategy": totals,
             "runs": records,
         },
+        (load_before, load_after),
     )
 
 

@@ -32,13 +32,13 @@ from bench.common import (
     event_rows,
     load_average,
     print_facts,
+    quiet_start,
     require_completed,
     run_main,
     run_timed,
     say,
     settings_for,
-    wait_for_quiet,
-    write_json,
+    write_report,
 )
 from bench.figures import (
     OverheadBreakdown,
@@ -116,9 +116,7 @@ async def main(args: argparse.Namespace) -> None:
     breakdowns: list[OverheadBreakdown] = []
     records = []
     for index in range(1, args.runs + 1):
-        if args.quiet_timeout > 0:
-            await wait_for_quiet(args.quiet_load, args.quiet_timeout)
-        load_at_start = load_average()
+        load_at_start = await quiet_start(args)
         breakdown, record = await measure_once(args, index)
         record["load_average"] = {"start": load_at_start, "end": load_average()}
         breakdowns.append(breakdown)
@@ -158,19 +156,18 @@ async def main(args: argparse.Namespace) -> None:
         "worker ({activities:.0f} activities)".format(**waits)
     )
     say(f"  load average: {load_before:.2f} before, {load_after:.2f} after")
-    write_json(
-        args.json,
+    write_report(
+        args,
+        "overhead",
+        facts,
         {
-            "benchmark": "overhead",
-            "facts": facts,
-            "arguments": {k: str(v) for k, v in vars(args).items()},
-            "load_average": {"before": load_before, "after": load_after},
             "target_seconds": TARGET_SECONDS,
             "overhead": overhead.__dict__,
             "strict_overhead": strict.__dict__,
             "phase_medians": phases,
             "runs": records,
         },
+        (load_before, load_after),
     )
 
 

@@ -46,12 +46,12 @@ from bench.common import (
     common_arguments,
     load_average,
     print_facts,
+    quiet_start,
     run_main,
     say,
     settings_for,
     start_timed,
-    wait_for_quiet,
-    write_json,
+    write_report,
 )
 from bench.figures import RollbackTimes, Spread, first_on_all, last_failure, rollback_target, target_mark
 from models.durations import parse_duration
@@ -167,9 +167,7 @@ async def main(args: argparse.Namespace) -> None:
     results: list[RollbackTimes] = []
     records = []
     for index in range(1, args.runs + 1):
-        if args.quiet_timeout > 0:
-            await wait_for_quiet(args.quiet_load, args.quiet_timeout)
-        load_at_start = load_average()
+        load_at_start = await quiet_start(args)
         times, details = await measure_once(args, index)
         details["load_average"] = {"start": load_at_start, "end": load_average()}
         results.append(times)
@@ -200,13 +198,11 @@ async def main(args: argparse.Namespace) -> None:
     for item in steps:
         say(f"    {item['started_at'][11:23]} -> {item['finished_at'][11:23]}  {item['step'][:110]}")
     say(f"  load average: {load_before:.2f} before, {load_after:.2f} after")
-    write_json(
-        args.json,
+    write_report(
+        args,
+        "rollback",
+        facts,
         {
-            "benchmark": "rollback",
-            "facts": facts,
-            "arguments": {k: str(v) for k, v in vars(args).items()},
-            "load_average": {"before": load_before, "after": load_after},
             "poll_interval": poll,
             "target_seconds": target,
             "from_detection": detection.__dict__,
@@ -214,6 +210,7 @@ async def main(args: argparse.Namespace) -> None:
             "record_from_detection": record.__dict__,
             "runs": records,
         },
+        (load_before, load_after),
     )
 
 

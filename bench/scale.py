@@ -59,13 +59,13 @@ from bench.common import (
     machine_cpu,
     print_facts,
     proc_status_kib,
+    quiet_start,
     run_main,
     say,
     seed_kong_services,
     settings_for,
     start_timed,
-    wait_for_quiet,
-    write_json,
+    write_report,
 )
 from bench.figures import (
     OverheadBreakdown,
@@ -312,9 +312,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     results = []
     for count in args.counts:
-        if args.quiet_timeout > 0:
-            await wait_for_quiet(args.quiet_load, args.quiet_timeout)
-        load_at_start = load_average()
+        load_at_start = await quiet_start(args)
         result = await measure(args, count)
         result["load_average_at_start"] = load_at_start
         results.append(result)
@@ -339,12 +337,11 @@ async def main(args: argparse.Namespace) -> None:
         parts.append(f"history {result['history_events']['median']:.0f} events/cutover")
         parts.append(f"total {result['total_wall']:.0f} s")
         say(", ".join(parts))
-    write_json(
-        args.json,
+    write_report(
+        args,
+        "scale",
+        facts,
         {
-            "benchmark": "scale",
-            "facts": facts,
-            "arguments": {k: str(v) for k, v in vars(args).items()},
             "targets": {"rss_mib": RSS_TARGET_MIB, "overhead_ratio": RATIO_TARGET},
             "results": results,
         },

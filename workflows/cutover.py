@@ -898,8 +898,9 @@ class CutoverWorkflow:
     def _ending_message(self, reason: str) -> str:
         if self._phase == "rolled-back":
             return f"rolled back: {reason}"
+        what = "failed after the point of no return" if self._point_of_no_return else "rollback incomplete"
         return (
-            f"rollback incomplete ({reason}). Left changed: {'; '.join(self._state.left_changed)}. "
+            f"{what} ({reason}). Left changed: {'; '.join(self._state.left_changed)}. "
             f"To finish by hand: {'; '.join(self._state.manual_steps)}"
         )
 
@@ -965,9 +966,11 @@ class CutoverWorkflow:
         return task.result()
 
     async def _apply_and_prove(self, change: DnsChange, summary: str, undo: _Undo | None = None) -> tuple[RRset, ...]:
-        # retry_deadline bounds the whole step, retries included; undos are five times as patient.
+        # retry_deadline bounds the whole step, retries included. Undos, and the steps after the point
+        # of no return (nothing is left to roll back to), are five times as patient.
         attempt = self._dns_attempt()
-        patience = self._plan.dns.retry_deadline * (UNDO_PATIENCE if self._rolling_back else 1)
+        patient = self._rolling_back or self._point_of_no_return
+        patience = self._plan.dns.retry_deadline * (UNDO_PATIENCE if patient else 1)
         try:
             result = await self._call(
                 "dns_apply",

@@ -218,15 +218,15 @@ class _Cache:
     rotation: dict[str, int] = field(default_factory=dict)
 
 
-class LegacyResolver:
-    """One nginx worker's legacy DNS client and cache."""
+class _CachingResolver:
+    """What both DNS clients share: a nameserver, the settings, a clock and one cache."""
 
     def __init__(self, nameserver: Nameserver, settings: DnsSettings, clock: Callable[[], float]) -> None:
         self._ns, self._settings, self._clock = nameserver, settings, clock
         self._cache = _Cache()
 
     def reset(self) -> None:
-        """Drop the cache, as ``kong reload`` does."""
+        """Drop the cache, as ``kong reload`` or a restart does."""
         for task in self._cache.refreshing.values():
             task.cancel()
         self._cache = _Cache()
@@ -235,11 +235,18 @@ class LegacyResolver:
         """Cancel and await background refreshes."""
         await _cancel_all(self._cache.refreshing.values())
 
+    def _described_entries(self) -> dict[str, Any]:
+        now = self._clock()
+        return {key: entry.describe(now) for key, entry in sorted(self._cache.entries.items())}
+
+
+class LegacyResolver(_CachingResolver):
+    """One nginx worker's legacy DNS client and cache."""
+
     def state(self) -> dict[str, Any]:
         """Cache contents for the emulator-control API."""
-        now = self._clock()
         return {
-            "entries": {key: entry.describe(now) for key, entry in sorted(self._cache.entries.items())},
+            "entries": self._described_entries(),
             "last": dict(self._cache.last),
         }
 
@@ -347,27 +354,12 @@ class LegacyResolver:
         return Resolution((), chain=tuple(chain), stale=stale, error=f"{host}: CNAME chain too long")
 
 
-class NewResolver:
+class NewResolver(_CachingResolver):
     """The 3.8+ client: one cache shared by every worker (L1/L2 collapsed into one)."""
-
-    def __init__(self, nameserver: Nameserver, settings: DnsSettings, clock: Callable[[], float]) -> None:
-        self._ns, self._settings, self._clock = nameserver, settings, clock
-        self._cache = _Cache()
-
-    def reset(self) -> None:
-        """Drop the cache (restart/reload)."""
-        for task in self._cache.refreshing.values():
-            task.cancel()
-        self._cache = _Cache()
-
-    async def close(self) -> None:
-        """Cancel and await background refreshes."""
-        await _cancel_all(self._cache.refreshing.values())
 
     def state(self) -> dict[str, Any]:
         """Cache contents for the emulator-control API."""
-        now = self._clock()
-        return {"entries": {key: entry.describe(now) for key, entry in sorted(self._cache.entries.items())}}
+        return {"entries": self._described_entries()}
 
     def _entry_for(self, answer: Answer, qtype: str) -> CacheEntry:
         s = self._settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
@@ -94,6 +94,8 @@ class FakeWorld:
         self.readiness_started = asyncio.Event()
         self.notify_ok = True
         self.undo_seconds = 0.0
+        self.apply_deadlines: list[timedelta | None] = []
+        """The schedule-to-close timeout of every dns_apply call: how patient the workflow was."""
         self.secondary_answers: tuple[RRset, ...] | None = None
         """What the secondary answers for the record, when it should disagree with the primary."""
 
@@ -155,6 +157,7 @@ class FakeWorld:
 
         @activity.defn(name="dns_apply")
         async def dns_apply(input: ApplyInput) -> DnsChangeResult:
+            world.apply_deadlines.append(activity.info().schedule_to_close_timeout)
             world._enter("dns_apply")
             if change_is_undo(input.change.reason):
                 await asyncio.sleep(world.undo_seconds)

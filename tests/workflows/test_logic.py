@@ -314,8 +314,11 @@ async def test_final_ttl_failure_after_the_point_of_no_return_is_described(ts_en
         error = await failure_of(handle)
         status = await status_of(handle)
     assert error.type == "CutoverFailed"
+    assert "failed after the point of no return" in str(error) and "rollback" not in str(error)
     assert status.phase == "failed" and status.point_of_no_return_passed
     assert world.records[A][0].type == "CNAME", "past the point of no return the cutover is kept"
+    deadline = make().dns.retry_deadline
+    assert world.apply_deadlines == [deadline, deadline, deadline * 5], "past it, nothing to roll back to: patient"
     assert any("keeps TTL 30" in item for item in status.left_changed)
     assert any("to 300 by hand" in step for step in status.manual_steps)
 
