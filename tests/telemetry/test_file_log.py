@@ -12,7 +12,7 @@ import pytest
 from models.plan import KongFileLogSource
 from providers.errors import TelemetryUnavailable
 from providers.telemetry.base import Cursor, InvalidCursor, utc_now
-from providers.telemetry.file_log import KongFileLog
+from providers.telemetry.file_log import SEARCH_BELOW_BYTES, KongFileLog
 from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, SERVICE_ID, ago, kong_line
 
 
@@ -307,3 +307,66 @@ async def test_only_an_undecodable_cursor_is_invalid(tmp_path: Path) -> None:
     os.remove(log)
     delta, _ = await source.poll(cursor)
     assert any("does not exist right now" in note for note in delta.notes)
+
+
+# --- large files: the search for the first line that can matter --------------------------------------
+
+
+def fill(path: Path, line: str, at_least: int = 2 * SEARCH_BELOW_BYTES) -> int:
+    """Append copies of ``line`` until the file holds ``at_least`` more bytes; return how many."""
+    copies = at_least // len(line) + 1
+    append(path, line * copies)
+    return copies
+
+
+def ignored_other_service_requests(notes: tuple[str, ...] | list[str]) -> int:
+    return sum(int(note.split()[0]) for note in notes if "other services ignored" in note)
+
+
+async def test_a_large_file_is_read_from_the_first_line_that_can_matter(tmp_path: Path) -> None:
+    log = tmp_path / "file-log.json"
+    old = fill(log, kong_line(at=ago(7200), service="billing-api"))
+    append(log, kong_line(at=ago(3)), kong_line(at=ago(2), tries=[(A_IP, None)]))
+
+    summary = await source_for(log).read_window(ago(60), utc_now())
+
+    assert summary.requests == 2 and summary.requests_per_ip == {A_IP: 1, B_IP: 1}
+    # A whole read would have met (and reported as ignored) every one of the two-hour-old lines.
+    assert ignored_other_service_requests(summary.notes) < old // 10
+
+
+async def test_lines_written_out_of_finishing_order_within_the_slack_are_never_skipped(tmp_path: Path) -> None:
+    log = tmp_path / "file-log.json"
+    fill(log, kong_line(at=ago(7200), service="billing-api"))
+    append(log, kong_line(at=ago(30), tries=[(A_IP, None)]))  # in the window, written before older ones:
+    fill(log, kong_line(at=ago(240), service="billing-api"))  # these finished 4 minutes ago (< the slack)
+    append(log, kong_line(at=ago(5)))
+
+    summary = await source_for(log).read_window(ago(60), utc_now())
+
+    assert summary.requests_per_ip == {A_IP: 1, B_IP: 1}
+
+
+async def test_a_large_file_without_times_is_read_whole(tmp_path: Path) -> None:
+    log = tmp_path / "file-log.json"
+    garbage = fill(log, "not json at all, but a line of some other log format\n")
+    append(log, kong_line(at=ago(3)))
+
+    summary = await source_for(log).read_window(ago(60), utc_now())
+
+    assert summary.requests == 1
+    assert summary.parse_failures == garbage
+
+
+async def test_read_latest_skips_old_lines_and_its_cursor_follows_on(tmp_path: Path) -> None:
+    log = tmp_path / "file-log.json"
+    old = fill(log, kong_line(at=ago(7200), service="billing-api"))
+    append(log, kong_line(at=ago(3)))
+    source = source_for(log)
+
+    summary, cursor = await source.read_latest(timedelta(minutes=1))
+    append(log, kong_line(at=ago(0)), kong_line(at=ago(0)))
+    polled, _ = await source.poll(roundtrip(cursor))
+
+    assert summary.requests == 1 and ignored_other_service_requests(summary.notes) < old // 10
+    assert polled.requests == 2
