@@ -20,7 +20,7 @@ from models.plan import CutoverPlan
 from sandbox.bind import BindPair
 from tests.conftest import TSIG_ENV, base_plan_data, plan_for_bind
 from tests.temporal_env import local_env
-from tests.workflows.fake_world import FakeWorld
+from tests.workflows.fake_world import ALIAS, FakeWorld
 from workflows.cutover import CutoverWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +123,9 @@ async def test_start_status_approve_abort_list(dev_server, tmp_path):
     for name in world.records:
         world.records[name] = tuple(r.with_ttl(1) for r in world.records[name])
     data: dict[str, Any] = base_plan_data(name=f"starter-{uuid.uuid4().hex[:6]}")
-    data["dns"].update(cutover_ttl=1, wait_margin="0s")
+    # The alias strategy: its rollback is one step (an A record's would wait out Kong's negative cache).
+    data["strategy"] = "alias"
+    data["dns"].update(record=ALIAS, cutover_ttl=1, wait_margin="0s")
     data["approvals"] = {"flip": True, "decommission": True, "timeout": "1h"}
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -184,4 +186,5 @@ async def test_start_status_approve_abort_list(dev_server, tmp_path):
             await asyncio.sleep(0.2)
     assert final["phase"] == "rolled-back"
     assert "aborted by bob: changed my mind" in final["error"]
-    assert world.records["a-project.example.test."][0].type == "A"
+    assert world.records[ALIAS][0].rdatas == ("a-project.example.test.",), "the alias points at A again"
+    assert world.service["host"] == "a-project.example.test", "Kong's Service is restored"
