@@ -16,6 +16,7 @@ from temporalio import activity
 from models.decommission import NotifyInput
 from providers.errors import ConfigError
 from providers.secrets import EnvSecrets
+from providers.tls import default_trust
 
 
 class NotifyActivities:
@@ -39,7 +40,7 @@ class NotifyActivities:
             return False
         body = {"text": input.text, "event": input.event, "workflow_id": input.workflow_id}
         try:
-            async with httpx.AsyncClient(transport=self._transport, timeout=10) as client:
+            async with httpx.AsyncClient(transport=self._transport, timeout=10, verify=default_trust()) as client:
                 response = await client.post(url, json=body)
         except httpx.HTTPError as exc:
             activity.logger.warning("notify %s failed: %s", input.event, type(exc).__name__)

@@ -32,7 +32,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from models.kong import host_header_for
 from models.readiness import CertificateInfo, ProbeCheck, ReadinessInput, ReadinessReport
-from providers.tls import verify_context
+from providers.tls import system_context, unverified_context, verify_context
 
 Progress = Callable[[str], None]
 HISTORY_SHOWN = 30
@@ -96,9 +96,8 @@ def describe_certificate(der: bytes, name: str) -> CertificateInfo:
 
 
 def trust_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """A verifying client context trusting ``ca_bundle`` (or the system roots)."""
-    context = verify_context(ca_bundle, "readiness.ca_bundle")
-    return context if isinstance(context, ssl.SSLContext) else ssl.create_default_context()
+    """A verifying client context trusting ``ca_bundle`` (or the system roots); shared, built once."""
+    return verify_context(ca_bundle, "readiness.ca_bundle") if ca_bundle else system_context()
 
 
 async def _handshake(host: str, port: int, context: ssl.SSLContext, sni: str, timeout: float) -> bytes:
@@ -130,11 +129,8 @@ async def check_certificate(
     # Only an explicit tls_verify=false means Kong won't check: unset defers to nginx's proxy_ssl_verify,
     # which a deployment may turn on (nginx_proxy_proxy_ssl_verify), so it is treated as verifying.
     relaxed = tls_verify is False
-    unverified = ssl.create_default_context()
-    unverified.check_hostname = False
-    unverified.verify_mode = ssl.CERT_NONE
     try:
-        der = await _handshake(host, port, unverified, sni, timeout)
+        der = await _handshake(host, port, unverified_context(), sni, timeout)
     except (OSError, ssl.SSLError, TimeoutError) as exc:
         return (
             ProbeCheck(

@@ -27,6 +27,7 @@ from providers.errors import DecommissionRefused, DecommissionUnavailable, descr
 from providers.google_auth import GoogleAuth, describe_auth_error, is_transport_problem, load_credentials
 from providers.google_errors import parse_google_error
 from providers.secrets import EnvSecrets
+from providers.tls import default_trust
 
 log = logging.getLogger("cutover.providers.decommission.gcp_project")
 
@@ -78,6 +79,7 @@ class GcpProjectDecommissioner(Decommissioner):
             auth=self._auth,
             transport=transport,
             timeout=30.0,
+            verify=default_trust(),
         )
         self._on_progress = on_progress
         self._poll_initial = poll_initial

@@ -12,6 +12,7 @@ from providers.dns.clouddns import GoogleCloudDnsProvider
 from providers.dns.rfc2136 import Rfc2136DnsProvider
 from providers.google_auth import GoogleAuth, load_credentials
 from providers.secrets import EnvSecrets
+from providers.tls import default_trust
 
 CLOUD_DNS_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
@@ -52,5 +53,6 @@ def build_dns_provider(
         auth=GoogleAuth(credentials),
         transport=transport,
         timeout=CLOUD_DNS_TIMEOUT,
+        verify=default_trust(),
     )
     return GoogleCloudDnsProvider(provider, client, nameservers=section.nameservers, resolver=resolver)

@@ -32,11 +32,24 @@ def not_pem(tmp_path: Path) -> str:
 
 
 def test_verify_context_trusts_the_bundle_or_the_system_roots(pki: Pki) -> None:
-    assert verify_context(None, "kong.ca_bundle") is True
-    assert verify_context("", "kong.ca_bundle") is True
+    default = verify_context(None, "kong.ca_bundle")
+    assert verify_context("", "kong.ca_bundle") is default, "httpx's default trust, built once"
+    assert default.verify_mode == ssl.CERT_REQUIRED and default.check_hostname
+    assert len(default.get_ca_certs()) > 50, "certifi's roots"
     context = verify_context(str(pki.ca), "kong.ca_bundle")
     assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
     assert any("cutover sandbox" in str(ca.get("subject")) for ca in context.get_ca_certs())
+    assert verify_context(str(pki.ca), "readiness.ca_bundle") is context, "shared while the file is unchanged"
+
+
+def test_a_changed_bundle_is_loaded_again(pki: Pki, tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(pki.ca.read_bytes())
+    before = verify_context(str(bundle), "kong.ca_bundle")
+    bundle.write_bytes(pki.ca.read_bytes() + b"\n")  # a rotation: new content, new size
+    after = verify_context(str(bundle), "kong.ca_bundle")
+    assert after is not before
+    assert any("cutover sandbox" in str(ca.get("subject")) for ca in after.get_ca_certs())
 
 
 def test_verify_context_names_the_field_and_the_reason(tmp_path: Path, not_pem: str) -> None:
