@@ -235,7 +235,8 @@ class CutoverWorkflow:
             await self._shielded_roll_back("the workflow was cancelled")
             raise
         except (FailureError, _StepFailed) as exc:
-            reason = _describe_failure(exc)
+            # A step's failure already names the step ("Flip ...: <why>"); keep that, not only the why.
+            reason = str(exc) if isinstance(exc, _StepFailed) else _describe_failure(exc)
             await self._shielded_roll_back(reason)
             raise ApplicationError(self._ending_message(reason), type=self._ending_type(), non_retryable=True) from exc
         await workflow.wait_condition(workflow.all_handlers_finished)

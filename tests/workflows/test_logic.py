@@ -303,6 +303,8 @@ async def test_failure_of_each_step_rolls_back(ts_env, activity, nth, strategy):
         status = await status_of(handle)
     assert error.type == "CutoverRolledBack", error
     assert "injected failure" in str(error)
+    failed = next(s for s in status.timeline if not s.ok and "injected failure" in s.result)
+    assert f"rolled back: {failed.step}: " in str(error), "the reason names the step that failed"
     assert status.phase == "rolled-back"
     assert snapshot(world) == before
 
