@@ -326,22 +326,18 @@ def task_times(events: Sequence[EventRow]) -> TaskTimes:
     started: dict[int, EventRow] = {}
     sums = {"wft_wait": 0.0, "wft_run": 0.0, "act_wait": 0.0, "act_run": 0.0}
     counts = {"wft": 0, "act": 0}
+    started_kinds = {"WORKFLOW_TASK_STARTED": "wft", "ACTIVITY_TASK_STARTED": "act"}
+    closed_kinds = dict.fromkeys(WORKFLOW_TASK_CLOSED, "wft") | dict.fromkeys(ACTIVITY_CLOSED, "act")
     for event in events:
         scheduled = by_id.get(event.scheduled_id)
         if scheduled is None:
             continue
-        if event.kind == "WORKFLOW_TASK_STARTED":
+        if task := started_kinds.get(event.kind):
             started[scheduled.event_id] = event
-            sums["wft_wait"] += event.at - scheduled.at
-        elif event.kind in WORKFLOW_TASK_CLOSED and scheduled.event_id in started:
-            sums["wft_run"] += event.at - started[scheduled.event_id].at
-            counts["wft"] += 1
-        elif event.kind == "ACTIVITY_TASK_STARTED":
-            started[scheduled.event_id] = event
-            sums["act_wait"] += event.at - scheduled.at
-        elif event.kind in ACTIVITY_CLOSED and scheduled.event_id in started:
-            sums["act_run"] += event.at - started[scheduled.event_id].at
-            counts["act"] += 1
+            sums[f"{task}_wait"] += event.at - scheduled.at
+        elif (task := closed_kinds.get(event.kind)) and scheduled.event_id in started:
+            sums[f"{task}_run"] += event.at - started[scheduled.event_id].at
+            counts[task] += 1
     return TaskTimes(sums["wft_wait"], sums["wft_run"], sums["act_wait"], sums["act_run"], counts["wft"], counts["act"])
 
 

@@ -416,11 +416,7 @@ class CutoverWorkflow:
             return
         sync = await self._call(
             "kong_await_data_planes",
-            DataPlaneSyncInput(
-                kong=plan.kong,
-                previous_hashes=kong.config_hashes,
-                timeout_seconds=KONG_SYNC_TIMEOUT.total_seconds(),
-            ),
+            self._data_plane_sync_input(kong.config_hashes),
             DataPlaneSync,
             f"Wait for {len(plan.kong.status_urls)} data plane(s) to apply the repointed Service",
             attempt_timeout=KONG_SYNC_TIMEOUT + timedelta(seconds=30),
@@ -861,17 +857,19 @@ class CutoverWorkflow:
         undo.state = "done"
         undo.detail = f"restored in two steps via {planning.rollback_name(plan)}"
 
+    def _data_plane_sync_input(self, previous_hashes: dict[str, str]) -> DataPlaneSyncInput:
+        """What kong_await_data_planes is told: wait until every data plane's config hash moved on."""
+        return DataPlaneSyncInput(
+            kong=self._plan.kong, previous_hashes=previous_hashes, timeout_seconds=KONG_SYNC_TIMEOUT.total_seconds()
+        )
+
     async def _settle_after(self, undo: _Undo) -> None:
         """After restoring Kong's Service, let Kong apply it before anything it resolved is removed."""
         plan = self._plan
         if plan.kong.status_urls and self._inspection is not None:
             sync = await workflow.execute_activity(
                 "kong_await_data_planes",
-                DataPlaneSyncInput(
-                    kong=plan.kong,
-                    previous_hashes=self._repointed_hashes,
-                    timeout_seconds=KONG_SYNC_TIMEOUT.total_seconds(),
-                ),
+                self._data_plane_sync_input(self._repointed_hashes),
                 result_type=DataPlaneSync,
                 start_to_close_timeout=KONG_SYNC_TIMEOUT + timedelta(seconds=30),
                 heartbeat_timeout=timedelta(seconds=30),
