@@ -1,0 +1,1 @@
+"""Command-line pieces behind ``starter.py``: one module per command family (watch, campaign, ...)."""
