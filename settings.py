@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from models.campaign_status import CAMPAIGN_NAME_ATTRIBUTE, CAMPAIGN_WAVE_ATTRIBUTE
 from models.workflow import PHASE_ATTRIBUTE, RECORD_ATTRIBUTE, TASK_QUEUE
 
-SEARCH_ATTRIBUTES = (PHASE_ATTRIBUTE, RECORD_ATTRIBUTE)
+SEARCH_ATTRIBUTES = (PHASE_ATTRIBUTE, RECORD_ATTRIBUTE, CAMPAIGN_NAME_ATTRIBUTE, CAMPAIGN_WAVE_ATTRIBUTE)
+"""Keyword attributes: a run's phase and record; a campaign's name and wave (on the campaign and its cutovers)."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.campaign import CampaignActivities
 from activities.decommission import DecommissionActivities
 from activities.dns import DnsActivities
 from activities.kong import KongActivities
@@ -34,6 +35,7 @@ from activities.notify import NotifyActivities
 from activities.readiness import ReadinessActivities
 from providers.secrets import EnvSecrets
 from settings import SEARCH_ATTRIBUTES, TemporalSettings, search_attribute_commands
+from workflows.campaign import CampaignWorkflow
 from workflows.cutover import CutoverWorkflow
 
 log = logging.getLogger("cutover.worker")
@@ -48,7 +50,7 @@ class ActivityGroup(Protocol):
 
 
 class MissingSearchAttributes(RuntimeError):
-    """The namespace lacks CutoverPhase/CutoverRecord: workflows would hang on their first upsert."""
+    """The namespace lacks cutover's search attributes: workflows would hang on their first upsert."""
 
 
 def build_activities(secrets: EnvSecrets | None = None) -> list[Callable[..., Any]]:
@@ -63,6 +65,11 @@ def build_activities(secrets: EnvSecrets | None = None) -> list[Callable[..., An
         NotifyActivities(secrets=secrets),
     ]
     return [fn for group in groups for fn in group.activities()]
+
+
+def build_campaign_activities(client: Client) -> list[Callable[..., Any]]:
+    """The campaign's activities: they read and approve cutovers through this worker's Temporal client."""
+    return CampaignActivities(client).activities()
 
 
 async def ensure_search_attributes(client: Client, namespace: str, register: bool) -> None:
@@ -93,11 +100,11 @@ def build_worker(
     max_concurrent_activities: int = 200,
     shutdown_grace: float = 10.0,
 ) -> Worker:
-    """A worker for CutoverWorkflow and the given activities."""
+    """A worker for CutoverWorkflow, CampaignWorkflow and the given activities."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[CutoverWorkflow],
+        workflows=[CutoverWorkflow, CampaignWorkflow],
         activities=list(activities),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=shutdown_grace),
@@ -140,7 +147,8 @@ async def serve(args: argparse.Namespace) -> int:
     except MissingSearchAttributes as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    worker = build_worker(client, task_queue, build_activities(), args.max_concurrent_activities, args.shutdown_grace)
+    activities = [*build_activities(), *build_campaign_activities(client)]
+    worker = build_worker(client, task_queue, activities, args.max_concurrent_activities, args.shutdown_grace)
     log.info("worker polling task queue %s on %s (namespace %s)", task_queue, address, namespace)
     running = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())
