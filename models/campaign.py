@@ -276,7 +276,8 @@ def _plans(
     elif isinstance(template, dict):
         for index, row in enumerate(table):
             plan_data, problem = fill_template(template, row)
-            label = f"table.{index}" + (f" ({row.get('name')})" if isinstance(row, dict) else "")
+            named = isinstance(row, dict) and isinstance(row.get("name"), str)
+            label = f"table.{index}" + (f" ({row['name']})" if named else "")
             if problem:
                 problems.append(f"{label}: {problem}")
             else:
