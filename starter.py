@@ -8,6 +8,7 @@
     python starter.py status ID [--json]
     python starter.py list [--phase P]
     python starter.py traffic PLAN --since 10m
+    python starter.py campaign validate|plan|start|status|approve|pause|resume|abort FILE-or-ID   (docs/campaigns.md)
 
 PLAN is YAML or JSON. Temporal settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and
 CUTOVER_TASK_QUEUE. Everything here is also reachable with the plain ``temporal`` CLI.
@@ -245,6 +246,10 @@ async def run_command(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
         return 0
 
+    if args.command == "campaign":
+        from cli import campaign
+
+        return await campaign.run(args, settings)
     client = await settings.connect()
     if args.command == "start":
         plan = load_plan(args.plan)
@@ -337,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("traffic", help="window summary and verdict from the plan's telemetry source, now")
     p.add_argument("plan")
     p.add_argument("--since", default="10m")
+    from cli import campaign
+
+    campaign.add_parser(sub)
     return parser
 
 

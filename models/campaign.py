@@ -220,12 +220,13 @@ class Campaign:
             raise CampaignInvalid(["(campaign): must be a mapping with name, plans and waves"])
         settings = _settings(data, problems)
         per_wave: PerWave = settings.approvals.per_wave if settings else "both"
-        plans = _plans(data, sources or {}, per_wave, problems)
-        names = [p.name for p in plans]
+        entries = _plans(data, sources or {}, per_wave, problems)
+        plans = [plan for _, plan in entries if plan is not None]
         problems += _duplicates(plans)
         waves: list[list[str]] = []
-        if settings is not None and plans and len(plans) == _expected_count(data):
-            waves = assign_waves(settings.waves, names, problems)
+        raw_waves = settings.waves if settings is not None else data.get("waves")
+        if isinstance(raw_waves, list) and raw_waves and entries:
+            waves = assign_waves(raw_waves, [name for name, _ in entries], problems)
         if problems or settings is None:
             raise CampaignInvalid(problems or ["(campaign): invalid"])
         return cls(settings=settings, plans=tuple(plans), waves=tuple(map(tuple, waves)), notes=_notes(plans))
@@ -243,18 +244,13 @@ def _settings(data: dict[str, Any], problems: list[str]) -> CampaignSettings | N
         problems.append("name: must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'")
     if settings is not None and settings.stop_on == StopOn():
         problems.append("stop_on: give at least one of rollbacks, failures, error_budget (100% never stops)")
-    return settings if settings is not None and not problems else None
-
-
-def _expected_count(data: dict[str, Any]) -> int:
-    plans, table = data.get("plans"), data.get("table")
-    return (len(plans) if isinstance(plans, list) else 0) + (len(table) if isinstance(table, list) else 0)
+    return settings
 
 
 def _plans(
     data: dict[str, Any], sources: Mapping[int, str], per_wave: PerWave, problems: list[str]
-) -> list[CutoverPlan]:
-    """Every cutover of the campaign as an effective plan, in order; problems for those that don't validate."""
+) -> list[tuple[str, CutoverPlan | None]]:
+    """Every cutover in order: its name (or where it is) and its effective plan, None when it doesn't validate."""
     entries: list[tuple[str, Any]] = []
     plans, template, table = data.get("plans", []), data.get("template"), data.get("table", [])
     if not isinstance(plans, list):
@@ -264,7 +260,6 @@ def _plans(
         label = f"plans.{index}" + (f" ({sources[index]})" if index in sources else "")
         if isinstance(plan, str):
             problems.append(f"{label}: {plan!r} was not read (inline it: starter.py campaign validate --json)")
-            continue
         entries.append((label, plan))
     if not isinstance(table, list):
         problems.append("table: must be a list of rows (mappings of plan fields to values)")
@@ -280,23 +275,27 @@ def _plans(
             label = f"table.{index}" + (f" ({row['name']})" if named else "")
             if problem:
                 problems.append(f"{label}: {problem}")
-            else:
-                entries.append((label, plan_data))
+            entries.append((label, None if problem else plan_data))
     if not plans and not table:
         problems.append("plans: a campaign needs at least one cutover (plans, or template and table)")
-    out: list[CutoverPlan] = []
+    out: list[tuple[str, CutoverPlan | None]] = []
     for label, plan_data in entries:
+        raw_name = plan_data.get("name") if isinstance(plan_data, dict) else None
+        name = raw_name if isinstance(raw_name, str) else label
+        if plan_data is None or isinstance(plan_data, str):
+            out.append((name, None))
+            continue
         try:
             plan = CutoverPlan.model_validate(plan_data)
         except ValidationError as exc:
             problems += [f"{label}: {'.'.join(map(str, e['loc'])) or '(plan)'}: {e['msg']}" for e in exc.errors()]
+            out.append((name, None))
             continue
         if plan.dry_run:
             problems.append(
                 f"{label}: dry_run is not allowed in a campaign (starter.py campaign plan dry-runs them all)"
             )
-            continue
-        out.append(effective_plan(plan, per_wave))
+        out.append((plan.name, effective_plan(plan, per_wave)))
     return out
 
 
@@ -371,7 +370,7 @@ def _notes(plans: list[CutoverPlan]) -> tuple[str, ...]:
 # --- waves ---------------------------------------------------------------------------------------
 
 
-def assign_waves(waves: list[int | str | list[str]], names: list[str], problems: list[str]) -> list[list[str]]:
+def assign_waves(waves: list[Any], names: list[str], problems: list[str]) -> list[list[str]]:
     """Plan names per wave, from explicit lists or from sizes taken in order; problems appended."""
     lists = [w for w in waves if isinstance(w, list)]
     if lists and len(lists) != len(waves):
@@ -382,7 +381,6 @@ def assign_waves(waves: list[int | str | list[str]], names: list[str], problems:
     out: list[list[str]] = []
     position = 0
     for index, size in enumerate(waves):
-        assert not isinstance(size, list)
         if size == "rest":
             if index != len(waves) - 1:
                 problems.append(f"waves.{index}: rest takes every plan left, so it must be the last wave")
@@ -407,8 +405,8 @@ def assign_waves(waves: list[int | str | list[str]], names: list[str], problems:
     return out
 
 
-def _wave_size(size: int | str, total: int) -> int | None:
-    if isinstance(size, bool):
+def _wave_size(size: Any, total: int) -> int | None:
+    if isinstance(size, bool) or not isinstance(size, int | str):
         return None
     if isinstance(size, int):
         return size if size >= 1 else None
@@ -425,13 +423,16 @@ def _explicit_waves(waves: list[list[str]], names: list[str], problems: list[str
         if not wave:
             problems.append(f"waves.{index}: an empty wave")
         for name in wave:
-            if name not in known:
+            if not isinstance(name, str):
+                problems.append(f"waves.{index}: {name!r} is not a plan name")
+            elif name not in known:
                 problems.append(f"waves.{index}: {name!r} is not the name of a plan of this campaign")
             elif name in placed:
                 problems.append(f"waves.{index}: {name} is already in wave {placed[name] + 1}")
             else:
                 placed[name] = index
-    missing = [n for n in names if n not in placed]
+    # An entry without a readable name is listed by where it is ("plans.3"), and already has its problem.
+    missing = [n for n in names if n not in placed and "." not in n]
     if missing:
         problems.append(f"waves: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} in no wave")
     return [list(w) for w in waves]
