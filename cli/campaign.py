@@ -181,23 +181,33 @@ def plan_table(loaded: LoadedCampaign, results: dict[str, CutoverStatus | str]) 
     """One table of every cutover's dry run (changes, waits, risks), the risks in full, and the wave digests."""
     campaign = loaded.campaign
     rows = [("wave", "cutover", "record -> target", "result", "changes", "waits", "risks")]
-    risks: list[str] = []
+    risks: dict[str, list[str]] = {}
+    refused: list[str] = []
     for number, names in enumerate(campaign.waves, 1):
         for name in names:
             plan, result = campaign.plan(name), results[name]
             move = f"{plan.dns.record} -> {plan.dns.target}"
             if isinstance(result, str):
-                rows.append((str(number), name, move, "ERROR", "-", "-", result[:60]))
+                rows.append((str(number), name, move, "ERROR (below)", "-", "-", "-"))
+                refused.append(f"  {name}: {result}")
                 continue
             changes = ", ".join(dict.fromkeys(c.phase for c in result.planned_changes)) or "-"
             waits = " + ".join(format_duration(timedelta(seconds=round(w.seconds))) for w in result.waits) or "-"
-            outcome = "ok" if result.phase == "planned" else f"REFUSED: {result.error or result.phase}"[:60]
+            outcome = "ok" if result.phase == "planned" else "REFUSED (below)"
+            if result.phase != "planned":
+                refused.append(f"  {name}: {result.error or result.phase}")
             rows.append((str(number), name, move, outcome, changes, waits, str(len(result.risks))))
-            risks += [f"  {name}: {risk}" for risk in result.risks]
+            for risk in result.risks:
+                risks.setdefault(risk, []).append(name)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    if refused:
+        lines += ["", "refused (nothing was changed):", *refused]
     if risks:
-        lines += ["", "risks:", *risks]
+        lines += ["", "risks (and the cutovers they concern):"]
+        for risk, concerned in risks.items():
+            who = ", ".join(concerned[:10]) + (f" +{len(concerned) - 10} more" if len(concerned) > 10 else "")
+            lines.append(f"  - {risk} [{who}]")
     lines += ["", "wave digests (approve with these):"]
     for number in range(1, len(campaign.waves) + 1):
         lines.append(f"  wave {number}: {campaign.wave_digest(number)}")

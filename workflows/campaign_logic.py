@@ -101,32 +101,38 @@ def wave_over(status: CampaignStatus) -> bool:
     return all(e.state not in ("pending", "in-flight") for e in status.wave_entries(status.current_wave))
 
 
+def failing(entry: CutoverEntry) -> bool:
+    """Did not complete, or is rolling back now (the line stops when a rollback starts, not when it ends)."""
+    return entry.state in UNSUCCESSFUL or (entry.state == "in-flight" and entry.phase == "rolling-back")
+
+
 def counted_failures(status: CampaignStatus) -> list[CutoverEntry]:
-    """Cutovers that did not complete and count for ``stop_on``: not acknowledged, not aborted by the campaign."""
+    """Failing cutovers that count for ``stop_on``: not acknowledged, not aborted by the campaign."""
     acknowledged = set(status.acknowledged)
-    return [
-        e for e in status.cutovers if e.state in UNSUCCESSFUL and e.name not in acknowledged and e.abort_sent is None
-    ]
+    return [e for e in status.cutovers if failing(e) and e.name not in acknowledged and e.abort_sent is None]
+
+
+def _named(entries: list[CutoverEntry]) -> str:
+    shown = [e.name + (" (rolling back)" if e.state == "in-flight" else "") for e in entries[:10]]
+    return ", ".join(shown) + (f" +{len(entries) - 10} more" if len(entries) > 10 else "")
 
 
 def stop_reason(status: CampaignStatus, campaign: Campaign) -> str | None:
     """Why the line must stop now (``stop_on`` tripped), or None."""
     stop = campaign.settings.stop_on
     counted = counted_failures(status)
-    names = ", ".join(e.name for e in counted[:10])
     if stop.rollbacks is not None and len(counted) >= stop.rollbacks:
-        return f"{len(counted)} cutover(s) did not complete ({names}): stop_on.rollbacks is {stop.rollbacks}"
+        return f"{len(counted)} cutover(s) did not complete ({_named(counted)}): stop_on.rollbacks is {stop.rollbacks}"
     failed = [e for e in counted if e.state == "failed"]
     if stop.failures is not None and len(failed) >= stop.failures:
-        listed = ", ".join(e.name for e in failed[:10])
-        return f"{len(failed)} cutover(s) failed ({listed}): stop_on.failures is {stop.failures}"
+        return f"{len(failed)} cutover(s) failed ({_named(failed)}): stop_on.failures is {stop.failures}"
     wave = status.current_wave
     allowed = stop.budget(len(status.wave_entries(wave))) if wave else None
     in_wave = [e for e in counted if e.wave == wave]
     if allowed is not None and len(in_wave) > allowed:
         return (
             f"{len(in_wave)} of wave {wave}'s {len(status.wave_entries(wave))} cutovers did not complete "
-            f"({', '.join(e.name for e in in_wave[:10])}): over the error budget of {stop.error_budget}"
+            f"({_named(in_wave)}): over the error budget of {stop.error_budget}"
         )
     return None
 

@@ -46,6 +46,18 @@ def test_stop_on(stop_on, ended, stops):
     assert (reason is None) if stops is None else (reason is not None and reason.startswith(stops))
 
 
+def test_a_rollback_stops_the_line_when_it_starts():
+    result, status = running(stop_on={"rollbacks": 1})
+    entry = status.entry("api-3")
+    entry.state, entry.phase = "in-flight", "monitoring"
+    assert logic.stop_reason(status, result) is None
+    entry.phase = "rolling-back"
+    assert (
+        logic.stop_reason(status, result)
+        == "1 cutover(s) did not complete (api-3 (rolling back)): stop_on.rollbacks is 1"
+    )
+
+
 def test_acknowledged_failures_and_those_the_campaign_aborted_do_not_count():
     result, status = running(stop_on={"rollbacks": 1})
     logic.end(status.entry("api-1"), "rolled-back", "B down", NOW)
