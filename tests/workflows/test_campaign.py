@@ -202,6 +202,8 @@ async def test_the_first_rollback_stops_the_line_until_resume_or_abort(ts_env, t
     data = campaign_data(name, apis, [1, "rest"], max_in_flight=2)
     async with campaign_running(ts_env, world, data) as handle:
         status = await until_campaign(ts_env, handle, lambda s: s.phase == "paused", "stopping the line")
+        assert status.stopped is not None and apis[1] in status.stopped.reason
+        status = await until_campaign(ts_env, handle, lambda s: s.entry(apis[1]).final, "the end of the rollback")
         failing = status.entry(apis[1])
         assert failing.state == "rolled-back" and "unhealthy" in (failing.error or "")
         assert failing.verdict is not None and failing.verdict.startswith("unhealthy"), "its verdict is shown"
