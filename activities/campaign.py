@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import activity
@@ -31,6 +31,14 @@ def _short(text: str | None) -> str | None:
     return None if text is None else (text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…")
 
 
+def quiet_until(status: CutoverStatus) -> datetime | None:
+    """When the durable wait the run is in ends (its timeline's last step is that open wait), or None."""
+    last = status.timeline[-1] if status.timeline else None
+    if last is None or last.ok is not None or not last.step.startswith("Wait") or not status.waits:
+        return None
+    return status.waits[-1].until
+
+
 def brief_of(workflow_id: str, status: CutoverStatus, closed: str | None) -> CutoverBrief:
     """The few fields of a cutover's status the campaign acts on."""
     verdict = status.last_verdict
@@ -43,6 +51,7 @@ def brief_of(workflow_id: str, status: CutoverStatus, closed: str | None) -> Cut
         verdict=_short(f"{verdict.status}: {verdict.reason}") if verdict else None,
         error=_short(status.error),
         closed=closed,
+        quiet_until=quiet_until(status) if closed is None else None,
     )
 
 

@@ -87,6 +87,8 @@ class CutoverEntry(_State):
     """The reason of the abort the campaign sent it, if any."""
     fingerprint: str = ""
     """Of the last status read (the poll returns only what changed)."""
+    quiet_until: datetime | None = None
+    """The end of the durable wait it was in at the last read: no need to read it again before."""
     final: bool = False
     """Its final status has been read."""
     started_at: datetime | None = None
@@ -189,11 +191,14 @@ class CutoverBrief(_Frozen):
     """Temporal's status of a closed run (``COMPLETED``, ``FAILED``, ``TERMINATED``, ...); None while it runs."""
     unreadable: str | None = None
     """Why the run could not be read this time (the campaign keeps what it knew)."""
+    quiet_until: datetime | None = None
+    """The end of the durable wait the run is in: nothing changes before, short of an abort."""
 
     def fingerprint(self) -> str:
         """Changes whenever anything the campaign acts on changes."""
         parts = (self.phase, ",".join(self.gates_awaited), str(self.point_of_no_return_passed))
-        return "|".join([*parts, self.verdict_status or "", self.closed or "", self.error or ""])
+        quiet = self.quiet_until.isoformat() if self.quiet_until else ""
+        return "|".join([*parts, self.verdict_status or "", self.closed or "", self.error or "", quiet])
 
 
 class BriefsInput(_Frozen):

@@ -232,6 +232,7 @@ class CampaignWorkflow(CampaignMessages):
         status, plan = self._status, self._campaign.plan(name)
         entry = status.entry(name)
         entry.state, entry.started_at = "in-flight", workflow.now()
+        self._next_read = min(self._next_read, workflow.now() + self._campaign.settings.poll_interval)
         try:
             handle = await workflow.start_child_workflow(
                 WORKFLOW_TYPE,
@@ -277,7 +278,6 @@ class CampaignWorkflow(CampaignMessages):
         """Read the phases of the cutovers in flight (and the final status of those that just failed)."""
         status = self._status
         targets = status.in_flight() + self._unread()
-        self._next_read = workflow.now() + self._campaign.settings.poll_interval
         self._attempted.clear()
         request = BriefsInput(
             workflow_ids=tuple(e.workflow_id for e in targets), known={e.workflow_id: e.fingerprint for e in targets}
@@ -295,6 +295,7 @@ class CampaignWorkflow(CampaignMessages):
             briefs = BriefsResult.model_validate(raw).briefs
         except (ActivityError, pydantic.ValidationError) as exc:
             self._warn(f"reading the cutovers failed (retried at the next read): {describe_failure(exc)}")
+            self._next_read = workflow.now() + self._campaign.settings.poll_interval
             return
         by_id = {e.workflow_id: e for e in targets}
         for brief in briefs:
@@ -306,6 +307,7 @@ class CampaignWorkflow(CampaignMessages):
         for entry in targets:
             if entry.state != "in-flight":
                 entry.final = True
+        self._next_read = logic.next_read(status, workflow.now(), self._campaign.settings.poll_interval)
 
     # --- gates and stop-the-line ----------------------------------------------------------------
 

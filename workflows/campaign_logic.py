@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, FailureError, TerminatedError
@@ -175,9 +175,23 @@ def apply_brief(entry: CutoverEntry, brief: CutoverBrief) -> None:
     entry.point_of_no_return_passed = brief.point_of_no_return_passed
     entry.verdict_status = brief.verdict_status
     entry.verdict = brief.verdict
+    entry.quiet_until = brief.quiet_until
     if brief.error:
         entry.error = brief.error
     entry.fingerprint = brief.fingerprint()
+
+
+def next_read(status: CampaignStatus, now: datetime, interval: timedelta) -> datetime:
+    """When to read the cutovers next: every ``interval``, but not before a cutover's durable wait ends.
+
+    A cutover inside a TTL or drain wait changes nothing before the wait ends (an abort or an ending
+    reaches the campaign by other means), so the reads, and the history they cost, wait with it.
+    """
+    soonest = now + interval
+    times = [max(soonest, e.quiet_until or soonest) for e in status.in_flight()]
+    if any(e.state in UNSUCCESSFUL and not e.final for e in status.cutovers):
+        times.append(soonest)
+    return min(times, default=soonest)
 
 
 def end(entry: CutoverEntry, state: str, error: str | None, at: datetime) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, RetryState, TerminatedError
 
+from activities.campaign import brief_of
 from models.campaign import Campaign
 from models.campaign_status import CutoverBrief, StopRecord
+from models.workflow import CutoverStatus, StepRecord, WaitRecord
 from tests.models.test_campaign import campaign
 from workflows import campaign_logic as logic
 
@@ -116,3 +118,30 @@ def test_how_a_child_ending_is_read():
     )
     terminated = CutoverBrief(workflow_id="w", phase="monitoring", closed="TERMINATED")
     assert logic.ending_of_brief(terminated) == ("failed", "the run ended terminated in phase monitoring")
+
+
+def test_reads_wait_for_the_cutovers_durable_waits():
+    _, status = running()
+    interval = timedelta(seconds=15)
+    assert logic.next_read(status, NOW, interval) == NOW + interval
+    waiting, working = status.entry("api-1"), status.entry("api-2")
+    waiting.state, waiting.quiet_until = "in-flight", NOW + timedelta(minutes=5)
+    assert logic.next_read(status, NOW, interval) == NOW + timedelta(minutes=5), "nothing to read before"
+    working.state = "in-flight"
+    assert logic.next_read(status, NOW, interval) == NOW + interval
+    working.state, waiting.quiet_until = "completed", NOW + timedelta(seconds=3)
+    assert logic.next_read(status, NOW, interval) == NOW + interval, "never more often than the interval"
+
+
+def test_a_brief_knows_when_the_cutovers_wait_ends():
+    until = NOW + timedelta(seconds=305)
+    status = CutoverStatus(
+        name="x", workflow_id="cutover-x", phase="lowering-ttl", plan_digest="d", strategy="cname",
+        record="x.example.test.", target="b.example.test.",
+        timeline=(StepRecord(phase="lowering-ttl", step="Wait 5m5s: old TTL", started_at=NOW),),
+        waits=(WaitRecord(phase="lowering-ttl", seconds=305, reason="old TTL", until=until),),
+    )  # fmt: skip
+    assert brief_of("cutover-x", status, None).quiet_until == until
+    done = status.model_copy(update={"timeline": (status.timeline[0].model_copy(update={"ok": True}),)})
+    assert brief_of("cutover-x", done, None).quiet_until is None
+    assert brief_of("cutover-x", status, None).fingerprint() != brief_of("cutover-x", done, None).fingerprint()
