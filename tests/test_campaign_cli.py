@@ -70,3 +70,8 @@ def test_validate_lists_every_problem_of_the_campaign_and_its_files_and_exits_2(
     assert "plans.5: dns.cutover_ttl: cutover_ttl (900) must not exceed final_ttl (300)" in text
     assert "waves.1: 'ghost' is not the name of a plan of this campaign" in text
     assert len(problems) == 7, text
+
+
+def test_the_documentation_shows_the_example_as_committed():
+    doc = (ROOT / "docs" / "campaigns.md").read_text()
+    assert EXAMPLE.read_text() in doc and (EXAMPLE.parent / "orders.yaml").read_text() in doc

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sandbox.chart_fleet import render_fleet_chart
-from sandbox.demo_campaign import chart_label
 from sandbox.load import RequestRecord, summarize
 from tests.sandbox.test_chart import png_size
 
@@ -39,10 +38,3 @@ def test_one_row_per_api(tmp_path):
     )
     width, height = png_size(path)
     assert width == 1200 and height > 300
-
-
-def test_which_campaign_events_the_chart_shows():
-    assert chart_label("wave 2 started (3 cutovers)") == "wave 2"
-    assert chart_label("line stopped: 1 cutover(s) did not complete") == "line stopped"
-    assert chart_label("resumed by alice (acknowledged: api-02)") == "resumed"
-    assert chart_label("wave-2-flip approved by alice") is None

@@ -16,7 +16,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.campaign import Campaign
@@ -344,3 +344,21 @@ async def test_continue_as_new_keeps_the_status_and_the_cutovers(ts_env):
     assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
     for api in apis:
         assert world.records[f"{api}.example.test."][0].type == "CNAME"
+
+
+async def test_cancelling_the_campaign_aborts_its_cutovers_before_their_point_of_no_return(ts_env):
+    name = unique("cancel")
+    apis = [f"{name}-{i}" for i in range(1, 3)]
+    world = FleetWorld(apis)
+    data = campaign_data(name, apis, ["rest"], approvals={"per_wave": "flip"}, poll_interval="2s")
+    async with campaign_running(ts_env, world, data) as handle:
+        await until_campaign(
+            ts_env, handle, lambda s: all(e.gates_awaited == ["flip"] for e in s.cutovers), "both at the flip gate"
+        )
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+        assert isinstance(info.value.cause, CancelledError)
+        children = [await cutover_status(ts_env, f"cutover-{api}") for api in apis]
+    assert [c.phase for c in children] == ["rolled-back", "rolled-back"]
+    assert all(c.error and c.error.endswith("was cancelled") for c in children), [c.error for c in children]
