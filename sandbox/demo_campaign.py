@@ -155,7 +155,7 @@ class Follower:
                     say(f"    {entry.name}: {entry.state} ({entry.phase}); verdict: {entry.verdict or 'not read yet'}")
             if self.auto:
                 await asyncio.sleep(3)
-                say(">>> --auto-approve: resuming (the failing API is rolled back; the others may go on)")
+                say(">>> --auto-approve: resuming (the failing API rolls back by itself; the others may go on)")
                 await self._update(handle, "resume", {"by": BY, "reason": f"{FAILING} rolled back; the rest may go"})
             else:
                 say(">>> decide: resume (the next cutovers start) or abort (none starts; those in flight are aborted)")
