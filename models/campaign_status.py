@@ -233,6 +233,9 @@ class ChildApprovalResult(_Frozen):
 
 CONTINUE_AFTER_EVENTS = 5000
 """A run continues as new past this many history events (Temporal warns at 10,240 and stops at 51,200)."""
+CONTINUE_AFTER_BYTES = 4 * 1024 * 1024
+"""... or past this many bytes (Temporal warns at 10 MB and stops at 50 MB): each cutover's start and
+result (its whole status) put a few KB in the campaign's history."""
 
 
 class CampaignCarry(BaseModel):

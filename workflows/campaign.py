@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         CAMPAIGN_NAME_ATTRIBUTE,
         CAMPAIGN_WAVE_ATTRIBUTE,
         CAMPAIGN_WORKFLOW_TYPE,
+        CONTINUE_AFTER_BYTES,
         AbortRecord,
         BriefsInput,
         BriefsResult,
@@ -130,11 +131,7 @@ class CampaignWorkflow(CampaignMessages):
             await self._start_cutovers()
             await self._approve_gates()
             self._refresh()
-            info = workflow.info()
-            if (
-                info.is_continue_as_new_suggested()
-                or info.get_current_history_length() >= self._carry.continue_after_events
-            ):
+            if self._history_full():
                 await self._continue_as_new()
             await self._sleep()
             if (status.in_flight() or self._unread()) and workflow.now() >= self._next_read:
@@ -213,6 +210,15 @@ class CampaignWorkflow(CampaignMessages):
         if error_type:
             raise ApplicationError(status.error or phase, type=error_type, non_retryable=True)
         return status
+
+    def _history_full(self) -> bool:
+        """Past the events or bytes a run may hold (or Temporal suggests it): time to continue as new."""
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._carry.continue_after_events
+            or info.get_current_history_size() >= CONTINUE_AFTER_BYTES
+        )
 
     async def _continue_as_new(self) -> None:
         status = self._status
