@@ -44,6 +44,7 @@ from models.durations import format_duration
 from models.plan import CutoverPlan
 from models.workflow import PHASE_ATTRIBUTE, ApproveRequest, CutoverStatus
 from settings import TemporalSettings
+from workflows.campaign_logic import WAVE_GATE
 from workflows.campaign_render import details_markdown
 
 EXIT_INVALID = 2
@@ -243,12 +244,12 @@ def print_started(loaded: LoadedCampaign, settings: TemporalSettings) -> None:
 async def wave_digest_from_status(client: Client, workflow_id: str, gate: str) -> str | None:
     """Without --digest or --campaign, show the wave and have a human confirm its digest (as ``approve`` does)."""
     status: CampaignStatus = await client.get_workflow_handle(workflow_id).query("status", result_type=CampaignStatus)
-    try:
-        number = int(gate.split("-")[1])
-        wave = status.waves[number - 1]
-    except (IndexError, ValueError):
+    match = WAVE_GATE.match(gate)
+    number = int(match.group(1)) if match else 0
+    if not 1 <= number <= len(status.waves):
         print(f"error: {gate!r} is not a gate of {workflow_id} ({len(status.waves)} waves)", file=sys.stderr)
         return None
+    wave = status.waves[number - 1]
     if not sys.stdin.isatty():
         print(
             f"error: pass --campaign FILE (the campaign you reviewed) or --digest (wave {number}'s digest); "
@@ -299,10 +300,13 @@ async def run(args: argparse.Namespace, settings: TemporalSettings) -> int:
     if command == "approve":
         reviewed = args.campaign or (args.target if is_file(args.target) else None)
         digest = args.digest
-        if digest is None and reviewed is not None:
-            number = int(args.gate.split("-")[1])
+        match = WAVE_GATE.match(args.gate)
+        if digest is None and reviewed is not None and match is not None:
+            number = int(match.group(1))
             campaign = load_campaign(reviewed).campaign
             digest = campaign.wave_digest(number) if 1 <= number <= len(campaign.waves) else "no-such-wave"
+        if match is None:
+            digest = digest or "-"  # the campaign refuses the gate and says which gates it has
         if digest is None:
             digest = await wave_digest_from_status(client, workflow_id, args.gate)
             if digest is None:
