@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from models.campaign import Campaign
 from models.workflow import ApproveRequest
+from tests.temporal_env import time_skipping_env
 from tests.workflows.fake_fleet import (
     FleetWorld,
     campaign_data,
@@ -305,13 +306,18 @@ async def test_cutovers_sharing_a_kong_service_never_run_at_once(ts_env):
     assert most_at_once([first, third]) == 2, "the third, on its own Service, ran alongside the first"
 
 
-async def test_continue_as_new_keeps_the_status_and_the_cutovers(ts_env):
+async def test_continue_as_new_keeps_the_status_and_the_cutovers():
     """Runs continue as new every few reads while cutovers are in flight.
 
-    The Java test server stops skipping time for the children of a run that continued as new
-    (temporalio/sdk-java#1540), so this campaign's waits are a few real seconds: TTL 1 s, no margin,
-    Kong's stale TTL 0, reads every second.
+    The Java test server stops skipping time once the children of a run that continued as new are
+    left (temporalio/sdk-java#1540), for every later test too: this one has a server of its own, and
+    its waits are a few real seconds (TTL 1 s, no margin, Kong's stale TTL 0, reads every second).
     """
+    async with time_skipping_env() as ts_env:
+        await continue_as_new_scenario(ts_env)
+
+
+async def continue_as_new_scenario(ts_env):
     name = unique("long")
     apis = [f"{name}-{i}" for i in range(1, 4)]
     world = FleetWorld(apis, ttl=1, stale_ttl=0)
