@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         CutoverEntry,
         StopRecord,
     )
+    from models.durations import format_duration
     from models.workflow import (
         PHASE_ATTRIBUTE,
         RECORD_ATTRIBUTE,
@@ -169,7 +170,7 @@ class CampaignWorkflow(CampaignMessages):
             return True
         if status.next_wave_at is None:
             status.next_wave_at = workflow.now() + pause
-            self._event(f"wave {status.current_wave} done: the next wave starts after {pause}")
+            self._event(f"wave {status.current_wave} done: the next wave starts after {format_duration(pause)}")
         if workflow.now() < status.next_wave_at:
             return False
         status.next_wave_at = None

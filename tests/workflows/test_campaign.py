@@ -368,3 +368,26 @@ async def test_cancelling_the_campaign_aborts_its_cutovers_before_their_point_of
         children = [await cutover_status(ts_env, f"cutover-{api}") for api in apis]
     assert [c.phase for c in children] == ["rolled-back", "rolled-back"]
     assert all(c.error and c.error.endswith("was cancelled") for c in children), [c.error for c in children]
+
+
+async def test_waves_soak_between_them_and_on_stop_abort_aborts_the_cutovers_in_flight(ts_env):
+    name = unique("soak")
+    first, bad, unsure = (f"{name}-{i}" for i in range(1, 4))
+    world = FleetWorld([first, bad, unsure])
+    world.unhealthy = {f"svc-{bad}"}
+    world.inconclusive = {f"svc-{unsure}"}
+    data = campaign_data(name, [first, bad, unsure], [1, "rest"], on_stop="abort", pause_between_waves="30m")
+    async with campaign_running(ts_env, world, data) as handle:
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        status = await campaign_status(handle)
+        times = await child_times(ts_env, [f"cutover-{n}" for n in (first, bad, unsure)])
+    assert times[f"cutover-{bad}"][0] - times[f"cutover-{first}"][1] >= timedelta(minutes=30), "wave 2 soaked first"
+    assert any("the next wave starts after 30m" in e.text for e in status.events)
+    aborted = status.entry(unsure)
+    assert aborted.state == "rolled-back" and aborted.abort_sent and "stopped the line" in aborted.abort_sent
+    assert status.stopped is not None and bad in status.stopped.reason and unsure not in status.stopped.reason
+    assert world.records[f"{unsure}.example.test."][0].type == "A", "aborted before its point of no return"
+    assert status.phase == "failed" and status.error == (
+        f"2 of 3 cutovers did not complete: {bad} (rolled-back), {unsure} (rolled-back)"
+    )
