@@ -125,6 +125,9 @@ class CampaignWorkflow(CampaignMessages):
             if status.abort is not None and not status.in_flight() and not self._unread():
                 return
             if logic.wave_over(status) and not self._unread():
+                if status.current_wave:
+                    wave = status.waves[status.current_wave - 1]
+                    wave.ended_at = wave.ended_at or workflow.now()
                 if status.current_wave == len(status.waves):
                     return
                 if status.stopped is None and self._soaked():
@@ -178,8 +181,6 @@ class CampaignWorkflow(CampaignMessages):
 
     def _start_wave(self, number: int) -> None:
         status = self._status
-        if status.current_wave:
-            status.waves[status.current_wave - 1].ended_at = workflow.now()
         status.current_wave = number
         status.waves[number - 1].started_at = workflow.now()
         self._event(f"wave {number} started ({len(status.waves[number - 1].cutovers)} cutovers)")
@@ -188,9 +189,8 @@ class CampaignWorkflow(CampaignMessages):
     async def _finish(self) -> CampaignStatus:
         status = self._status
         if status.current_wave:
-            status.waves[status.current_wave - 1].ended_at = (
-                status.waves[status.current_wave - 1].ended_at or workflow.now()
-            )
+            wave = status.waves[status.current_wave - 1]
+            wave.ended_at = wave.ended_at or workflow.now()
         for entry in status.cutovers:
             if entry.state == "pending":
                 entry.state = "not-started"
@@ -215,9 +215,11 @@ class CampaignWorkflow(CampaignMessages):
     def _history_full(self) -> bool:
         """Past the events or bytes a run may hold (or Temporal suggests it): time to continue as new."""
         info = workflow.info()
-        return (
+        length = info.get_current_history_length()
+        # A fresh run holds a few events: never continue before this run has done something.
+        return length >= 50 and (
             info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._carry.continue_after_events
+            or length >= self._carry.continue_after_events
             or info.get_current_history_size() >= CONTINUE_AFTER_BYTES
         )
 
