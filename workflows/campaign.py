@@ -242,6 +242,7 @@ class CampaignWorkflow(CampaignMessages):
         entry = status.entry(name)
         entry.state, entry.started_at = "in-flight", workflow.now()
         self._next_read = min(self._next_read, workflow.now() + self._campaign.settings.poll_interval)
+        summary = f"campaign {status.name} wave {entry.wave}: {plan.dns.record} -> {plan.dns.target}"
         try:
             handle = await workflow.start_child_workflow(
                 WORKFLOW_TYPE,
@@ -257,9 +258,7 @@ class CampaignWorkflow(CampaignMessages):
                     ]
                 ),
                 memo={"plan_digest": entry.plan_digest, "ticket": plan.ticket or "", "campaign": status.name},
-                static_summary=f"campaign {status.name} wave {entry.wave}: {plan.dns.record} -> {plan.dns.target}"[
-                    :190
-                ],
+                static_summary=summary[:190],
                 static_details=f"Cutover `{plan.name}` of campaign `{status.name}` (wave {entry.wave}), "
                 f"plan digest `{entry.plan_digest}`; its gates are approved by the campaign per wave.",
             )
@@ -278,7 +277,10 @@ class CampaignWorkflow(CampaignMessages):
             logic.end(entry, state, error, workflow.now())
             self._next_read = workflow.now()  # read its verdict now: the details show why it failed
         else:
-            logic.apply_brief(entry, brief_of(entry.workflow_id, CutoverStatus.model_validate(result), "COMPLETED"))
+            try:
+                logic.apply_brief(entry, brief_of(entry.workflow_id, CutoverStatus.model_validate(result), "COMPLETED"))
+            except pydantic.ValidationError:
+                self._warn(f"{entry.workflow_id} completed with a result this worker can't read (newer code?)")
             logic.end(entry, "completed", None, workflow.now())
             entry.final = True
         self._wake = True
