@@ -29,12 +29,13 @@ from temporalio.worker import Worker
 from activities.decommission import DecommissionActivities
 from activities.dns import DnsActivities
 from activities.kong import KongActivities
+from activities.locks import LockActivities
 from activities.monitor import MonitorActivities
 from activities.notify import NotifyActivities
 from activities.readiness import ReadinessActivities
 from providers.secrets import EnvSecrets
 from settings import SEARCH_ATTRIBUTES, TemporalSettings, search_attribute_commands
-from workflows.cutover import CutoverWorkflow
+from workflows import WORKFLOWS
 
 log = logging.getLogger("cutover.worker")
 
@@ -51,8 +52,11 @@ class MissingSearchAttributes(RuntimeError):
     """The namespace lacks CutoverPhase/CutoverRecord: workflows would hang on their first upsert."""
 
 
-def build_activities(secrets: EnvSecrets | None = None) -> list[Callable[..., Any]]:
-    """Every activity of cutover, bound to providers that read secrets from ``secrets``."""
+def build_activities(client: Client, secrets: EnvSecrets | None = None) -> list[Callable[..., Any]]:
+    """Every activity of cutover, bound to providers that read secrets from ``secrets``.
+
+    ``client`` is the worker's own Temporal client, for the lock look-up.
+    """
     secrets = secrets or EnvSecrets()
     groups: list[ActivityGroup] = [
         DnsActivities(secrets=secrets),
@@ -61,6 +65,7 @@ def build_activities(secrets: EnvSecrets | None = None) -> list[Callable[..., An
         MonitorActivities(secrets=secrets),
         DecommissionActivities(secrets=secrets),
         NotifyActivities(secrets=secrets),
+        LockActivities(client),
     ]
     return [fn for group in groups for fn in group.activities()]
 
@@ -97,7 +102,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[CutoverWorkflow],
+        workflows=WORKFLOWS,
         activities=list(activities),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=shutdown_grace),
@@ -140,7 +145,9 @@ async def serve(args: argparse.Namespace) -> int:
     except MissingSearchAttributes as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    worker = build_worker(client, task_queue, build_activities(), args.max_concurrent_activities, args.shutdown_grace)
+    worker = build_worker(
+        client, task_queue, build_activities(client), args.max_concurrent_activities, args.shutdown_grace
+    )
     log.info("worker polling task queue %s on %s (namespace %s)", task_queue, address, namespace)
     running = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())

@@ -309,6 +309,11 @@ class NotifySection(_Section):
 WORKFLOW_ID_PREFIX = "cutover-"
 
 
+def _sha256_of(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 class CutoverPlan(_Section):
     """One cutover of one record, as submitted by a user."""
 
@@ -337,14 +342,18 @@ class CutoverPlan(_Section):
         return self.monitor.service or self.kong.service
 
     def digest(self) -> str:
-        """Stable sha256 of the canonical JSON of the plan, without ``dry_run``.
+        """Stable sha256 of the canonical JSON of the plan's non-default values, without ``dry_run``.
 
         The same plan as YAML or JSON, in any key order, with defaults spelled out or not, has the
-        same digest: approvals quote it to prove they approve exactly this plan.
+        same digest: approvals quote it to prove they approve exactly this plan. Values equal to their
+        default are left out, so a newer cutover that adds a field with a default computes the same
+        digest for the same plan, and an open run's approvals keep matching after a worker upgrade.
         """
-        data = self.model_dump(mode="json", exclude={"dry_run"})
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return _sha256_of(self.model_dump(mode="json", exclude={"dry_run"}, exclude_defaults=True))
+
+    def legacy_digest(self) -> str:
+        """The digest of runs started before 2026-12 (every field, defaults included): replay only."""
+        return _sha256_of(self.model_dump(mode="json", exclude={"dry_run"}))
 
     @model_validator(mode="wrap")
     @classmethod

@@ -157,3 +157,25 @@ class CutoverStatus(_Model):
     """What is still changed in the outside world when the run ended ``failed``."""
     manual_steps: tuple[str, ...] = ()
     """How to finish by hand."""
+
+
+class LockRequest(BaseModel):
+    """Input of a ``CutoverLock`` child: which resource it guards and for which run."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    resource: str
+    holder: str
+    """The workflow id of the cutover that holds the lock."""
+
+
+class LockHolder(BaseModel):
+    """Who holds a lock, as the lock look-up activity found it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    lock_id: str
+    holder: str | None = None
+    """The holding cutover's workflow id; None when the lock has just been released."""
+    holder_run_id: str | None = None
+    status: str = ""

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.decommission import DecommissionActivities
     from activities.dns import DnsActivities
     from activities.kong import KongActivities
+    from activities.locks import LockActivities
     from activities.monitor import MonitorActivities
     from activities.notify import NotifyActivities
     from activities.readiness import ReadinessActivities
@@ -58,3 +59,4 @@ DECOMMISSION_PREFLIGHT = ref(DecommissionActivities.preflight)
 DECOMMISSION_DELETE = ref(DecommissionActivities.delete)
 DECOMMISSION_UNDO = ref(DecommissionActivities.undo)
 NOTIFY = ref(NotifyActivities.notify)
+LOCK_HOLDER = ref(LockActivities.lock_holder)

@@ -14,6 +14,7 @@ from models.kong import (
     QUERY_ALLOWANCE,
     CacheBound,
     KongDnsSettings,
+    KongInspectInput,
     KongInspection,
     compute_cache_bound,
     kong_host,
@@ -42,6 +43,11 @@ class Reality:
 
 def _types(rrsets: tuple[RRset, ...]) -> set[str]:
     return {r.type for r in rrsets}
+
+
+def kong_inspect_input(plan: CutoverPlan) -> KongInspectInput:
+    """What ``kong_inspect`` is told: the Service, the strategy, the record and the target."""
+    return KongInspectInput(kong=plan.kong, strategy=plan.strategy, record=plan.dns.record, target=plan.dns.target)
 
 
 def nameserver_problems(snapshot: DnsSnapshot) -> list[str]:

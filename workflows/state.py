@@ -7,7 +7,7 @@ rendering of it (``workflows/status.py``). It holds no I/O and nothing secret.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -51,8 +51,14 @@ class Undo:
     """Wait for Kong to apply this undo before running the next one."""
     two_step: planning.TwoStepRollback | None = None
     """Set for an A->CNAME flip under Kong's legacy DNS client: undo it in two steps (see planning)."""
-    attempt_timeout: Any = None
-    """One attempt of the undo (a timedelta): never shorter than one attempt of the step it undoes."""
+    attempt_timeout: timedelta = timedelta(0)
+    """One attempt of the step it undoes: an undo attempt is never shorter."""
+    requires: tuple[str, ...] = ()
+    """Undos that must have succeeded (and, for Kong, been applied by every data plane) before this one."""
+    guard: str | None = None
+    """A fresh read that must show it is safe to run (``kong-off-alias``), or the undo is kept back."""
+    settled: bool = True
+    """For ``settle`` undos: Kong has applied it (set by the rollback engine)."""
 
 
 @dataclass
@@ -70,6 +76,11 @@ class Run:
     plan: CutoverPlan
     digest: str
     phase: str = "starting"
+    upserted_phase: str = ""
+    """The ``CutoverPhase`` value last upserted: upserts happen only when it changes."""
+    phase_started: datetime | None = None
+    locking: bool = False
+    """This run takes the per-record and per-Kong-Service locks (runs started before them replay without)."""
     details: str = ""
     """The Markdown paragraph of the current phase (the rest of the current details is derived)."""
     timeline: list[StepRecord] = field(default_factory=list)

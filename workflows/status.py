@@ -18,16 +18,32 @@ with workflow.unsafe.imports_passed_through():
     from models.readiness import ReadinessReport
     from models.telemetry import DrainProof, MonitorResult, WindowSummary
     from models.workflow import PHASE_ATTRIBUTE, CompensationRecord, CutoverStatus
+    from workflows import metrics
     from workflows.state import Run
 
 PHASE = SearchAttributeKey.for_keyword(PHASE_ATTRIBUTE)
 
 
+PHASE_UPSERT_ON_CHANGE = "phase-upsert-on-change"
+
+
 def set_phase(run: Run, phase: str, details: str) -> None:
-    """Enter a phase: search attribute, current details."""
+    """Enter a phase (or refresh it): search attribute when it changed, log, metrics, current details.
+
+    The search attribute is upserted only when the value changes: an upsert is a command, and one
+    upsert more or less per monitoring window in a new version would make every open run
+    non-deterministic on replay. Runs started before this rule keep upserting on every call
+    (``workflow.patched``), exactly as their history says.
+    """
+    previous = run.phase
     run.phase = phase
     run.details = details
-    workflow.upsert_search_attributes([PHASE.value_set(phase)])
+    if phase != run.upserted_phase or not workflow.patched(PHASE_UPSERT_ON_CHANGE):
+        workflow.upsert_search_attributes([PHASE.value_set(phase)])
+        run.upserted_phase = phase
+    if phase != previous:
+        workflow.logger.info("cutover %s: %s -> %s", run.plan.name, previous, phase)
+        metrics.phase_changed(run, previous, phase)
     refresh_details(run)
 
 

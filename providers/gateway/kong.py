@@ -855,14 +855,24 @@ async def _require_writable(client: KongAdminClient, action: str) -> None:
 async def repoint_service(client: KongAdminClient, expected: ServiceSnapshot, new_host: str) -> ServiceSnapshot:
     """Set the Service host to ``new_host`` if the Service is still exactly ``expected``.
 
-    Idempotent: when the host is already ``new_host`` and nothing else changed, returns the current
-    state. Refuses (GatewayConflict, nothing written) when anything else changed since it was read.
+    Idempotent: when the host is already ``new_host``, this is cutover's own earlier write (an attempt
+    whose answer was lost) and the current state is returned, applied, so its undo stays registered;
+    another party's edit of *other* fields meanwhile is logged, not mistaken for a conflict. Refuses
+    (GatewayConflict, nothing written) when the host is not ``new_host`` and anything changed since
+    it was read.
     """
     new_host = kong_host(new_host)
     current = await client.get_service(expected.id)
-    if str(current.get("host")) == new_host and not changed_fields(
-        expected.entity, current, ignore={"host", "updated_at"}
-    ):
+    if str(current.get("host")) == new_host:
+        others = changed_fields(expected.entity, current, ignore={"host", "updated_at"})
+        if others:
+            log.warning(
+                "repoint_service: Service %s already has host %s (cutover's earlier attempt); other fields were "
+                "changed outside cutover meanwhile (%s)",
+                expected.id,
+                new_host,
+                describe_changes(expected.entity, current, others),
+            )
         return snapshot_of(current)
     changed = changed_fields(expected.entity, current)
     if changed:

@@ -96,6 +96,8 @@ class FakeWorld:
         self.undo_seconds = 0.0
         self.apply_deadlines: list[timedelta | None] = []
         """The schedule-to-close timeout of every dns_apply call: how patient the workflow was."""
+        self.flaky: set[str] = set()
+        """Activity names that always fail with a retryable error (a server that never comes back)."""
         self.secondary_answers: tuple[RRset, ...] | None = None
         """What the secondary answers for the record, when it should disagree with the primary."""
 
@@ -111,6 +113,8 @@ class FakeWorld:
             )
         if failure is not None:
             raise failure
+        if name in self.flaky:
+            raise ApplicationError(f"injected outage of {name}", type="InjectedOutage")
 
     def fail(self, name: str, message: str = "injected failure") -> None:
         """Make activity ``name`` fail, non-retryable."""
@@ -314,7 +318,9 @@ class FakeWorld:
         @activity.defn(name="decommission_delete")
         async def decommission_delete(input: DecommissionInput) -> DecommissionResult:
             world._enter("decommission_delete")
-            await asyncio.sleep(world.decommission_seconds)
+            for _ in range(int(world.decommission_seconds * 10)):
+                activity.heartbeat("deleting")
+                await asyncio.sleep(0.1)
             world.deleted = True
             return DecommissionResult(kind=input.decommission.kind, done=True, state="deleted", detail="fake")
 

@@ -7,69 +7,18 @@ semantics, so "restored" below means the fake records and Kong Service are exact
 from __future__ import annotations
 
 import asyncio
-import copy
 import uuid
-from contextlib import asynccontextmanager
-from datetime import timedelta
-from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from models.plan import CutoverPlan
-from models.workflow import AbortRequest, ApproveRequest, CutoverStatus
+from models.workflow import AbortRequest, ApproveRequest
 from tests.conftest import base_plan_data
 from tests.workflows.fake_world import ALIAS, A, B, FakeWorld
-from tests.workflows.helpers import status_of, until_phase
-from workflows.cutover import CutoverWorkflow
-
-
-def make(strategy: str = "cname", flip_gate: bool = False, decommission_gate: bool = False, **over: Any) -> CutoverPlan:
-    data = base_plan_data(**over)
-    data["strategy"] = strategy
-    if strategy == "alias":
-        data["dns"]["record"] = ALIAS
-    data.setdefault("approvals", {})
-    data["approvals"] = {
-        "flip": flip_gate,
-        "decommission": decommission_gate,
-        "timeout": "1h",
-        **over.get("approvals", {}),
-    }
-    data["dns"]["cutover_ttl"] = 30
-    return CutoverPlan.model_validate(data)
-
-
-@asynccontextmanager
-async def started(env, world: FakeWorld, plan: CutoverPlan):
-    queue = str(uuid.uuid4())
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[CutoverWorkflow],
-        activities=world.activities(),
-        max_heartbeat_throttle_interval=timedelta(seconds=1),
-    ):
-        handle = await env.client.start_workflow(
-            CutoverWorkflow.run, plan, id=f"cutover-{uuid.uuid4()}", task_queue=queue, result_type=CutoverStatus
-        )
-        yield handle
-
-
-async def failure_of(handle: WorkflowHandle) -> ApplicationError:
-    with pytest.raises(WorkflowFailureError) as info:
-        await handle.result()
-    cause = info.value.cause
-    assert isinstance(cause, ApplicationError)
-    return cause
-
-
-def snapshot(world: FakeWorld) -> tuple[dict, dict]:
-    return copy.deepcopy(world.records), copy.deepcopy(world.service)
-
+from tests.workflows.helpers import activities_for, failure_of, make, snapshot, started, status_of, until_phase
+from workflows import WORKFLOWS
 
 # --- happy paths ---------------------------------------------------------------------------------
 
@@ -455,7 +404,7 @@ async def test_bad_input_fails_at_once_with_the_validation_message(ts_env):
     bad = base_plan_data()
     bad["dns"]["cutover_ttl"] = 0
     bad["dns"]["record"] = "example.test."
-    async with Worker(ts_env.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
+    async with Worker(ts_env.client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(ts_env, world)):
         handle = await ts_env.client.start_workflow("CutoverWorkflow", bad, id=str(uuid.uuid4()), task_queue=queue)
         with pytest.raises(WorkflowFailureError) as info:
             await asyncio.wait_for(handle.result(), timeout=20)

@@ -55,7 +55,8 @@ async def await_gate(kit: Kit, gate: str, question: str) -> None:
             if plan.approvals.on_timeout == "abort":
                 run.gate = None
                 raise StepFailed(
-                    f"no {gate} approval within {format_duration(plan.approvals.timeout)} (on_timeout: abort)"
+                    f"no {gate} approval within {format_duration(plan.approvals.timeout)} (on_timeout: abort)",
+                    kind="approval-timeout",
                 ) from None
             run.warnings.append(
                 f"{gate} approval still pending after {format_duration(plan.approvals.timeout)}; waiting on"

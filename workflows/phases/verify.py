@@ -15,7 +15,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from models.decommission import DecommissionInput
     from models.dns import DnsSnapshot, ResolveInput, SnapshotInput
-    from models.kong import KongInspectInput, KongInspection, kong_host
+    from models.kong import KongInspection, kong_host
     from models.readiness import ReadinessInput
     from models.telemetry import BaselineInput, WindowSummary
     from workflows import planning
@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.errors import Refused
     from workflows.kit import Kit
+    from workflows.lock import service_lock_id
     from workflows.status import set_phase
 
 
@@ -77,10 +78,15 @@ async def verify(kit: Kit) -> Verified:
     )
     kong = await steps.call(
         KONG_INSPECT,
-        KongInspectInput(kong=plan.kong, strategy=plan.strategy, record=plan.dns.record, target=plan.dns.target),
+        planning.kong_inspect_input(plan),
         f"Read Kong Service {plan.kong.service}, routes and DNS settings",
     )
     run.inspection = kong
+    if run.locking:
+        service = kong.service
+        await kit.locks.acquire(
+            f"Kong Service {service.name or service.id} ({service.id})", service_lock_id(service.id)
+        )
     reality, problems = planning.assess_reality(plan, snapshot, kong)
     if reality is None:
         raise Refused(" ".join(problems))
