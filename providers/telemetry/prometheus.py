@@ -11,6 +11,10 @@ What the metric can't say (kong.md §4.3): there is no upstream status label (``
 sent to the client) and no upstream address. So the upstream status is approximated by ``code`` when
 ``source="service"`` (the response came from the upstream), Kong's own 502/503/504 count as upstream
 errors, the traffic share is unknown, and A's drain cannot be proven from Prometheus.
+
+The exposition text is read with ``prometheus_client``'s parser, one line at a time, so a malformed
+line is counted and skipped instead of ending the scrape. For Prometheus servers (history, every
+data plane at once) see the ``promql`` source in providers/telemetry/promql.py.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from models.plan import PrometheusSource
 from models.telemetry import WindowSummary
@@ -31,10 +36,6 @@ from providers.telemetry.base import Cursor, TelemetrySource, decoding_cursor, f
 from providers.telemetry.records import KONG_UNREACHABLE_STATUSES
 from providers.telemetry.summary import bounded_notes, status_class
 from providers.tls import verify_context
-
-_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 
 
 @dataclass(frozen=True)
@@ -50,90 +51,27 @@ class ExpositionError(ValueError):
     """A sample line that does not follow the text exposition format; the message says why."""
 
 
-def _parse_value(text: str) -> float:
-    lowered = text.lower()
-    if lowered in ("+inf", "inf"):
-        return math.inf
-    if lowered == "-inf":
-        return -math.inf
-    if lowered == "nan":
-        return math.nan
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise ExpositionError(f"value {text[:20]!r} is not a number") from exc
-
-
-def _parse_labels(line: str, position: int) -> tuple[dict[str, str], int]:
-    r"""Parse ``{a="x",b="y\"z"}`` starting at the ``{``; return the labels and the index after ``}``."""
-    labels: dict[str, str] = {}
-    position += 1
-    while True:
-        while position < len(line) and line[position] in " \t":
-            position += 1
-        if position < len(line) and line[position] == "}":
-            return labels, position + 1
-        name = _LABEL_NAME.match(line, position)
-        if not name:
-            raise ExpositionError("bad label name")
-        position = name.end()
-        while position < len(line) and line[position] in " \t":
-            position += 1
-        if line[position : position + 1] != "=":
-            raise ExpositionError(f"label {name.group()} has no value")
-        position += 1
-        while position < len(line) and line[position] in " \t":
-            position += 1
-        if line[position : position + 1] != '"':
-            raise ExpositionError(f"label {name.group()} has no quoted value")
-        position += 1
-        value = []
-        while True:
-            if position >= len(line):
-                raise ExpositionError(f"label {name.group()} value is not closed")
-            char = line[position]
-            if char == "\\":
-                escaped = line[position + 1 : position + 2]
-                if escaped not in _ESCAPES:
-                    raise ExpositionError(f"label {name.group()} has a bad escape")
-                value.append(_ESCAPES[escaped])
-                position += 2
-            elif char == '"':
-                position += 1
-                break
-            else:
-                value.append(char)
-                position += 1
-        labels[name.group()] = "".join(value)
-        while position < len(line) and line[position] in " \t":
-            position += 1
-        if position < len(line) and line[position] == ",":
-            position += 1
-        elif position < len(line) and line[position] == "}":
-            return labels, position + 1
-        else:
-            raise ExpositionError("labels are not separated by ','")
+_PARSER_ERRORS = (ValueError, IndexError, KeyError, TypeError)
+"""What prometheus_client's parser raises on a malformed line (IndexError on some truncated label sets)."""
 
 
 def parse_sample(line: str) -> Sample:
-    """One sample line: ``name{labels} value [timestamp]``.
+    """One sample line: ``name{labels} value [timestamp]``, read by prometheus_client's own parser.
+
+    The line is parsed on its own, so one malformed line costs one sample, not the rest of the scrape.
 
     Raises:
         ExpositionError: the line is malformed.
     """
-    name = _NAME.match(line)
-    if not name:
-        raise ExpositionError("bad metric name")
-    position = name.end()
-    labels: dict[str, str] = {}
-    if position < len(line) and line[position] == "{":
-        labels, position = _parse_labels(line, position)
-    rest = line[position:].split()
-    if not rest or len(rest) > 2 or (position < len(line) and line[position] not in " \t"):
-        raise ExpositionError("expected a value (and an optional timestamp) after the metric")
-    if len(rest) == 2 and not re.fullmatch(r"-?\d+(\.\d+)?", rest[1]):
-        raise ExpositionError("bad timestamp")
-    return Sample(name.group(), labels, _parse_value(rest[0]))
+    try:
+        samples = [s for family in text_string_to_metric_families(line + "\n") for s in family.samples]
+    except _PARSER_ERRORS as exc:
+        # The parser's first words say what is wrong; what follows quotes the line, which stays out of notes.
+        raise ExpositionError(str(exc).split(":")[0][:80] or type(exc).__name__) from exc
+    if len(samples) != 1:
+        raise ExpositionError(f"expected one sample, found {len(samples)}")
+    sample = samples[0]
+    return Sample(sample.name, dict(sample.labels), float(sample.value))
 
 
 def parse_exposition(text: str) -> Iterator[Sample | ExpositionError]:
