@@ -7,10 +7,8 @@ status code and origin (``"503|service": 1234``), never one entry per route or c
 sum that went down was reset (Kong restarted or reloaded): its whole current value is the delta,
 with a note.
 
-What the metric can't say (kong.md §4.3): there is no upstream status label (``code`` is the status
-sent to the client) and no upstream address. So the upstream status is approximated by ``code`` when
-``source="service"`` (the response came from the upstream), Kong's own 502/503/504 count as upstream
-errors, the traffic share is unknown, and A's drain cannot be proven from Prometheus.
+What the metric can't say (providers/telemetry/kong_counters.py, kong.md §4.3): no upstream status
+and no upstream address, so the traffic share is unknown and A's drain cannot be proven from it.
 
 The exposition text is read with ``prometheus_client``'s parser, one line at a time, so a malformed
 line is counted and skipped instead of ending the scrape. For Prometheus servers (history, every
@@ -20,7 +18,6 @@ data plane at once) see the ``promql`` source in providers/telemetry/promql.py.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,8 +30,8 @@ from models.plan import PrometheusSource
 from models.telemetry import WindowSummary
 from providers.errors import TelemetryAuthError, TelemetryUnavailable
 from providers.telemetry.base import Cursor, TelemetrySource, decoding_cursor, from_rfc3339, to_rfc3339, utc_now
-from providers.telemetry.records import KONG_UNREACHABLE_STATUSES
-from providers.telemetry.summary import bounded_notes, status_class
+from providers.telemetry.kong_counters import COUNT_KEY, count_key, counted_window
+from providers.telemetry.summary import bounded_notes
 from providers.tls import verify_context
 
 
@@ -86,22 +83,6 @@ def parse_exposition(text: str) -> Iterator[Sample | ExpositionError]:
             yield exc
 
 
-def _count_key(labels: dict[str, str]) -> str:
-    """What a counter is summed under: its status code and where the response came from.
-
-    ``"503|service"``, ``"502|kong"``, ``"200|"`` (no ``source`` label), ``"other|service"`` (a code
-    that is not an HTTP status). Every other label (route, consumer, workspace ...) is summed away, so
-    a cursor holds at most ~1500 keys whatever the number of consumers, and in practice a dozen.
-    """
-    code = labels.get("code", "")
-    status = code if re.fullmatch(r"[1-5]\d\d", code) else "other"
-    origin = labels.get("source")
-    return f"{status}|{'' if origin is None else 'kong' if origin == 'kong' else 'service'}"
-
-
-_COUNT_KEY = re.compile(r"(?:[1-5]\d\d|other)\|(?:service|kong|)")
-
-
 def _decode_cursor(cursor: Cursor) -> tuple[datetime, dict[str, float]]:
     """The scrape time and counter values of a cursor.
 
@@ -112,7 +93,7 @@ def _decode_cursor(cursor: Cursor) -> tuple[datetime, dict[str, float]]:
     def decode() -> tuple[datetime, dict[str, float]]:
         values = cursor["counts"]
         if not isinstance(values, dict) or not all(
-            isinstance(key, str) and _COUNT_KEY.fullmatch(key) and isinstance(value, int | float)
+            isinstance(key, str) and COUNT_KEY.fullmatch(key) and isinstance(value, int | float)
             for key, value in values.items()
         ):
             raise TypeError("counts must map '<code>|<origin>' to numbers")
@@ -170,51 +151,31 @@ class KongPrometheus(TelemetrySource):
         scraped_at, previous = _decode_cursor(cursor)
         counts, failures, failure_notes = await self._scrape()
         now = utc_now()
-        notes: list[str] = []
-        statuses: dict[str, int] = {}
-        classes: dict[str, int] = {}
-        requests = errors = 0
+        increases: dict[str, int] = {}
         resets = 0
-        sourceless = False
         for key, value in counts.items():
             delta = value - previous.get(key, 0.0)
             if delta < 0:
                 resets += 1
                 delta = value
-            count = round(delta)
-            if count <= 0:
-                continue
-            code, origin = key.split("|")
-            status = 0 if code == "other" else int(code)
-            requests += count
-            family = status_class(status) if status else "unknown"
-            classes[family] = classes.get(family, 0) + count
-            if origin == "kong":
-                upstream = ""
-                is_error = status in KONG_UNREACHABLE_STATUSES
-            else:
-                upstream = "" if code == "other" else code
-                is_error = status >= 500
-                sourceless = sourceless or not origin
-            statuses[upstream] = statuses.get(upstream, 0) + count
-            errors += count if is_error else 0
+            increases[key] = round(delta)
+        counted = counted_window(increases)
+        notes: list[str] = []
         if resets:
             notes.append(
                 f"{resets} counter(s) went down (Kong restarted or reloaded): their current value was "
                 "counted as the increase"
             )
-        if sourceless:
-            notes.append("no 'source' label (Kong < 3.x?): every 5xx is counted as an upstream error")
-        notes.append("Prometheus has no upstream address or upstream status: traffic share unknown")
+        notes += counted.notes()
         summary = WindowSummary(
             source=self.description,
             service=self.service,
             window_start=scraped_at,
             window_end=now,
-            requests=requests,
-            status_classes=dict(sorted(classes.items())),
-            upstream_statuses=dict(sorted(statuses.items())),
-            upstream_errors=errors,
+            requests=counted.requests,
+            status_classes=counted.status_classes,
+            upstream_statuses=counted.upstream_statuses,
+            upstream_errors=counted.upstream_errors,
             has_addresses=False,
             parse_failures=failures,
             notes=tuple(notes + failure_notes),
@@ -243,7 +204,7 @@ class KongPrometheus(TelemetrySource):
             if not math.isfinite(sample.value):
                 non_finite += 1
                 continue
-            key = _count_key(sample.labels)
+            key = count_key(sample.labels)
             counts[key] = counts.get(key, 0.0) + sample.value
         notes = []
         if malformed:
