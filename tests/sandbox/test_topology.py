@@ -88,7 +88,9 @@ def test_leftovers_of_a_killed_run_are_stopped_and_nothing_else(tmp_path, sleepe
 def test_a_recycled_pid_is_never_killed_whatever_its_working_directory(tmp_path, sleepers):
     inside, outside = sleepers
     dead_owner = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    recycled = {**process_identity(inside.pid), "start": process_identity(inside.pid)["start"] - 1}
+    identity = process_identity(inside.pid)
+    assert identity is not None
+    recycled = {**identity, "start": identity["start"] - 1}
     record = {
         "owner": int(dead_owner.stdout),
         "processes": {"kong": inside.pid, "worker": outside.pid},

@@ -111,7 +111,7 @@ async def test_a_past_window_sums_every_data_plane_per_status_and_survives_a_res
         {("200", "service"): 40, ("503", "service"): 0, ("502", "kong"): 0},  # restarted: counters from zero
         {("200", "service"): 560, ("503", "service"): 30, ("502", "kong"): 4},
     )
-    await planes.settle(service, scrapes=6)
+    await planes.settle(service, scrapes=8)
     async with source(planes.prometheus.url, service) as promql:
         summary = await promql.read_window(start - timedelta(seconds=1), utc_now())
 
@@ -161,7 +161,7 @@ async def test_the_verdict_from_promql_matches_the_counts(planes: DataPlanes) ->
     await planes.settle(service)
     start = utc_now()
     planes.set(service, {("200", "service"): 300}, {("200", "service"): 300, ("503", "service"): 60})
-    await planes.settle(service, scrapes=6)
+    await planes.settle(service, scrapes=8)
     monitor = MonitorSection.model_validate(
         {"source": {"kind": "promql", "url": planes.prometheus.url, "lag": "1s"}, "min_requests": 50}
     )
@@ -209,7 +209,7 @@ async def test_google_managed_prometheus_through_google_credentials(planes: Data
     await planes.settle(service)
     start = utc_now()
     planes.set(service, {("200", "service"): 60}, {("200", "service"): 60})
-    await planes.settle(service, scrapes=4)
+    await planes.settle(service, scrapes=8)
     async with TokenEndpoint() as tokens, ManagedPrometheusFake(planes.prometheus.url) as gmp:
         key = write_key(tmp_path, service_account_info(tokens.url))
         secrets = EnvSecrets({"GMP_KEY": str(key)})
