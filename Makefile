@@ -8,13 +8,19 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo-setup bind-deps compose-deps test lint demo clean
+.PHONY: setup demo-setup bind-deps prometheus-deps compose-deps test lint demo clean
 
 bind-deps:
 	@command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || { \
 		echo "installing bind9 (apt-get)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bind9 >/dev/null; }
+
+prometheus-deps:
+	@command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || { \
+		echo "installing prometheus (apt-get): the promql telemetry tests run a real Prometheus server"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 compose-deps:
 	@{ [ -f /usr/lib/python3/dist-packages/compose/config/compose_spec.json ] && command -v docker-compose >/dev/null 2>&1; } || { \
@@ -32,10 +38,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# demo needs BIND and the venv; the tests also validate docker-compose.yml with Debian's docker-compose.
+# demo needs BIND and the venv; the tests also validate docker-compose.yml with Debian's docker-compose
+# and run a real Prometheus for the promql source.
 demo-setup: bind-deps $(STAMP)
 
-setup: bind-deps compose-deps $(STAMP)
+setup: bind-deps prometheus-deps compose-deps $(STAMP)
 
 lint: setup
 	$(VENV)/bin/ruff check .

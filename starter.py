@@ -6,6 +6,7 @@
     python starter.py approve ID --gate flip|decommission --by NAME [--plan PLAN | --digest D]
     python starter.py abort ID --reason R [--by NAME]
     python starter.py status ID [--json]
+    python starter.py watch ID                live view until the run ends; exit code = outcome (cli/watch.py)
     python starter.py list [--phase P]
     python starter.py traffic PLAN --since 10m
 
@@ -32,6 +33,8 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, Work
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from cli.live import approve_command as _approve_command
+from cli.watch import EXIT_INTERRUPTED, watch
 from models.durations import parse_duration
 from models.plan import CutoverPlan, describe_problems
 from models.workflow import (
@@ -83,8 +86,7 @@ def load_plan(path: str) -> CutoverPlan:
 
 def approve_command(workflow_id: str, gate: str, digest: str) -> str:
     """The exact CLI command (plain temporal CLI) to approve a gate."""
-    payload = json.dumps({"gate": gate, "by": "<you>", "digest": digest})
-    return f"temporal workflow update execute -w {workflow_id} --name approve --input '{payload}'"
+    return _approve_command(workflow_id, gate, digest)
 
 
 def render_status(status: CutoverStatus) -> str:
@@ -275,6 +277,8 @@ async def run_command(args: argparse.Namespace) -> int:
             print(f"{execution.id:40} {status_name:12} {phase:32} {record}")
         return 0
     handle = client.get_workflow_handle(args.id)
+    if args.command == "watch":
+        return await watch(client, args.id, interval=args.interval)
     if args.command == "status":
         status = await handle.query("status", result_type=CutoverStatus)
         print(status.model_dump_json(indent=2) if args.json else render_status(status))
@@ -332,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="phase, timeline, undo steps, verdict")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("watch", help="live view of a run until it ends; exit 0 completed, 3 rolled back, 4 failed")
+    p.add_argument("id")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between status reads (1)")
     p = sub.add_parser("list", help="cutover runs")
     p.add_argument("--phase")
     p = sub.add_parser("traffic", help="window summary and verdict from the plan's telemetry source, now")
@@ -351,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CutoverError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

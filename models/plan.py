@@ -35,6 +35,7 @@ from models.names import (
     looks_like_secret,
     split_host_port,
 )
+from models.promql import label_matchers, promql_problems, promql_url
 
 # --- reusable field types ------------------------------------------------------------------------
 
@@ -225,7 +226,42 @@ class PrometheusSource(_Section):
     ca_bundle: str | None = None
 
 
-TelemetrySource = Annotated[KongFileLogSource | CloudLoggingSource | PrometheusSource, Field(discriminator="kind")]
+LabelMatchers = Annotated[str, AfterValidator(label_matchers)]
+"""PromQL label matchers as written inside braces: ``namespace="kong", job=~"kong-dp.*"``."""
+PromqlUrl = Annotated[str, AfterValidator(promql_url)]
+
+
+class PromqlSource(_Section):
+    """A Prometheus HTTP API (Prometheus, Thanos, Mimir, Google Managed Prometheus) holding Kong's counters.
+
+    Kong's ``kong_http_requests_total`` is summed across every data plane Prometheus scrapes, with
+    history, so the baseline is a past window instead of two scrapes.
+    """
+
+    kind: Literal["promql"]
+    url: PromqlUrl
+    """Base URL of the API: ``http://prometheus.monitoring:9090``, or for Google Managed Prometheus
+    ``https://monitoring.googleapis.com/v1/projects/PROJECT/location/global/prometheus``."""
+    metric: str = Field(default="kong_http_requests_total", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    selector: LabelMatchers = ""
+    """Extra label matchers ANDed with the service's, e.g. ``namespace="kong"`` (one Kong of several)."""
+    service_label: str = Field(default="service", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    upstream: str | None = Field(default=None, min_length=1, max_length=256)
+    """Kong Upstream the Service points at, to report ``kong_upstream_target_health`` (optional)."""
+    lag: Duration = timedelta(minutes=1)
+    """How far behind now the API is read: at least the scrape interval plus ingestion delay."""
+    auth: Literal["none", "bearer", "google"] = "none"
+    """``google``: Google credentials (Managed Prometheus); ``bearer``: a token from ``token_env``."""
+    token_env: EnvVarName | None = None
+    credentials_env: EnvVarName | None = None
+    """With ``auth: google``: variable naming a service-account key file; default: Application Default Credentials."""
+    ca_bundle: str | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+
+TelemetrySource = Annotated[
+    KongFileLogSource | CloudLoggingSource | PrometheusSource | PromqlSource, Field(discriminator="kind")
+]
 
 
 class MonitorSection(_Section):
@@ -453,6 +489,7 @@ _POSITIVE_DURATIONS: tuple[tuple[str, ...], ...] = (
     ("decommission", "quiet_period"),
     ("decommission", "drain_timeout"),
     ("decommission", "timeout"),
+    ("monitor", "source", "timeout"),
 )
 
 
@@ -537,6 +574,8 @@ def _cross_field_problems(data: dict[str, Any]) -> list[Problem]:
                     None,
                 )
             )
+
+    problems += promql_problems(_get(data, "monitor", "source"))
 
     decommission = data.get("decommission")
     if isinstance(decommission, dict) and decommission.get("kind") == "gcp-project":

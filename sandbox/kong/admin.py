@@ -158,14 +158,21 @@ class AdminApi:
         """The Admin API application (Kong paths + ``/_emulator``)."""
         application = web.Application()
         application.router.add_route("*", "/_emulator/{action:.*}", self.control)
+        application.router.add_get("/metrics", self.metrics)
         application.router.add_route("*", "/{tail:.*}", self.dispatch)
         return application
 
     def status_app(self) -> web.Application:
         """The Status API (``status_listen``): read-only node status and upstream target reads (kong.md §2.8)."""
         application = web.Application()
+        application.router.add_get("/metrics", self.metrics)
         application.router.add_route("*", "/{tail:.*}", self.dispatch_status)
         return application
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """``GET /metrics`` (Admin and Status API): the Prometheus plugin's exposition (sandbox/kong/metrics.py)."""
+        body = self.emulator.metrics.exposition()
+        return web.Response(text=body, content_type="text/plain", charset="utf-8")
 
     async def dispatch_status(self, request: web.Request) -> web.StreamResponse:
         """Status API: only GETs of status and upstream targets exist there."""

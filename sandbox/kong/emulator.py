@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sandbox.kong.admin import AdminApi
 from sandbox.kong.dns import DnsClients, DnsSettings, Nameserver
+from sandbox.kong.metrics import KongMetrics
 from sandbox.kong.proxy import ProxyDataPlane
 from sandbox.kong.store import Store, load_declarative
 
@@ -72,6 +73,7 @@ class KongEmulator:
         self.workspaces = workspaces
         self.node_id = str(uuid.uuid4())
         self.started = time.time()
+        self.metrics = KongMetrics(self.node_id, VERSION)
         self.config_path = Path(config) if isinstance(config, str | Path) and Path(config).exists() else None
         self.store = Store()
         if config is not None:

@@ -397,6 +397,7 @@ class ProxyDataPlane:
             line["service"] = service
         if route is not None:
             line["route"] = route
+        self.emulator.metrics.observe(line)
         self._write(line)
         return response
 
