@@ -29,7 +29,7 @@ async def conformance() -> AsyncIterator[ConformanceRun]:
     if missing:
         reason = (
             "Kong DNS conformance suite cannot run, missing: " + "; ".join(missing) + ". `make setup` installs "
-            f"the Debian packages ({' '.join(DEBIAN_PACKAGES)} lua-filesystem)."
+            f"the Debian packages ({' '.join(DEBIAN_PACKAGES)})."
         )
         if os.environ.get(SKIP_ENV) == "1" and not os.environ.get("CI"):
             pytest.skip(reason + f" Skipped because {SKIP_ENV}=1.")

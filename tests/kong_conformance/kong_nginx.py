@@ -36,6 +36,7 @@ DEBIAN_PACKAGES = (
     "lua-resty-lrucache",
     "lua-penlight",
     "lua-cjson",
+    "lua-filesystem",  # penlight's pl.path needs it, and Kong's legacy client requires pl.path
 )
 NGINX = "/usr/sbin/nginx"
 MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
@@ -69,8 +70,9 @@ def missing_requirements(lua: Path) -> list[str]:
     for lib in ("resty/core.lua", "resty/lrucache.lua", "pl/tablex.lua"):
         if not os.path.exists(f"{LUA_SHARE}/{lib}"):
             missing.append(f"{LUA_SHARE}/{lib}")
-    if not glob.glob("/usr/lib/*/lua/5.1/cjson.so"):
-        missing.append("cjson.so (lua-cjson)")
+    for lib, package in (("cjson.so", "lua-cjson"), ("lfs.so", "lua-filesystem")):
+        if not glob.glob(f"/usr/lib/*/lua/5.1/{lib}"):
+            missing.append(f"{lib} ({package})")
     for name in KONG_FILES:
         if not (lua / name).exists():
             missing.append(f"Kong's {lua / name} (set {KONG_LUA_ENV} to a folder laid out like shared/kong-lua)")

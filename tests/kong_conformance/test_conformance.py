@@ -19,6 +19,7 @@ from tests.kong_conformance.scenarios import (
     POLL,
     TOLERANCE,
     V6,
+    Client,
     S,
     T,
     V,
@@ -31,7 +32,7 @@ Q = 0.6
 """The refresh query itself and the poll that notices it: a switch lands up to this long after its bound."""
 
 
-def kong(result: ScenarioRun, client: str) -> list[str]:
+def kong(result: ScenarioRun, client: Client) -> list[str]:
     return [s.label for s in segments(result.of("kong", client))]
 
 
