@@ -180,7 +180,7 @@ class AdminApi:
         self.requests += 1
         token = self.emulator.admin_token
         if token is not None:
-            sent = request.headers.get(ADMIN_TOKEN_HEADER)
+            sent = request.headers.get(self.emulator.admin_token_header)
             if not sent:
                 return kong_json(
                     {"message": "Invalid credentials. Token or User credentials required", "status": 401}, 401

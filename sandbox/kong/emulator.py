@@ -43,7 +43,8 @@ class KongEmulator:
         log: file-log path (one JSON line per proxied request), or None.
         mode: ``traditional``, ``db-less``, ``data-plane`` or ``control-plane``.
         workers: nginx workers; each has its own legacy DNS cache, requests round-robin over them.
-        admin_token: when set, the Admin API requires it in ``Kong-Admin-Token``.
+        admin_token: when set, the Admin API requires it in ``admin_token_header``.
+        admin_token_header: the RBAC header (Kong Enterprise ``rbac_auth_header``, default ``Kong-Admin-Token``).
         dns_settings: Kong config keys (``dns_valid_ttl``, ``dns_stale_ttl``, ``new_dns_client``, ...).
         upstream_ca: CA bundle used to verify backends of Services with ``tls_verify=true``.
     """
@@ -60,6 +61,7 @@ class KongEmulator:
         mode: str = "traditional",
         workers: int = 1,
         admin_token: str | None = None,
+        admin_token_header: str = "Kong-Admin-Token",
         dns_settings: Mapping[str, Any] | None = None,
         upstream_ca: str | Path | None = None,
         workspaces: tuple[str, ...] = ("default",),
@@ -69,6 +71,7 @@ class KongEmulator:
         self.dns_address = dns
         self.workers = max(1, workers)
         self.admin_token = admin_token
+        self.admin_token_header = admin_token_header
         self.workspaces = workspaces
         self.node_id = str(uuid.uuid4())
         self.started = time.time()
