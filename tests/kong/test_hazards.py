@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -174,7 +175,7 @@ def test_the_dry_run_estimates_show_the_earliest_decommission() -> None:
 async def test_inspect_reads_the_upstreams_health_checks_and_the_plan_warns(recorder: RecordingTransport) -> None:
     checks = copy.deepcopy(HEALTHCHECK_DEFAULTS)
     checks["passive"]["unhealthy"] |= {"http_failures": 3, "timeouts": 2}
-    config = copy.deepcopy(UPSTREAM_CONFIG)
+    config: dict[str, Any] = copy.deepcopy(UPSTREAM_CONFIG)
     config["upstreams"][0]["healthchecks"] = checks
     async with running_emulator(config=config) as kong:
         async with client_for(kong, recorder) as client:
