@@ -280,6 +280,7 @@ class KongEmulator:
                 "targets": len(self.store.targets),
             },
             "admin_requests": self.admin_api.requests,
+            "connections": self.proxy.pinned(),
             "pending_failures": len(self.admin_api.failures),
         }
 

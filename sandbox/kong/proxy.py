@@ -217,6 +217,10 @@ class ProxyDataPlane:
 
     # -- the request --
 
+    def pinned(self) -> dict[str, int]:
+        """Client connection (``host:port`` as the client sees its own end) -> the worker serving it."""
+        return {f"{key[0]}:{key[1]}": worker for key, worker in self._pinned.items()}
+
     def worker_for(self, request: web.Request) -> int:
         """The worker serving this request: the one its connection was handed to (nginx ``accept``)."""
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
