@@ -7,10 +7,12 @@ the new client behind a non-recursive resolver. Each cites the lines of Kong's c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
 from models.kong import QUERY_ALLOWANCE, CacheBound, KongDnsSettings, KongInspection, _Model
+from models.plan import CutoverPlan
 
 CachesCleared = Literal["no", "restart", "reload"]
 
@@ -111,6 +113,24 @@ def earliest_decommission(
         seconds_after_flip=seconds,
         reasoning=tuple(reasoning),
         shortened=effective != "no" and confirmed and not via_upstream_target,
+    )
+
+
+def decommission_timing(
+    plan: CutoverPlan, kong: KongInspection, bound: CacheBound, *, confirmed: bool = False
+) -> DecommissionTiming:
+    """The earliest moment after the flip at which A may be deleted (see ``earliest_decommission``).
+
+    ``confirmed``: the decommission approval confirmed the restart/reload ``kong.dns_caches_cleared`` announces.
+    """
+    return earliest_decommission(
+        kong.dns,
+        bound,
+        record_ttl=plan.dns.cutover_ttl,
+        margin_seconds=math.ceil(plan.dns.wait_margin.total_seconds()),
+        via_upstream_target=kong.upstream is not None,
+        caches_cleared=plan.kong.dns_caches_cleared,
+        confirmed=confirmed,
     )
 
 

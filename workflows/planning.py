@@ -6,7 +6,6 @@ approves and the changes the run makes cannot disagree. Nothing here does I/O.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,7 +18,7 @@ from models.kong import (
     compute_cache_bound,
     kong_host,
 )
-from models.kong_hazards import DecommissionTiming, earliest_decommission, kong_risks
+from models.kong_hazards import DecommissionTiming, decommission_timing, kong_risks
 from models.plan import CutoverPlan
 from models.workflow import PlannedChange, WaitRecord
 
@@ -204,24 +203,6 @@ def drain_wait(plan: CutoverPlan, bound: CacheBound) -> tuple[timedelta, str]:
     return (
         timedelta(seconds=plan.dns.cutover_ttl + bound.seconds) + plan.dns.wait_margin,
         f"cutover TTL {plan.dns.cutover_ttl} s (resolver caches) + Kong cache bound {bound.seconds} s + margin",
-    )
-
-
-def decommission_timing(
-    plan: CutoverPlan, kong: KongInspection, bound: CacheBound, *, confirmed: bool = False
-) -> DecommissionTiming:
-    """The earliest moment after the flip at which A may be deleted (see ``earliest_decommission``).
-
-    ``confirmed``: the decommission approval confirmed the restart/reload ``kong.dns_caches_cleared`` announces.
-    """
-    return earliest_decommission(
-        kong.dns,
-        bound,
-        record_ttl=plan.dns.cutover_ttl,
-        margin_seconds=math.ceil(plan.dns.wait_margin.total_seconds()),
-        via_upstream_target=kong.upstream is not None,
-        caches_cleared=plan.kong.dns_caches_cleared,
-        confirmed=confirmed,
     )
 
 

@@ -12,6 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.durations import format_duration
+    from models.kong_hazards import decommission_timing
     from models.telemetry import DrainInput, DrainProof
     from workflows import planning
     from workflows.activity_refs import DECOMMISSION_DELETE, DECOMMISSION_UNDO, TRAFFIC_PROVE_DRAINED
@@ -27,7 +28,7 @@ DECOMMISSION_NOT_BEFORE = "decommission-not-before-idle-workers"
 
 
 async def wait_for_idle_workers(kit: Kit) -> None:
-    """Keep A until no Kong worker can still hold its address (``planning.decommission_timing``).
+    """Keep A until no Kong worker can still hold its address (``models.kong_hazards.decommission_timing``).
 
     A durable timer from the flip, whatever the approvals say; a confirmed restart/reload of the data
     planes (the decommission approval's ``caches_cleared``) shortens it. The drain proof follows.
@@ -36,7 +37,7 @@ async def wait_for_idle_workers(kit: Kit) -> None:
     kong, bound = run.inspection, run.bound
     if run.flipped_at is None or kong is None or bound is None:
         return
-    timing = planning.decommission_timing(run.plan, kong, bound, confirmed=run.caches_cleared_confirmed())
+    timing = decommission_timing(run.plan, kong, bound, confirmed=run.caches_cleared_confirmed())
     run.decommission_timing = timing
     run.decommission_not_before = run.flipped_at + timedelta(seconds=timing.seconds_after_flip)
     remaining = run.decommission_not_before - workflow.now()

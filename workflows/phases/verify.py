@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from models.decommission import DecommissionInput
     from models.dns import DnsSnapshot, ResolveInput, SnapshotInput
     from models.kong import KongInspectInput, KongInspection, kong_host
-    from models.kong_hazards import ipv6_only_refusal
+    from models.kong_hazards import decommission_timing, ipv6_only_refusal
     from models.readiness import ReadinessInput
     from models.telemetry import BaselineInput, WindowSummary
     from workflows import planning
@@ -146,6 +146,6 @@ async def verify(kit: Kit) -> Verified:
         )
         verified = Verified(snapshot, kong, reality, addresses_a, addresses_b, baseline)
     if plan.decommission.kind != "none":
-        run.decommission_timing = planning.decommission_timing(plan, kong, run.bound)
+        run.decommission_timing = decommission_timing(plan, kong, run.bound)
     run.estimates = planning.estimated_waits(plan, snapshot, reality, run.bound, kong)
     return verified
