@@ -449,6 +449,7 @@ class AdminApi:
             return web.json_response(emulator.dns_configuration())
         if action == "dns-cache/reset":
             emulator.dns.reset()
+            emulator.targets.reset()
             return web.json_response(emulator.dns.state())
         if action == "mode":
             try:

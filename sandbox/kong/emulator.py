@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.kong.admin import AdminApi
+from sandbox.kong.balancer import TargetAddresses
 from sandbox.kong.dns import DnsClients, DnsSettings, Nameserver
 from sandbox.kong.proxy import ProxyDataPlane
 from sandbox.kong.store import Store, load_declarative
@@ -91,6 +92,7 @@ class KongEmulator:
             self.dns_settings.update(dict(dns_settings))
         nameserver = Nameserver(dns[0], dns[1]) if dns else None
         self.dns = DnsClients(nameserver, self.dns_settings, self.workers)
+        self.targets = TargetAddresses(self.dns)
         self.admin_api = AdminApi(self)
         self.proxy = ProxyDataPlane(self, Path(log) if log else None, Path(upstream_ca) if upstream_ca else None)
         self._runners: list[web.AppRunner] = []
@@ -115,6 +117,7 @@ class KongEmulator:
             self.status_port = await self._serve(self.admin_api.status_app(), self.status_address)
         if self.proxy_address is not None and self.mode != "control-plane":
             self.proxy_port = await self._serve(self.proxy.app(), self.proxy_address)
+            self.targets.start()
 
     async def stop(self) -> None:
         """Close listeners, pools, the log file and background DNS refreshes."""
@@ -122,6 +125,7 @@ class KongEmulator:
             await runner.cleanup()
         self._runners.clear()
         await self.proxy.close()
+        await self.targets.close()
         await self.dns.close()
 
     # -- addresses --
@@ -171,6 +175,7 @@ class KongEmulator:
         """Change DNS settings and clear the caches, as a config change plus ``kong reload`` would."""
         self.dns_settings.update(dict(changes))
         self.dns.reset()
+        self.targets.reset()
 
     def dns_configuration(self) -> dict[str, Any]:
         """The ``dns_*``/``resolver_*`` keys of ``GET /`` ``configuration``; unset (NONE) ones are absent."""

@@ -3,7 +3,9 @@
 Per request (kong.md §1.4, §4.2, §5):
 
 1. match a Route by ``hosts``, ``paths`` (prefix, longest wins) and ``methods``;
-2. pick the backend: the Service host, or a target of the Upstream it names (weighted round robin);
+2. pick the backend: the Service host, or a target of the Upstream it names (weighted round robin;
+   a target's addresses are the worker's balancer list, renewed at their expiry by a timer:
+   ``sandbox/kong/balancer.py``);
    resolve it through this worker's DNS cache (legacy: per worker; new client: shared). Like nginx,
    each client connection is served by one worker for its whole life (connections are spread over
    the workers in turn), so a test can keep one worker busy and another idle;
@@ -115,6 +117,8 @@ class Pick:
     """The name resolved, and the Host/SNI base (target name or Service host)."""
     port: int
     host_header_base: str
+    target: bool = False
+    """An Upstream target: its addresses come from the worker's balancer (renewed by its timer)."""
 
 
 class ProxyDataPlane:
@@ -213,7 +217,7 @@ class ProxyDataPlane:
                 chosen = target
         weights[chosen["target"]] -= total
         host, port = split_target(str(chosen["target"]))
-        return Pick(host, port or 8000, upstream.get("host_header") or host)
+        return Pick(host, port or 8000, upstream.get("host_header") or host, target=True)
 
     # -- the request --
 
@@ -268,6 +272,8 @@ class ProxyDataPlane:
                 break
             if is_ip(pick.hostname) or resolver is None:
                 resolution = Resolution((pick.hostname.strip("[]"),))
+            elif pick.target:
+                resolution = await self.emulator.targets.resolve(worker, pick.hostname)
             else:
                 resolution = await resolver.resolve(pick.hostname)
             if not resolution.addresses:
