@@ -289,7 +289,13 @@ async def run_command(args: argparse.Namespace) -> int:
             digest = await confirm_digest(handle, args.gate)
             if digest is None:
                 return EXIT_INVALID
-        request = ApproveRequest(gate=args.gate, by=args.by, digest=digest, comment=args.comment)
+        request = ApproveRequest(
+            gate=args.gate,
+            by=args.by,
+            digest=digest,
+            comment=args.comment,
+            caches_cleared=True if args.caches_cleared else None,
+        )
         if args.signal:
             await handle.signal("approve", request)
             print("approve signal sent (signals are not validated: check `status` for ignored messages)")
@@ -328,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--digest", help="the plan digest you reviewed (printed by plan, start and status)")
     p.add_argument("--plan", help="the plan file you reviewed (its digest is approved)")
     p.add_argument("--comment")
+    p.add_argument(
+        "--caches-cleared",
+        action="store_true",
+        help="decommission gate: every Kong data plane was restarted (or reloaded) after the flip, as the plan says",
+    )
     p.add_argument("--signal", action="store_true")
     p = sub.add_parser("abort", help="roll back (until the point of no return)")
     p.add_argument("id")

@@ -64,6 +64,16 @@ def _http_url(value: str) -> str:
     return value
 
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _header_name(value: str) -> str:
+    # RFC 9110 §5.1: a field name is a token (no spaces, colons or control characters).
+    if not _HEADER_NAME.match(value):
+        raise ValueError(f"{value!r} is not an HTTP header name (letters, digits and !#$%&'*+.^_`|~- only)")
+    return value
+
+
 def _gcp_project(value: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value):
         raise ValueError(
@@ -80,6 +90,7 @@ EnvVarName = Annotated[str, AfterValidator(_env_var)]
 """The name of an environment variable the worker reads a secret from."""
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 GcpProjectId = Annotated[str, AfterValidator(_gcp_project)]
+HeaderName = Annotated[str, Field(max_length=128), AfterValidator(_header_name)]
 HttpStatus = Annotated[int, Field(ge=100, le=599)]
 Ttl = Annotated[int, Field(ge=1, le=86400)]
 
@@ -169,12 +180,19 @@ class KongSection(_Section):
     service: str = Field(min_length=1)
     """Name or id of the Kong Service."""
     token_env: EnvVarName | None = None
+    token_header: HeaderName = "Kong-Admin-Token"
+    """Header the RBAC token is sent in: Kong Enterprise's ``rbac_auth_header`` (default ``Kong-Admin-Token``)."""
     workspace: str | None = None
     status_urls: list[HttpUrl] = []
     dns_overrides: KongDnsOverrides = KongDnsOverrides()
     ca_bundle: str | None = None
     """CA bundle for an https Admin API; default: system roots."""
     timeout: Duration = timedelta(seconds=10)
+    dns_caches_cleared: Literal["no", "restart", "reload"] = "no"
+    """What the operator does to every data plane after the flip: ``restart`` it, or ``reload`` it
+    (``kong reload``, legacy DNS client only: the new client's cache survives a reload). Confirmed in
+    the decommission approval, it lets A go once cutover TTL + query has passed, instead of waiting
+    out ``dns_stale_ttl`` for workers idle since before the flip."""
 
 
 # --- readiness -----------------------------------------------------------------------------------
@@ -343,6 +361,7 @@ class NotifySection(_Section):
 # --- the plan ------------------------------------------------------------------------------------
 
 WORKFLOW_ID_PREFIX = "cutover-"
+_LATER_FIELDS = (("kong", "token_header", "Kong-Admin-Token"), ("kong", "dns_caches_cleared", "no"))
 
 
 def _sha256_of(data: Any) -> str:
@@ -388,8 +407,16 @@ class CutoverPlan(_Section):
         return _sha256_of(self.model_dump(mode="json", exclude={"dry_run"}, exclude_defaults=True))
 
     def legacy_digest(self) -> str:
-        """The digest of runs started before 2026-12 (every field, defaults included): replay only."""
-        return _sha256_of(self.model_dump(mode="json", exclude={"dry_run"}))
+        """The digest of runs started before the stable digest (every field but those added since): replay only.
+
+        Fields added later count only when set, so an open run started by an older worker keeps its
+        digest (an approval quoting it must still match after a worker upgrade).
+        """
+        data = self.model_dump(mode="json", exclude={"dry_run"})
+        for section, key, default in _LATER_FIELDS:
+            if data.get(section, {}).get(key) == default:
+                del data[section][key]
+        return _sha256_of(data)
 
     @model_validator(mode="wrap")
     @classmethod

@@ -59,6 +59,9 @@ class ApproveRequest(BaseModel):
     by: str | None = None
     digest: str | None = None
     comment: str | None = None
+    caches_cleared: bool | None = None
+    """Decommission gate: the operator confirms every data plane was restarted (or reloaded) at least the
+    cutover TTL after the flip, as the plan's ``kong.dns_caches_cleared`` announces; A may then go sooner."""
 
 
 class AbortRequest(BaseModel):
@@ -99,6 +102,7 @@ class ApprovalRecord(_Model):
     via: Literal["signal", "update"]
     at: datetime
     comment: str | None = None
+    caches_cleared: bool | None = None
 
 
 class IgnoredMessage(_Model):
@@ -148,6 +152,8 @@ class CutoverStatus(_Model):
     planned_changes: tuple[PlannedChange, ...] = ()
     risks: tuple[str, ...] = ()
     last_verdict: Verdict | None = None
+    decommission_not_before: datetime | None = None
+    """The earliest moment A may be deleted (flip + the idle-worker bound), once the run knows it."""
     cache_bound: CacheBound | None = None
     decommission: DecommissionResult | None = None
     warnings: tuple[str, ...] = ()

@@ -205,7 +205,14 @@ class CutoverWorkflow:
     def _approve(self, request: ApproveRequest, via: str) -> str:
         run = self._run
         assert run.gate is not None and request.by and request.gate
-        record = ApprovalRecord(gate=request.gate, by=request.by, via=via, at=workflow.now(), comment=request.comment)
+        record = ApprovalRecord(
+            gate=request.gate,
+            by=request.by,
+            via=via,
+            at=workflow.now(),
+            comment=request.comment,
+            caches_cleared=request.caches_cleared if request.gate == "decommission" else None,
+        )
         run.gate.approval = record
         run.approvals.append(record)
         return f"{request.gate} approved by {request.by}"

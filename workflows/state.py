@@ -15,6 +15,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from models.decommission import DecommissionResult
     from models.kong import CacheBound, KongInspection
+    from models.kong_hazards import DecommissionTiming
     from models.plan import CutoverPlan
     from models.telemetry import Verdict
     from models.workflow import (
@@ -105,6 +106,13 @@ class Run:
     estimates: list[WaitRecord] = field(default_factory=list)
     repointed_hashes: dict[str, str] = field(default_factory=dict)
     flipped_at: datetime | None = None
+    decommission_timing: DecommissionTiming | None = None
+    """How long after the flip A must stay (idle Kong workers), as known so far."""
+    decommission_not_before: datetime | None = None
+
+    def caches_cleared_confirmed(self) -> bool:
+        """The decommission approval confirmed the restart/reload the plan announces."""
+        return any(a.gate == "decommission" and a.caches_cleared for a in self.approvals)
 
     def abort_pending(self) -> bool:
         """An abort arrived and can still stop forward steps."""

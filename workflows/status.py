@@ -58,6 +58,11 @@ def refresh_details(run: Run) -> None:
     ]
     if run.bound is not None and run.phase in ("draining", "verifying", "planned"):
         lines += ["", f"Kong cache bound: {run.bound.seconds} s"]
+    timing = run.decommission_timing
+    if timing is not None and run.phase in ("awaiting-decommission-approval", "decommissioning"):
+        when = f"{run.decommission_not_before:%Y-%m-%d %H:%M:%S} UTC" if run.decommission_not_before else "?"
+        lines += ["", f"A stays until {when} ({timing.seconds_after_flip} s after the flip):"]
+        lines += [f"- {line}" for line in timing.reasoning]
     registered = [u for u in run.undos if u.state in ("registered", "running", "failed")]
     if registered:
         lines += ["", "Undo on rollback: " + "; ".join(f"{u.description} ({u.state})" for u in registered)]
@@ -72,6 +77,10 @@ def plan_markdown(run: Run) -> str:
     lines += [f"{i}. [{c.phase}] {c.description}" for i, c in enumerate(run.planned, 1)]
     if run.risks:
         lines += ["", "Risks:"] + [f"- {r}" for r in run.risks]
+    if run.decommission_timing is not None:
+        timing = run.decommission_timing
+        lines += ["", f"A is deleted {timing.seconds_after_flip} s after the flip at the earliest:"]
+        lines += [f"- {line}" for line in timing.reasoning]
     lines += ["", f"Approve with digest `{run.digest}`."]
     return "\n".join(lines)
 
@@ -101,6 +110,7 @@ def status_of(run: Run) -> CutoverStatus:
         planned_changes=tuple(run.planned),
         risks=tuple(run.risks),
         last_verdict=run.verdict,
+        decommission_not_before=run.decommission_not_before,
         cache_bound=run.bound,
         decommission=run.decommission,
         warnings=tuple(dict.fromkeys(run.warnings)),

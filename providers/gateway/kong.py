@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ from providers.tls import verify_context
 log = logging.getLogger("cutover.providers.kong")
 
 ADMIN_TOKEN_HEADER = "Kong-Admin-Token"
-"""Kong Enterprise RBAC header (``rbac_auth_header`` default, kong.md §2.7)."""
+"""Kong Enterprise RBAC header by default (``rbac_auth_header``, kong.md §2.7); ``kong.token_header`` changes it."""
 KONNECT_SUFFIX = ".api.konghq.com"
 TLS_PROTOCOLS = frozenset({"https", "grpcs", "wss", "tls"})
 LEGACY_DEFAULT_ORDER = ("LAST", "SRV", "A", "CNAME")
@@ -79,12 +80,19 @@ Strategy = Literal["cname", "alias"]
 
 
 def _int_or_none(value: Any) -> int | None:
+    """A whole number of seconds, rounded *up*.
+
+    Kong's TTL settings may be fractional (``dns_stale_ttl = 2.5``) and its clients use them as they
+    are (kong/resty/dns/client.lua:252-255 adds ``staleTtl`` unrounded): truncating would shorten every
+    wait built on them.
+    """
     if value is None or isinstance(value, bool):
         return None
     try:
-        return int(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return math.ceil(number) if math.isfinite(number) else None
 
 
 def _flag(value: Any) -> bool:
@@ -417,8 +425,9 @@ class KongAdminClient(AsyncResource):
         self._retry_backoff = retry_backoff
         headers = {"Accept": "application/json", "User-Agent": "cutover"}
         token = secrets.require_header_value(section.token_env, "kong.token_env") if section.token_env else None
+        self.token_header = section.token_header
         if token:
-            headers[ADMIN_TOKEN_HEADER] = token
+            headers[self.token_header] = token
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=section.timeout.total_seconds(),
@@ -479,7 +488,8 @@ class KongAdminClient(AsyncResource):
             hint = (
                 f"the token in {self.section.token_env} was refused"
                 if self.section.token_env
-                else "set kong.token_env to the environment variable holding an RBAC token (sent as Kong-Admin-Token)"
+                else "set kong.token_env to the environment variable holding an RBAC token "
+                f"(sent as {self.section.token_header})"
             )
             return GatewayAuthError(f"Kong answered 401 ({message}) to {action} ({where}): {hint}.")
         if status == 403:
@@ -602,14 +612,14 @@ class KongAdminClient(AsyncResource):
             base = base[: -len("/status")]
         reading = DataPlaneReading(url=url)
         try:
-            response = await get_without_token(self._client, base + "/status")
+            response = await get_without_token(self._client, base + "/status", self.token_header)
             if response.is_success:
                 reading.config_hash = _body(response).get("configuration_hash")
             else:
                 reading.problems.append(f"GET {base}/status answered {response.status_code}")
             if not settings:
                 return reading
-            info = await get_without_token(self._client, base + "/")
+            info = await get_without_token(self._client, base + "/", self.token_header)
             if info.is_success and isinstance(_body(info).get("configuration"), dict):
                 data = _body(info)
                 reading.settings = dns_settings_from_configuration(
@@ -617,7 +627,7 @@ class KongAdminClient(AsyncResource):
                 )
                 reading.version = data.get("version")
             else:
-                dns_status = await get_without_token(self._client, base + "/status/dns")
+                dns_status = await get_without_token(self._client, base + "/status/dns", self.token_header)
                 if dns_status.status_code == 501:
                     reading.client = "legacy"
                 elif dns_status.is_success:
@@ -627,11 +637,13 @@ class KongAdminClient(AsyncResource):
         return reading
 
 
-async def get_without_token(client: httpx.AsyncClient, url: str) -> httpx.Response:
+async def get_without_token(
+    client: httpx.AsyncClient, url: str, token_header: str = ADMIN_TOKEN_HEADER
+) -> httpx.Response:
     """A GET that does not carry the Admin API token (data-plane status endpoints are another host)."""
     request = client.build_request("GET", url)
-    if ADMIN_TOKEN_HEADER in request.headers:
-        del request.headers[ADMIN_TOKEN_HEADER]
+    if token_header in request.headers:
+        del request.headers[token_header]
     return await client.send(request)
 
 
@@ -663,6 +675,32 @@ def refuse_konnect(admin_url: str) -> None:
 # --- the operations the activities run --------------------------------------------------------------
 
 
+def health_thresholds(healthchecks: Any) -> dict[str, dict[str, int]]:
+    """The Upstream's unhealthy thresholds that are on (> 0), passive and active.
+
+    Kong's Upstream schema: ``healthchecks.passive.unhealthy.{http_failures,tcp_failures,timeouts}``
+    (0 = off, Kong's default) count failures of proxied requests; ``healthchecks.active.unhealthy``
+    the same for probes, only when its ``interval`` is above 0. An address marked unhealthy gets no
+    traffic; when all are, the balancer answers 503 "failure to get a peer from the ring-balancer"
+    (kong/runloop/balancer/init.lua:350-356).
+    """
+    found: dict[str, dict[str, int]] = {"passive_unhealthy": {}, "active_unhealthy": {}}
+    if not isinstance(healthchecks, Mapping):
+        return found
+    for kind in ("passive", "active"):
+        section = healthchecks.get(kind)
+        unhealthy = section.get("unhealthy") if isinstance(section, Mapping) else None
+        if not isinstance(unhealthy, Mapping):
+            continue
+        if kind == "active" and not (_int_or_none(unhealthy.get("interval")) or 0) > 0:
+            continue
+        for key in ("http_failures", "tcp_failures", "timeouts"):
+            value = _int_or_none(unhealthy.get(key))
+            if value:
+                found[f"{kind}_unhealthy"][key] = value
+    return found
+
+
 def route_info(entity: Mapping[str, Any]) -> RouteInfo:
     """The Host-relevant parts of a Route entity."""
     return RouteInfo(
@@ -690,6 +728,7 @@ async def inspect_service(client: KongAdminClient, *, strategy: Strategy, record
             name=str(upstream_entity.get("name")),
             host_header=upstream_entity.get("host_header"),
             targets=tuple(TargetInfo(target=str(t["target"]), weight=int(t.get("weight", 100))) for t in targets),
+            **health_thresholds(upstream_entity.get("healthchecks")),
         )
 
     # DNS settings: plan overrides > data planes' own GET / > this node's GET / > defaults.

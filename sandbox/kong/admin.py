@@ -187,7 +187,7 @@ class AdminApi:
         self.requests += 1
         token = self.emulator.admin_token
         if token is not None:
-            sent = request.headers.get(ADMIN_TOKEN_HEADER)
+            sent = request.headers.get(self.emulator.admin_token_header)
             if not sent:
                 return kong_json(
                     {"message": "Invalid credentials. Token or User credentials required", "status": 401}, 401
@@ -456,6 +456,7 @@ class AdminApi:
             return web.json_response(emulator.dns_configuration())
         if action == "dns-cache/reset":
             emulator.dns.reset()
+            emulator.targets.reset()
             return web.json_response(emulator.dns.state())
         if action == "mode":
             try:

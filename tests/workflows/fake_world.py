@@ -89,6 +89,8 @@ class FakeWorld:
         self.monitor_cancelled = asyncio.Event()
         self.monitor_seconds = 0.0
         self.decommission_seconds = 0.0
+        self.kong_stale_ttl = 4
+        """Kong's dns_stale_ttl as kong_inspect reports it."""
         self.data_planes_in_sync = True
         self.readiness_seconds = 0.0
         self.readiness_started = asyncio.Event()
@@ -217,7 +219,12 @@ class FakeWorld:
                 writable=True,
                 service=world.snapshot_service(),
                 dns=KongDnsSettings(
-                    client="legacy", valid_ttl=None, stale_ttl=4, not_found_ttl=30, error_ttl=1, source="fake"
+                    client="legacy",
+                    valid_ttl=None,
+                    stale_ttl=world.kong_stale_ttl,
+                    not_found_ttl=30,
+                    error_ttl=1,
+                    source="fake",
                 ),
                 shape_after=KongRequestShape(scheme="https", host_header=host + ":8443", sni=host, port=8443),
             )

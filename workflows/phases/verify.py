@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from models.decommission import DecommissionInput
     from models.dns import DnsSnapshot, ResolveInput, SnapshotInput
     from models.kong import KongInspection, kong_host
+    from models.kong_hazards import decommission_timing, ipv6_only_refusal
     from models.readiness import ReadinessInput
     from models.telemetry import BaselineInput, WindowSummary
     from workflows import planning
@@ -122,6 +123,11 @@ async def verify(kit: Kit) -> Verified:
     addresses_b = tuple(addresses.addresses.get(plan.dns.target, ()))
     if not addresses_b:
         raise Refused(f"the target {plan.dns.target} resolves to no address")
+    ipv6_only = ipv6_only_refusal(kong.dns, addresses_b)
+    if ipv6_only:
+        if not plan.dry_run:
+            raise Refused(ipv6_only)
+        run.risks.append(ipv6_only)
     if set(addresses_a) & set(addresses_b):
         run.warnings.append(
             f"A and B share addresses {sorted(set(addresses_a) & set(addresses_b))}: "
@@ -145,5 +151,7 @@ async def verify(kit: Kit) -> Verified:
             abortable=True,
         )
         verified = Verified(snapshot, kong, reality, addresses_a, addresses_b, baseline)
-    run.estimates = planning.estimated_waits(plan, snapshot, reality, run.bound)
+    if plan.decommission.kind != "none":
+        run.decommission_timing = decommission_timing(plan, kong, run.bound)
+    run.estimates = planning.estimated_waits(plan, snapshot, reality, run.bound, kong)
     return verified
