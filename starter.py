@@ -23,16 +23,15 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from models.durations import parse_duration
+from models.input_file import InputFileError
 from models.plan import CutoverPlan, describe_problems
 from models.workflow import (
     PHASE_ATTRIBUTE,
@@ -44,6 +43,7 @@ from models.workflow import (
 )
 from providers.dns.factory import build_dns_provider
 from providers.errors import CutoverError
+from providers.input_files import read_document
 from providers.secrets import EnvSecrets
 from providers.telemetry.report import traffic_report
 from settings import TemporalSettings
@@ -51,22 +51,13 @@ from settings import TemporalSettings
 EXIT_INVALID = 2
 
 
-class PlanFileError(Exception):
-    """The plan file can't be read or parsed; the message says where."""
-
-
 def read_plan_data(path: str) -> Any:
-    """Parse a YAML or JSON plan file into plain data."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise PlanFileError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        if path.endswith(".json"):
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise PlanFileError(f"{path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {exc}") from exc
+    """Parse a YAML or JSON plan file into plain data, refusing hostile documents (size, depth, aliases, duplicates).
+
+    Raises:
+        InputFileError: with the one reason the file is refused.
+    """
+    return read_document(path)
 
 
 def load_plan(path: str) -> CutoverPlan:
@@ -74,7 +65,7 @@ def load_plan(path: str) -> CutoverPlan:
     try:
         data = read_plan_data(path)
         return CutoverPlan.model_validate(data)
-    except PlanFileError as exc:
+    except InputFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ValidationError as exc:
         print(f"{path}: {describe_problems(exc)}", file=sys.stderr)

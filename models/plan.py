@@ -29,8 +29,14 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from models.durations import Duration, parse_duration
 from models.names import (
     ENV_VAR,
+    HEADER_NAME,
+    KONG_NAME,
     PLAN_NAME,
+    RESERVED_HEADERS,
     absolute_name,
+    has_control,
+    http_url_problem,
+    is_ip_name,
     is_subdomain,
     looks_like_secret,
     split_host_port,
@@ -43,23 +49,67 @@ def _dns_name(value: str) -> str:
     return absolute_name(value)
 
 
+def _host_name(value: str) -> str:
+    """A DNS name that must not be an IP address written as a name (a CNAME target, a record)."""
+    name = absolute_name(value)
+    if is_ip_name(name):
+        raise ValueError(
+            "is an IP address, not a host name: a CNAME points at a name (RFC 1034 §3.6.2); give B's host name"
+        )
+    return name
+
+
+def _key_name(value: str) -> str:
+    """A TSIG key name: a valid DNS name, kept as written (it is part of the plan's digest)."""
+    absolute_name(value)
+    return value
+
+
 def _host_port(value: str) -> str:
     split_host_port(value, 53)
-    return value.strip()
+    return value
 
 
 def _env_var(value: str) -> str:
-    if not ENV_VAR.match(value):
+    # Never quote the value: a user who pasted the secret itself here would see it in logs and history.
+    if not ENV_VAR.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not an environment variable name: name the variable that holds the secret "
-            "(e.g. CUTOVER_TSIG_SECRET), never the secret itself"
+            "is not an environment variable name (letters, digits and '_', not starting with a digit; value not "
+            "shown): name the variable that holds the secret (e.g. CUTOVER_TSIG_SECRET), never the secret itself"
         )
     return value
 
 
 def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/:]+(:\d{1,5})?(/\S*)?$", value):
-        raise ValueError(f"{value!r} is not an http(s) URL")
+    problem = http_url_problem(value)
+    if problem:
+        raise ValueError(f"{problem} (value not shown)")
+    return value
+
+
+def _kong_name(value: str) -> str:
+    if not KONG_NAME.fullmatch(value):
+        raise ValueError("is not a Kong name or id (1-128 of letters, digits, '.', '-', '_', '~')")
+    return value
+
+
+def _header_name(value: str) -> str:
+    if not HEADER_NAME.fullmatch(value):
+        raise ValueError("is not an HTTP header name (a token: no space, colon, CR or LF; at most 64 characters)")
+    if value.lower() in RESERVED_HEADERS:
+        raise ValueError("is a header cutover sets itself or that frames the request; a plan can't set it")
+    return value
+
+
+def _plain_text(value: str) -> str:
+    if has_control(value):
+        raise ValueError("holds a control character or line break")
+    return value
+
+
+def _path(value: str) -> str:
+    if has_control(value):
+        raise ValueError("a path holds no control character or line break")
     return value
 
 
@@ -73,18 +123,27 @@ def _gcp_project(value: str) -> str:
 
 DnsName = Annotated[str, AfterValidator(_dns_name)]
 """An absolute DNS name, lower-cased, with its trailing dot."""
+HostName = Annotated[str, AfterValidator(_host_name)]
+"""A :data:`DnsName` that is not an IP address."""
+KeyName = Annotated[str, AfterValidator(_key_name)]
+KongName = Annotated[str, AfterValidator(_kong_name)]
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+PlainText = Annotated[str, Field(max_length=500), AfterValidator(_plain_text)]
+FilePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_path)]
 HostPort = Annotated[str, AfterValidator(_host_port)]
 """``host:port``, ``[v6]:port`` or ``host`` (port 53)."""
 EnvVarName = Annotated[str, AfterValidator(_env_var)]
 """The name of an environment variable the worker reads a secret from."""
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 GcpProjectId = Annotated[str, AfterValidator(_gcp_project)]
-HttpStatus = Annotated[int, Field(ge=100, le=599)]
+ExpectedStatus = Annotated[int, Field(ge=200, le=399)]
+"""A status that means success: 2xx, or 3xx for a redirecting health URL (a 4xx/5xx never proves anything)."""
 Ttl = Annotated[int, Field(ge=1, le=86400)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion, so `cutover_ttl: true` is an error instead of a TTL of 1, and "30" is not 30.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # --- dns -----------------------------------------------------------------------------------------
@@ -99,7 +158,7 @@ class Rfc2136Provider(_Section):
     server: HostPort
     """Primary that takes UPDATEs, ``host:port``."""
     zone: DnsName
-    tsig_key_name: str | None = None
+    tsig_key_name: KeyName | None = None
     tsig_algorithm: TsigAlgorithm = "hmac-sha256"
     tsig_secret_env: EnvVarName | None = None
     """Environment variable holding the base64 TSIG secret; read by the worker, never by the plan."""
@@ -131,8 +190,8 @@ class DnsSection(_Section):
     provider: DnsProvider
     nameservers: list[HostPort] | None = None
     """Authoritative servers to prove changes on; default: the zone's NS set on port 53."""
-    record: DnsName
-    target: DnsName
+    record: HostName
+    target: HostName
     cutover_ttl: Ttl = 30
     final_ttl: Ttl = 300
     propagation_timeout: Duration = timedelta(minutes=2)
@@ -165,13 +224,13 @@ class KongSection(_Section):
 
     admin_url: HttpUrl
     """Admin API of traditional Kong, or of the Control Plane in hybrid mode."""
-    service: str = Field(min_length=1)
+    service: KongName
     """Name or id of the Kong Service."""
     token_env: EnvVarName | None = None
-    workspace: str | None = None
+    workspace: KongName | None = None
     status_urls: list[HttpUrl] = []
     dns_overrides: KongDnsOverrides = KongDnsOverrides()
-    ca_bundle: str | None = None
+    ca_bundle: FilePath | None = None
     """CA bundle for an https Admin API; default: system roots."""
     timeout: Duration = timedelta(seconds=10)
 
@@ -184,11 +243,11 @@ class ReadinessSection(_Section):
 
     url: HttpUrl
     """B's health URL, addressed directly (not through Kong)."""
-    expect_status: list[HttpStatus] = Field(default=[200], min_length=1)
+    expect_status: list[ExpectedStatus] = Field(default=[200], min_length=1, max_length=20)
     successes: int = Field(default=3, ge=1, le=1000)
     interval: Duration = timedelta(seconds=5)
     timeout: Duration = timedelta(minutes=5)
-    ca_bundle: str | None = None
+    ca_bundle: FilePath | None = None
     parity_url: HttpUrl | None = None
     """Optional: A's equivalent URL; the same request must get the same status class from A and B."""
     request_timeout: Duration = timedelta(seconds=5)
@@ -201,7 +260,7 @@ class KongFileLogSource(_Section):
     """JSON lines written by Kong's file-log plugin."""
 
     kind: Literal["kong-file-log"]
-    path: str = Field(min_length=1)
+    path: FilePath
 
 
 class CloudLoggingSource(_Section):
@@ -222,7 +281,7 @@ class PrometheusSource(_Section):
     kind: Literal["prometheus"]
     url: HttpUrl
     metric: str = Field(default="kong_http_requests_total", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-    ca_bundle: str | None = None
+    ca_bundle: FilePath | None = None
 
 
 TelemetrySource = Annotated[KongFileLogSource | CloudLoggingSource | PrometheusSource, Field(discriminator="kind")]
@@ -232,7 +291,7 @@ class MonitorSection(_Section):
     """How traffic through Kong is judged after the flip."""
 
     source: TelemetrySource
-    service: str | None = None
+    service: KongName | None = None
     """Kong service name in the logs; default: ``kong.service``."""
     window: Duration = timedelta(minutes=10)
     poll_interval: Duration = timedelta(seconds=15)
@@ -288,11 +347,13 @@ class WebhookDecommission(_DecommissionBase):
     kind: Literal["webhook"]
     url: HttpUrl
     method: Literal["POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers_env: dict[str, EnvVarName] = {}
+    headers_env: dict[HeaderName, EnvVarName] = Field(default={}, max_length=20)
     """Header name -> environment variable holding its value."""
-    expect_status: list[HttpStatus] = Field(default=[200, 201, 202, 204], min_length=1)
+    signature_secret_env: EnvVarName | None = None
+    """Variable holding an HMAC key: the body is signed (``X-Cutover-Signature``), the key is never sent."""
+    expect_status: list[ExpectedStatus] = Field(default=[200, 201, 202, 204], min_length=1, max_length=20)
     timeout: Duration = timedelta(seconds=30)
-    ca_bundle: str | None = None
+    ca_bundle: FilePath | None = None
 
 
 Decommission = Annotated[NoDecommission | GcpProjectDecommission | WebhookDecommission, Field(discriminator="kind")]
@@ -321,7 +382,7 @@ class CutoverPlan(_Section):
     approvals: ApprovalsSection = ApprovalsSection()
     decommission: Decommission = NoDecommission()
     notify: NotifySection | None = None
-    ticket: str | None = None
+    ticket: PlainText | None = None
     """Free-form change ticket, shown in the memo and the UI."""
     dry_run: bool = False
     """Read the world and report the changes without making them. Not part of the digest."""
@@ -450,7 +511,7 @@ _POSITIVE_DURATIONS: tuple[tuple[str, ...], ...] = (
 def _cross_field_problems(data: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     name = data.get("name")
-    if isinstance(name, str) and not PLAN_NAME.match(name):
+    if isinstance(name, str) and not PLAN_NAME.fullmatch(name):
         problems.append(
             (("name",), "must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", name)
         )

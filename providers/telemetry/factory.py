@@ -45,5 +45,5 @@ def build_telemetry_source(
             ingestion_allowance=ingestion_allowance,
         )
     if isinstance(source, PrometheusSource):
-        return KongPrometheus(source, service, transport=transport)
+        return KongPrometheus(source, service, transport=transport, guard=secrets.guard if secrets else None)
     raise TypeError(f"unknown telemetry source {type(source).__name__}")

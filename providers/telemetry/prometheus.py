@@ -27,6 +27,7 @@ import httpx
 from models.plan import PrometheusSource
 from models.telemetry import WindowSummary
 from providers.errors import TelemetryAuthError, TelemetryUnavailable
+from providers.netguard import NetworkGuard, guarded_transport
 from providers.telemetry.base import Cursor, TelemetrySource, decoding_cursor, from_rfc3339, to_rfc3339, utc_now
 from providers.telemetry.records import KONG_UNREACHABLE_STATUSES
 from providers.telemetry.summary import bounded_notes, status_class
@@ -196,11 +197,16 @@ class KongPrometheus(TelemetrySource):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: timedelta = timedelta(seconds=10),
+        guard: NetworkGuard | None = None,
     ) -> None:
         super().__init__(service)
         self.source = source
+        guard = guard or NetworkGuard()
+        guard.check_url("prometheus", source.url, "monitor.source.url")
         verify = verify_context(source.ca_bundle, "monitor.source.ca_bundle")
-        self._http = httpx.AsyncClient(verify=verify, transport=transport, timeout=timeout.total_seconds())
+        self._http = httpx.AsyncClient(
+            verify=verify, transport=transport or guarded_transport(guard, verify), timeout=timeout.total_seconds()
+        )
 
     @property
     def description(self) -> str:
