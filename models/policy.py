@@ -24,7 +24,7 @@ import ipaddress
 import urllib.parse
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from models.approval_rules import ApprovalRules
 from models.names import ENV_VAR, absolute_name, has_blank_or_control, http_url_problem, split_host_port
@@ -149,7 +149,8 @@ def _host_matches(pattern: str, host: str) -> bool:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # Booleans are StrictBool (``allow_loopback: 1`` is an error); lists in the file become tuples.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class GoogleEndpoints(_Section):
@@ -204,9 +205,9 @@ class SecretBinding(_Section):
 class Network(_Section):
     """Address classes the network guard lets through (checked on the resolved address, at connect time)."""
 
-    allow_loopback: bool = False
+    allow_loopback: StrictBool = False
     """127.0.0.0/8, ::1 and ``localhost``: the sandbox and tests; a production worker has no business there."""
-    allow_link_local: bool = False
+    allow_link_local: StrictBool = False
     """169.254.0.0/16 and fe80::/10, except the metadata addresses, which are never allowed."""
 
 
@@ -214,9 +215,9 @@ class Destructive(_Section):
     """Decommission kinds that delete something, and what they force regardless of the plan."""
 
     kinds: tuple[DestructiveKind, ...] = DESTRUCTIVE_DEFAULT
-    force_approvals: bool = True
+    force_approvals: StrictBool = True
     """Both gates (flip, decommission) are waited at; a plan turning one off is refused."""
-    force_require_drained: bool = True
+    force_require_drained: StrictBool = True
     """A is deleted only with a drain proof the decommission activity computes itself."""
 
 
@@ -250,7 +251,7 @@ class WorkerPolicy(_Section):
     destructive: Destructive = Destructive()
     gcp_projects: GcpProjects = GcpProjects()
     approvals: ApprovalRules = ApprovalRules()
-    dev_loopback_only: bool = False
+    dev_loopback_only: StrictBool = False
     """The built-in laptop policy (``CUTOVER_POLICY=dev``): every destination on loopback, any variable
     to loopback only, nothing else; not settable from a file."""
 

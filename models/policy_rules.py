@@ -80,6 +80,8 @@ class PolicyReport(_Model):
     policy: str
     violations: tuple[Violation, ...] = ()
     effective: EffectiveSettings
+    warnings: tuple[str, ...] = ()
+    """What the policy refuses that does not stop the run (a notification URL: notices are best effort)."""
 
     @property
     def ok(self) -> bool:
@@ -384,3 +386,9 @@ def check_plan(plan: CutoverPlan, policy: WorkerPolicy | None) -> PolicyReport:
         violations=tuple(dict.fromkeys(checker.violations)),
         effective=effective,
     )
+
+
+class PolicyCheckInput(_Model):
+    """The plan a run was started with, to be judged by the worker's policy."""
+
+    plan: CutoverPlan

@@ -113,7 +113,7 @@ class CloudLogging(HistoricalTelemetrySource):
     def __init__(
         self,
         source: CloudLoggingSource,
-        service: str,
+        service: str | None,
         *,
         client_factory: LoggingClientFactory | None = None,
         secrets: EnvSecrets | None = None,
@@ -139,7 +139,7 @@ class CloudLogging(HistoricalTelemetrySource):
         terms = []
         if self.source.filter.strip():
             terms.append(f"({self.source.filter.strip()})")
-        if self.source.payload == "json":
+        if self.source.payload == "json" and self.service is not None:
             terms.append(f"jsonPayload.service.name={quote_filter_value(self.service)}")
         terms.append(f'timestamp>="{to_rfc3339(start)}"')
         terms.append(f'timestamp<"{to_rfc3339(end)}"')

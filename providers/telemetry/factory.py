@@ -16,7 +16,7 @@ from providers.telemetry.prometheus import KongPrometheus
 
 def build_telemetry_source(
     monitor: MonitorSection,
-    service: str,
+    service: str | None,
     *,
     secrets: EnvSecrets | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -27,7 +27,7 @@ def build_telemetry_source(
 
     Args:
         monitor: the plan's monitor section.
-        service: the Kong service whose requests count (``plan.monitor_service``).
+        service: the Kong service whose requests count (``plan.monitor_service``); None for every service.
         secrets: where credential variables are read (default: the worker's environment).
         transport: httpx transport for the Prometheus scrape (tests).
         logging_client_factory: builds the Cloud Logging client (tests point it at a local fake).

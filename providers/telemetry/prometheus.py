@@ -193,7 +193,7 @@ class KongPrometheus(TelemetrySource):
     def __init__(
         self,
         source: PrometheusSource,
-        service: str,
+        service: str | None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: timedelta = timedelta(seconds=10),
@@ -306,7 +306,9 @@ class KongPrometheus(TelemetrySource):
             if isinstance(sample, ExpositionError):
                 malformed.append(str(sample))
                 continue
-            if sample.name != self.source.metric or sample.labels.get("service") != self.service:
+            if sample.name != self.source.metric or (
+                self.service is not None and sample.labels.get("service") != self.service
+            ):
                 continue
             if not math.isfinite(sample.value):
                 non_finite += 1
