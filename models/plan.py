@@ -426,7 +426,12 @@ class CutoverPlan(_Section):
                     )
                 )
         if isinstance(data, dict):
-            for loc, message, value in _cross_field_problems(data):
+            rules = _cross_field_problems(data)
+            # A value that looks like a secret gets one error, the one saying so: its field's own
+            # complaint (not a DNS name, not a variable name...) would only blur it.
+            secrets = {_untagged(loc) for loc, message, _ in rules if message.startswith(_SECRET_MESSAGE)}
+            problems = [problem for problem in problems if _untagged(problem["loc"]) not in secrets]
+            for loc, message, value in rules:
                 problems.append(
                     InitErrorDetails(
                         type=PydanticCustomError("plan_rule", "{detail}", {"detail": message}),
@@ -440,13 +445,33 @@ class CutoverPlan(_Section):
         return plan
 
 
+_SECRET_MESSAGE = "this value "
+_KIND_TAGS = frozenset(
+    {"rfc2136", "clouddns", "kong-file-log", "cloud-logging", "prometheus", "none", "gcp-project", "webhook"}
+)
+
+
+def _untagged(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """A location without the discriminator tags pydantic inserts (``dns.provider.rfc2136.server``)."""
+    return tuple(part for part in loc if part not in _KIND_TAGS)
+
+
 def describe_problems(error: ValidationError) -> str:
-    """Every problem of a plan on one line each, with the field path, so all can be fixed in one go."""
+    """Every problem of a plan on one line each, with the field path, so all can be fixed in one go.
+
+    A path may hold a key written in the plan (a header name): control characters in it are shown
+    escaped, so a hostile key can't forge lines in a terminal or a log.
+    """
     lines = [f"{error.error_count()} problem(s):"]
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(plan)"
+        where = ".".join(_shown_part(part) for part in item["loc"]) or "(plan)"
         lines.append(f"  - {where}: {item['msg']}")
     return "\n".join(lines)
+
+
+def _shown_part(part: str | int) -> str:
+    text = str(part)
+    return text.encode("unicode_escape").decode("ascii") if has_control(text) or not text.isprintable() else text
 
 
 # --- cross-field rules, on the raw data so they run even when other fields are broken -------------

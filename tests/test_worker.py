@@ -109,7 +109,7 @@ def test_the_worker_refuses_to_start_without_a_policy_or_with_a_bad_one(tmp_path
     assert "Traceback" not in refused.stderr
     duplicate = tmp_path / "dup.yaml"
     duplicate.write_text("network: {}\nnetwork: {}\n")
-    assert "duplicate key" in worker(**{"CUTOVER_POLICY": str(duplicate)}).stderr
+    assert "duplicate key" in worker(CUTOVER_POLICY=str(duplicate)).stderr
 
 
 async def test_worker_process_checks_serves_metrics_and_stops_on_sigterm(bare_server):

@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from models.plan import NoDecommission, WebhookDecommission
-from providers.decommission.none import LeaveInPlace
 from models.policy import WorkerPolicy
+from providers.decommission.none import LeaveInPlace
 from providers.decommission.webhook import DeletionContext, WebhookDecommissioner
 from providers.errors import ConfigError, DecommissionRefused, DecommissionUnavailable, PolicyViolation
 from providers.secrets import EnvSecrets
@@ -132,7 +132,7 @@ async def test_under_a_policy_a_header_variable_goes_only_where_it_is_bound(syst
         }
     )
     secrets = EnvSecrets({"DECOM_TOKEN": TOKEN}, elsewhere)
-    with pytest.raises(PolicyViolation, match="DECOM_TOKEN .* may be sent to kong_admin, not to webhook"):
+    with pytest.raises(PolicyViolation, match=r"DECOM_TOKEN .* may be sent to kong_admin, not to webhook"):
         await webhook(system.url, secrets, headers_env={"X-Api-Key": "DECOM_TOKEN"}).delete()
     assert system.received == []
 
