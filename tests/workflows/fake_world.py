@@ -39,6 +39,8 @@ from models.kong import (
     RestoreServiceInput,
     ServiceSnapshot,
 )
+from models.policy import WorkerPolicy
+from models.policy_rules import PolicyCheckInput, PolicyReport, check_plan
 from models.readiness import ReadinessInput, ReadinessReport
 from models.telemetry import (
     BaselineInput,
@@ -98,6 +100,9 @@ class FakeWorld:
         """The schedule-to-close timeout of every dns_apply call: how patient the workflow was."""
         self.secondary_answers: tuple[RRset, ...] | None = None
         """What the secondary answers for the record, when it should disagree with the primary."""
+        self.policy: WorkerPolicy | None = None
+        """The worker policy ``policy_check`` judges plans by (the real pure rules); None: the rules needing none."""
+        self.decommission_inputs: list[DecommissionInput] = []
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -133,6 +138,11 @@ class FakeWorld:
     def activities(self) -> list[Callable[..., Any]]:
         """Activities with the names the workflow calls."""
         world = self
+
+        @activity.defn(name="policy_check")
+        async def policy_check(input: PolicyCheckInput) -> PolicyReport:
+            world._enter("policy_check")
+            return check_plan(input.plan, world.policy)
 
         @activity.defn(name="dns_snapshot")
         async def dns_snapshot(input: SnapshotInput) -> DnsSnapshot:
@@ -314,6 +324,7 @@ class FakeWorld:
         @activity.defn(name="decommission_delete")
         async def decommission_delete(input: DecommissionInput) -> DecommissionResult:
             world._enter("decommission_delete")
+            world.decommission_inputs.append(input)
             await asyncio.sleep(world.decommission_seconds)
             world.deleted = True
             return DecommissionResult(kind=input.decommission.kind, done=True, state="deleted", detail="fake")
@@ -331,6 +342,7 @@ class FakeWorld:
             return world.notify_ok
 
         return [
+            policy_check,
             dns_snapshot,
             dns_apply,
             dns_verify_propagation,

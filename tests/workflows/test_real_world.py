@@ -36,6 +36,7 @@ from activities.decommission import DecommissionActivities
 from activities.dns import DnsActivities
 from activities.kong import KongActivities
 from activities.notify import NotifyActivities
+from activities.policy import PolicyActivities
 from activities.readiness import ReadinessActivities
 from models.plan import CutoverPlan
 from models.telemetry import (
@@ -222,6 +223,7 @@ class ScriptedTraffic:
 def real_activities(script: ScriptedTraffic) -> list[Any]:
     secrets = EnvSecrets()
     groups: list[Any] = [
+        PolicyActivities(secrets=secrets),
         DnsActivities(secrets=secrets),
         KongActivities(secrets=secrets),
         ReadinessActivities(),
