@@ -236,7 +236,7 @@ class DecommissionActivities:
     async def delete(self, input: DecommissionInput) -> DecommissionResult:
         """Delete A, refusing unless it is proven drained now (or neither plan nor policy asks for the proof)."""
         async with KeepAlive(f"decommissioning A ({input.decommission.kind})", self._keepalive) as heartbeats:
-            proof = await self._drain_refusal(input, heartbeats.progress)
+            proof = await self._drain_refusal(input, heartbeats.progress_from_thread)
             async with await self._decommissioner(input, heartbeats.progress) as decommissioner:
                 result = await decommissioner.delete()
         return result.model_copy(update={"drain_proof": proof}) if proof is not None else result

@@ -165,8 +165,7 @@ class EnvSecrets:
             PolicyViolation: any of that fails.
             ConfigError: unset or malformed.
         """
-        self.check(name, purpose, Destination(kind))
-        url = self.require(name, purpose)
+        url = self.require(name, purpose, Destination(kind))
         problem = http_url_problem(url)
         if problem:
             raise ConfigError(f"environment variable {name} (named by {purpose}) {problem} (value not shown)")
