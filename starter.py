@@ -1,6 +1,6 @@
 """The cutover command line: validate, plan, start, approve, abort, watch.
 
-    python starter.py validate PLAN           every problem, exit 2; or the digest, exit 0
+    python starter.py validate PLAN [--policy POLICY]   every problem, exit 2; or the digest, exit 0
     python starter.py plan PLAN               dry run through the worker: changes, waits, risks, digest
     python starter.py start PLAN [--wait]     prints the workflow id, UI link and approve command
     python starter.py approve ID --gate flip|decommission --by NAME [--plan PLAN | --digest D]
@@ -10,8 +10,11 @@
     python starter.py list [--phase P]
     python starter.py traffic PLAN --since 10m
 
-PLAN is YAML or JSON. Temporal settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and
-CUTOVER_TASK_QUEUE. Everything here is also reachable with the plain ``temporal`` CLI.
+PLAN is YAML or JSON. ``validate`` checks the plan against a worker policy with ``--policy`` and,
+without one, against every rule that needs none (docs/security.md); ``start`` and ``plan`` apply the
+same checks first. Read-only commands (``validate``, ``traffic``) never need the worker's secrets.
+Temporal settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and CUTOVER_TASK_QUEUE. Everything
+here is also reachable with the plain ``temporal`` CLI.
 """
 
 from __future__ import annotations
@@ -24,10 +27,8 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -36,7 +37,10 @@ from temporalio.service import RPCError
 from cli.live import approve_command as _approve_command
 from cli.watch import EXIT_INTERRUPTED, watch
 from models.durations import parse_duration
+from models.input_file import InputFileError
 from models.plan import CutoverPlan, describe_problems
+from models.policy import WorkerPolicy
+from models.policy_rules import PolicyReport, check_plan
 from models.workflow import (
     PHASE_ATTRIBUTE,
     RECORD_ATTRIBUTE,
@@ -47,6 +51,8 @@ from models.workflow import (
 )
 from providers.dns.factory import build_dns_provider
 from providers.errors import CutoverError
+from providers.input_files import read_document
+from providers.policy_file import PolicyFileError, load_policy
 from providers.secrets import EnvSecrets
 from providers.telemetry.report import traffic_report
 from settings import TemporalSettings
@@ -54,22 +60,13 @@ from settings import TemporalSettings
 EXIT_INVALID = 2
 
 
-class PlanFileError(Exception):
-    """The plan file can't be read or parsed; the message says where."""
-
-
 def read_plan_data(path: str) -> Any:
-    """Parse a YAML or JSON plan file into plain data."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise PlanFileError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        if path.endswith(".json"):
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise PlanFileError(f"{path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {exc}") from exc
+    """Parse a YAML or JSON plan file into plain data, refusing hostile documents (size, depth, aliases, duplicates).
+
+    Raises:
+        InputFileError: with the one reason the file is refused.
+    """
+    return read_document(path)
 
 
 def load_plan(path: str) -> CutoverPlan:
@@ -77,11 +74,31 @@ def load_plan(path: str) -> CutoverPlan:
     try:
         data = read_plan_data(path)
         return CutoverPlan.model_validate(data)
-    except PlanFileError as exc:
+    except InputFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ValidationError as exc:
         print(f"{path}: {describe_problems(exc)}", file=sys.stderr)
     raise SystemExit(EXIT_INVALID)
+
+
+def load_policy_option(source: str | None) -> WorkerPolicy | None:
+    """The policy ``--policy`` names (``dev`` for the built-in one), or None; exit 2 when it is invalid."""
+    if source is None:
+        return None
+    try:
+        return load_policy(source)
+    except PolicyFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(EXIT_INVALID)
+
+
+def check_against_policy(path: str, plan: CutoverPlan, policy: WorkerPolicy | None) -> PolicyReport:
+    """Every policy violation of ``plan``; exit 2 listing them, as for an invalid plan."""
+    report = check_plan(plan, policy)
+    if report.violations:
+        print(f"{path}: {report.describe()}", file=sys.stderr)
+        raise SystemExit(EXIT_INVALID)
+    return report
 
 
 def approve_command(workflow_id: str, gate: str, digest: str) -> str:
@@ -146,7 +163,8 @@ async def record_and_target_addresses(plan: CutoverPlan) -> tuple[list[str], lis
     A name that can't be resolved gives an empty list: the report then says the share is unknown
     rather than failing the whole check.
     """
-    async with build_dns_provider(plan.dns, secrets=EnvSecrets()) as provider:
+    # Read-only: no TSIG secret, no worker credentials (a user runs this, not the worker).
+    async with build_dns_provider(plan.dns, secrets=EnvSecrets({}), read_only=True) as provider:
         try:
             resolved = await provider.resolve([plan.dns.record, plan.dns.target])
         except CutoverError as exc:
@@ -235,7 +253,20 @@ async def run_command(args: argparse.Namespace) -> int:
     settings = TemporalSettings.from_env()
     if args.command == "validate":
         plan = load_plan(args.plan)
-        print(f"{args.plan}: valid. plan digest {plan.digest()}")
+        policy = load_policy_option(args.policy)
+        checked = check_against_policy(args.plan, plan, policy)
+        under = f"under the worker policy {policy.name}" if policy else "against the rules that need no policy"
+        print(f"{args.plan}: valid ({under}). plan digest {plan.digest()}")
+        forced = [
+            gate
+            for gate, plan_value, effective in (
+                ("flip gate", plan.approvals.flip, checked.effective.flip_gate),
+                ("decommission gate", plan.approvals.decommission, checked.effective.decommission_gate),
+            )
+            if effective and not plan_value
+        ]
+        if forced:
+            print(f"  the policy forces: {', '.join(forced)}")
         return 0
     if args.command == "traffic":
         plan = load_plan(args.plan)
@@ -247,6 +278,8 @@ async def run_command(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
         return 0
 
+    if args.command in ("start", "plan"):
+        check_against_policy(args.plan, load_plan(args.plan), load_policy_option(args.policy))
     client = await settings.connect()
     if args.command == "start":
         plan = load_plan(args.plan)
@@ -321,11 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used by tests)."""
     parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("validate", help="check a plan; every problem, exit 2").add_argument("plan")
+    policy_help = "a worker policy file to check the plan against ('dev': the built-in loopback-only one)"
+    p = sub.add_parser("validate", help="check a plan; every problem, exit 2")
+    p.add_argument("plan")
+    p.add_argument("--policy", help=policy_help)
     p = sub.add_parser("plan", help="dry run: print changes, waits, risks and the digest")
     p.add_argument("plan")
+    p.add_argument("--policy", help=policy_help)
     p = sub.add_parser("start", help="start a cutover")
     p.add_argument("plan")
+    p.add_argument("--policy", help=policy_help)
     p.add_argument("--wait", action="store_true", help="wait for the end and print the final status")
     p = sub.add_parser("approve", help="approve a gate (update; --signal to send a signal)")
     p.add_argument("id")

@@ -12,7 +12,7 @@ component                 default address                 what it is
 ``runtime-B``             127.0.0.3:8443                  project B, same port, certificate for Kong's names
 ``kong``                  admin :8001, proxy :8000        the Kong emulator, file-log JSON
 ``receiver``              127.0.0.1:8088                  decommission webhook ("delete project A") + notices
-``worker``                -                               ``python worker.py``, the only holder of secrets
+``worker``                -                               ``python worker.py --policy sandbox/policy.yaml``
 ========================  ==============================  ==========================================
 
 ``Topology(workdir, ports="auto")`` picks free ports (tests); the default ports are the demo's and a
@@ -61,6 +61,8 @@ from sandbox.bind import BindPair, bind_pair, free_port
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLANS_DIR = Path(__file__).resolve().parent / "plans"
 SERVICES_YAML = Path(__file__).resolve().parent / "services.yaml"
+SANDBOX_POLICY = Path(__file__).resolve().parent / "policy.yaml"
+"""The worker policy of the sandbox: loopback destinations, the sandbox's three secrets bound to them."""
 MARKER = ".cutover-sandbox"
 """File that marks a directory as a sandbox work directory, the only kind :class:`Topology` wipes."""
 
@@ -505,7 +507,7 @@ class Topology:
         self.runtime_hosts = {name: (*hosts, *extra_hosts) for name, hosts in RUNTIME_HOSTS.items()}
         self.echo = echo
         self.tsig_secret = base64.b64encode(os.urandom(32)).decode()
-        self.decommission_auth = "Bearer " + secrets.token_urlsafe(24)
+        self.decommission_auth = secrets.token_urlsafe(24)
         self.components: dict[str, Component] = {}
         self.bind: BindPair | None = None
         self.pki: pki.Pki | None = None
@@ -683,7 +685,7 @@ class Topology:
                 str(self.runtime_pid_file("A")),
                 "--runtime-address",
                 f"{RUNTIME_ADDRESSES['A']}:{p.runtime}",
-                "--auth-env",
+                "--signing-secret-env",
                 DECOMMISSION_AUTH_ENV,
                 "--state",
                 str(self.workdir / "run" / "receiver-state.json"),
@@ -735,7 +737,16 @@ class Topology:
         )
         self.components["worker"] = Component(
             name="worker",
-            argv=[py, str(REPO_ROOT / "worker.py"), "--log-level", "info", "--cloud-logging", "off"],
+            argv=[
+                py,
+                str(REPO_ROOT / "worker.py"),
+                "--policy",
+                str(SANDBOX_POLICY),
+                "--log-level",
+                "info",
+                "--cloud-logging",
+                "off",
+            ],
             log=logs / "worker.log",
             cwd=self.workdir,
             env=self._python_env(self.worker_env()),

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.locks import LockActivities
     from activities.monitor import MonitorActivities
     from activities.notify import NotifyActivities
+    from activities.policy import PolicyActivities
     from activities.readiness import ReadinessActivities
 
 InputT = TypeVar("InputT")
@@ -43,6 +44,7 @@ def ref(method: Callable[[Any, InputT], Awaitable[ResultT]]) -> ActivityRef[Inpu
     return ActivityRef(name=definition.name, result_type=get_type_hints(method)["return"])
 
 
+POLICY_CHECK = ref(PolicyActivities.check)
 DNS_SNAPSHOT = ref(DnsActivities.snapshot)
 DNS_APPLY = ref(DnsActivities.apply)
 DNS_VERIFY_PROPAGATION = ref(DnsActivities.verify_propagation)

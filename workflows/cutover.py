@@ -158,12 +158,12 @@ class CutoverWorkflow:
         if plan.strategy == "alias":
             current = await repoint(kit, verified)
         current = await lower_ttl(kit, current, verified.snapshot)
-        if plan.approvals.flip:
+        if run.flip_gate:
             await await_gate(kit, "flip", f"flip {plan.dns.record} to CNAME {plan.dns.target}")
         await flip(kit, current)
         await drain(kit)
         ask_human = await monitor(kit, verified)
-        if plan.approvals.decommission or ask_human:
+        if run.decommission_gate or ask_human:
             await await_gate(kit, "decommission", decommission_question(kit))
         pass_point_of_no_return(kit)
         if workflow.patched(FINISH_DESPITE_CANCEL):

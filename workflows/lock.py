@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import Steps
 
 LOCK_TYPE = "CutoverLock"
+ATTEMPTS = 3
 
 
 def record_lock_id(record: str) -> str:
@@ -64,7 +65,7 @@ class Locks:
 
     async def acquire(self, resource: str, lock_id: str) -> None:
         """Hold ``lock_id`` for this run, or refuse the run naming the one that holds it."""
-        for attempt in (1, 2):
+        for attempt in range(1, ATTEMPTS + 1):
             handle = await self._start(resource, lock_id)
             if handle is not None:
                 self.held.append(handle)
@@ -72,8 +73,11 @@ class Locks:
             found = await self.steps.call(
                 LOCK_HOLDER, lock_id, f"Who holds the lock on {resource}", attempt_timeout=timedelta(seconds=30)
             )
-            if found.holder is None and attempt == 1:
-                continue  # released just now, or left behind by a run that has ended: try once more
+            if found.holder is None and attempt < ATTEMPTS:
+                # Released just now, or left behind by a run that has ended (and ended by the look-up):
+                # the server may take a moment to let the id go.
+                await workflow.sleep(timedelta(seconds=1), summary=f"Lock on {resource} is being released")
+                continue
             who = f"run {found.holder} ({found.holder_run_id})" if found.holder else f"another run ({found.status})"
             raise Refused(
                 f"{resource} is already being cut over by {who}: one cutover per record and per Kong Service. "

@@ -13,10 +13,12 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from models.approval_rules import ApprovalRules
     from models.decommission import DecommissionResult
     from models.kong import CacheBound, KongInspection
     from models.kong_hazards import DecommissionTiming
     from models.plan import CutoverPlan
+    from models.policy_rules import PolicyReport
     from models.telemetry import Verdict
     from models.workflow import (
         AbortRequest,
@@ -109,6 +111,32 @@ class Run:
     decommission_timing: DecommissionTiming | None = None
     """How long after the flip A must stay (idle Kong workers), as known so far."""
     decommission_not_before: datetime | None = None
+    policy: PolicyReport | None = None
+    """The worker policy's verdict on the plan (``policy_check``, first in verifying); None for runs
+    started before it existed, which keep the plan's own settings."""
+
+    @property
+    def approval_rules(self) -> ApprovalRules:
+        """Who may approve, from the worker policy: what the approve validators check."""
+        return self.policy.effective.approval_rules if self.policy is not None else ApprovalRules()
+
+    @property
+    def flip_gate(self) -> bool:
+        """Wait at the flip gate: the plan's choice, or forced by the policy for a destructive decommission."""
+        return self.policy.effective.flip_gate if self.policy is not None else self.plan.approvals.flip
+
+    @property
+    def decommission_gate(self) -> bool:
+        """Wait at the decommission gate (as :attr:`flip_gate`)."""
+        return self.policy.effective.decommission_gate if self.policy is not None else self.plan.approvals.decommission
+
+    @property
+    def require_drained(self) -> bool:
+        """A must be proven drained before it is deleted (as :attr:`flip_gate`)."""
+        decommission = self.plan.decommission
+        if self.policy is not None:
+            return self.policy.effective.require_drained
+        return decommission.require_drained and decommission.kind != "none"
 
     def caches_cleared_confirmed(self) -> bool:
         """The decommission approval confirmed the restart/reload the plan announces."""

@@ -60,8 +60,9 @@ from providers.errors import (
     certificate_problem,
     describe_transport_error,
 )
+from providers.netguard import guarded_transport
 from providers.resources import AsyncResource
-from providers.secrets import EnvSecrets
+from providers.secrets import Destination, EnvSecrets
 from providers.tls import verify_context
 
 log = logging.getLogger("cutover.providers.kong")
@@ -387,11 +388,17 @@ def describe_changes(before: Mapping[str, Any], after: Mapping[str, Any], fields
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:
+    """Kong's JSON answer; anything else is described (type and size), never quoted into errors or history."""
     try:
         data = response.json()
     except ValueError:
-        return {"message": response.text[:200]}
-    return data if isinstance(data, dict) else {"message": str(data)[:200]}
+        return {"message": f"a non-JSON answer ({_content_facts(response)})"}
+    return data if isinstance(data, dict) else {"message": f"a JSON {type(data).__name__}, not an object"}
+
+
+def _content_facts(response: httpx.Response) -> str:
+    kind = response.headers.get("content-type", "no content type").split(";", 1)[0].strip()[:60]
+    return f"{len(response.content)} bytes of {kind}"
 
 
 class KongAdminClient(AsyncResource):
@@ -424,15 +431,25 @@ class KongAdminClient(AsyncResource):
         self._get_attempts = max(1, get_attempts)
         self._retry_backoff = retry_backoff
         headers = {"Accept": "application/json", "User-Agent": "cutover"}
-        token = secrets.require_header_value(section.token_env, "kong.token_env") if section.token_env else None
+        secrets.guard.check_url("kong_admin", self.admin_url, "kong.admin_url")
+        for index, url in enumerate(section.status_urls):
+            secrets.guard.check_url("kong_status", url, f"kong.status_urls.{index}")
+        token = (
+            secrets.require_header_value(
+                section.token_env, "kong.token_env", Destination("kong_admin", url=self.admin_url)
+            )
+            if section.token_env
+            else None
+        )
         self.token_header = section.token_header
         if token:
             headers[self.token_header] = token
+        verify = verify_context(section.ca_bundle, "kong.ca_bundle")
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=section.timeout.total_seconds(),
-            transport=transport,
-            verify=verify_context(section.ca_bundle, "kong.ca_bundle"),
+            transport=transport or guarded_transport(secrets.guard, verify),
+            verify=verify,
             follow_redirects=False,
         )
         self._entity_prefix = f"/{quote(section.workspace, safe='')}" if section.workspace else ""

@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.plan import PrometheusSource
 from models.telemetry import WindowSummary
 from providers.errors import TelemetryAuthError, TelemetryUnavailable
+from providers.netguard import NetworkGuard, guarded_transport
 from providers.telemetry.base import Cursor, TelemetrySource, decoding_cursor, from_rfc3339, to_rfc3339, utc_now
 from providers.telemetry.kong_counters import COUNT_KEY, count_key, counted_window
 from providers.telemetry.summary import bounded_notes
@@ -111,15 +112,20 @@ class KongPrometheus(TelemetrySource):
     def __init__(
         self,
         source: PrometheusSource,
-        service: str,
+        service: str | None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: timedelta = timedelta(seconds=10),
+        guard: NetworkGuard | None = None,
     ) -> None:
         super().__init__(service)
         self.source = source
+        guard = guard or NetworkGuard()
+        guard.check_url("prometheus", source.url, "monitor.source.url")
         verify = verify_context(source.ca_bundle, "monitor.source.ca_bundle")
-        self._http = httpx.AsyncClient(verify=verify, transport=transport, timeout=timeout.total_seconds())
+        self._http = httpx.AsyncClient(
+            verify=verify, transport=transport or guarded_transport(guard, verify), timeout=timeout.total_seconds()
+        )
 
     @property
     def description(self) -> str:
@@ -199,7 +205,9 @@ class KongPrometheus(TelemetrySource):
             if isinstance(sample, ExpositionError):
                 malformed.append(str(sample))
                 continue
-            if sample.name != self.source.metric or sample.labels.get("service") != self.service:
+            if sample.name != self.source.metric or (
+                self.service is not None and sample.labels.get("service") != self.service
+            ):
                 continue
             if not math.isfinite(sample.value):
                 non_finite += 1

@@ -38,6 +38,7 @@ import httpx
 
 from models.durations import format_duration
 from models.plan import PromqlSource
+from models.policy_rules import api_origin
 from models.telemetry import WindowSummary
 from providers.errors import (
     TelemetryAuthError,
@@ -47,7 +48,8 @@ from providers.errors import (
     describe_transport_error,
 )
 from providers.google_auth import GoogleAuth, describe_auth_error, is_transport_problem, load_credentials
-from providers.secrets import EnvSecrets
+from providers.netguard import NetworkGuard, check_google_endpoint, guarded_transport
+from providers.secrets import Destination, EnvSecrets
 from providers.telemetry.base import (
     Cursor,
     HistoricalTelemetrySource,
@@ -111,7 +113,7 @@ class PromqlTelemetry(HistoricalTelemetrySource):
     def __init__(
         self,
         source: PromqlSource,
-        service: str,
+        service: str | None,
         *,
         secrets: EnvSecrets | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -126,14 +128,23 @@ class PromqlTelemetry(HistoricalTelemetrySource):
         self.source = source
         self._secrets = secrets
         self._credentials = credentials
+        guard = secrets.guard if secrets is not None else NetworkGuard()
         headers = {"Accept": "application/json"}
+        if source.auth == "google":
+            # Google credentials go only to Google's Monitoring endpoint (or the one the worker policy names).
+            check_google_endpoint(guard, "monitoring", api_origin(source.url), "monitor.source.url")
+        else:
+            guard.check_url("prometheus", source.url, "monitor.source.url")
         if source.auth == "bearer" and source.token_env:
-            token = (secrets or EnvSecrets()).require(source.token_env, "monitor.source.token_env")
+            token = (secrets or EnvSecrets()).require_header_value(
+                source.token_env, "monitor.source.token_env", Destination("prometheus", url=source.url)
+            )
             headers["Authorization"] = f"Bearer {token}"
+        verify = verify_context(source.ca_bundle, "monitor.source.ca_bundle")
         self._http = httpx.AsyncClient(
             base_url=source.url + "/",
-            verify=verify_context(source.ca_bundle, "monitor.source.ca_bundle"),
-            transport=transport,
+            verify=verify,
+            transport=transport or guarded_transport(guard, verify),
             timeout=source.timeout.total_seconds(),
             headers=headers,
             follow_redirects=False,
@@ -143,7 +154,7 @@ class PromqlTelemetry(HistoricalTelemetrySource):
     @property
     def selector(self) -> str:
         """The series of the service: ``kong_http_requests_total{service="orders-api", namespace="kong"}``."""
-        matchers = [f"{self.source.service_label}={promql_string(self.service)}"]
+        matchers = [f"{self.source.service_label}={promql_string(self.service)}"] if self.service else []
         if self.source.selector:
             matchers.append(self.source.selector)
         return f"{self.source.metric}{{{', '.join(matchers)}}}"
@@ -165,7 +176,11 @@ class PromqlTelemetry(HistoricalTelemetrySource):
             return
         if self._credentials is None:
             self._credentials = await asyncio.to_thread(
-                load_credentials, self.source.credentials_env, "monitor.source.credentials_env", self._secrets
+                load_credentials,
+                self.source.credentials_env,
+                "monitor.source.credentials_env",
+                self._secrets,
+                Destination("google", url=api_origin(self.source.url), api="monitoring"),
             )
         self._http.auth = GoogleAuth(self._credentials)
         self._auth_ready = True

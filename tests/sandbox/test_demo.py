@@ -129,7 +129,8 @@ def test_demo_runs_a_whole_cutover_under_load_with_zero_failures(tmp_path):
     status = json.loads((workdir / "status.json").read_text())
     assert status["phase"] == "completed" and status["decommission"]["done"] is True
     receiver = json.loads((workdir / "run" / "receiver-state.json").read_text())
-    assert list(receiver["deletions"]) == ["cutover-orders-api"]
+    (key,) = receiver["deletions"]  # one deletion, keyed by sha256(run id : plan digest), signed (else 401)
+    assert re.fullmatch(r"[0-9a-f]{64}", key) and receiver["rejected"] == []
     assert [n["event"] for n in receiver["notifications"]] == ["gate-flip", "flipped", "gate-decommission", "completed"]
 
     pids = started_pids(result.stdout)

@@ -39,6 +39,8 @@ from models.kong import (
     RestoreServiceInput,
     ServiceSnapshot,
 )
+from models.policy import WorkerPolicy
+from models.policy_rules import PolicyCheckInput, PolicyReport, check_plan
 from models.readiness import ReadinessInput, ReadinessReport
 from models.telemetry import (
     BaselineInput,
@@ -102,6 +104,9 @@ class FakeWorld:
         """Activity names that always fail with a retryable error (a server that never comes back)."""
         self.secondary_answers: tuple[RRset, ...] | None = None
         """What the secondary answers for the record, when it should disagree with the primary."""
+        self.policy: WorkerPolicy | None = None
+        """The worker policy ``policy_check`` judges plans by (the real pure rules); None: the rules needing none."""
+        self.decommission_inputs: list[DecommissionInput] = []
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -139,6 +144,11 @@ class FakeWorld:
     def activities(self) -> list[Callable[..., Any]]:
         """Activities with the names the workflow calls."""
         world = self
+
+        @activity.defn(name="policy_check")
+        async def policy_check(input: PolicyCheckInput) -> PolicyReport:
+            world._enter("policy_check")
+            return check_plan(input.plan, world.policy)
 
         @activity.defn(name="dns_snapshot")
         async def dns_snapshot(input: SnapshotInput) -> DnsSnapshot:
@@ -325,6 +335,7 @@ class FakeWorld:
         @activity.defn(name="decommission_delete")
         async def decommission_delete(input: DecommissionInput) -> DecommissionResult:
             world._enter("decommission_delete")
+            world.decommission_inputs.append(input)
             for _ in range(int(world.decommission_seconds * 10)):
                 activity.heartbeat("deleting")
                 await asyncio.sleep(0.1)
@@ -344,6 +355,7 @@ class FakeWorld:
             return world.notify_ok
 
         return [
+            policy_check,
             dns_snapshot,
             dns_apply,
             dns_verify_propagation,

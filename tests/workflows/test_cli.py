@@ -60,7 +60,7 @@ async def until(env: WorkflowEnvironment, workflow_id: str, phase: str) -> dict[
         if status["phase"] == phase:
             return status
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{workflow_id} never reached {phase}: {status['phase']}")
+    raise AssertionError(f"{workflow_id} never reached {phase}: {status['phase']} ({status.get('error')})")
 
 
 async def test_a_run_driven_by_the_temporal_cli(dev_server, tmp_path):

@@ -37,6 +37,7 @@ from activities.dns import DnsActivities
 from activities.kong import KongActivities
 from activities.locks import LockActivities
 from activities.notify import NotifyActivities
+from activities.policy import PolicyActivities
 from activities.readiness import ReadinessActivities
 from models.plan import CutoverPlan
 from models.telemetry import (
@@ -224,6 +225,7 @@ class ScriptedTraffic:
 def real_activities(script: ScriptedTraffic) -> list[Any]:
     secrets = EnvSecrets()
     groups: list[Any] = [
+        PolicyActivities(secrets=secrets),
         DnsActivities(secrets=secrets),
         KongActivities(secrets=secrets),
         ReadinessActivities(),

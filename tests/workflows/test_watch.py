@@ -36,7 +36,8 @@ from settings import TemporalSettings
 from tests.conftest import base_plan_data
 from tests.temporal_env import local_env
 from tests.workflows.fake_world import ALIAS, FakeWorld
-from workflows.cutover import CutoverWorkflow
+from tests.workflows.helpers import activities_for
+from workflows import WORKFLOWS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLUMNS, ROWS = 80, 50
@@ -136,7 +137,7 @@ async def test_watch_on_a_terminal_keeps_the_approve_command_in_view_until_the_g
     queue = f"cutover-{uuid.uuid4().hex[:8]}"
     workflow_id = f"cutover-watch-{uuid.uuid4().hex[:8]}"
     settings = TemporalSettings(address=env.client.service_client.config.target_host, task_queue=queue)
-    async with Worker(env.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
+    async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(env, world)):
         await starter.start(env.client, settings, plan, workflow_id=workflow_id)
         terminal = Terminal([sys.executable, "starter.py", "watch", workflow_id], cli_env(env, queue))
         try:
@@ -188,7 +189,7 @@ async def test_watch_without_a_terminal_prints_each_event_once_and_exits_with_th
             timeout=60,
         )
 
-    async with Worker(env.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
+    async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(env, world)):
         await starter.start(env.client, settings, plan, workflow_id=workflow_id)
         result = await asyncio.to_thread(watch, workflow_id)
     lines = result.stdout.splitlines()

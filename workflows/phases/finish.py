@@ -11,6 +11,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from models.decommission import DecommissionInput
     from models.durations import format_duration
     from models.kong_hazards import decommission_timing
     from models.telemetry import DrainInput, DrainProof
@@ -58,7 +59,7 @@ async def decommission_a(kit: Kit, verified: Verified) -> str | None:
     if decommission.kind != "none" and workflow.patched(DECOMMISSION_NOT_BEFORE):
         await wait_for_idle_workers(kit)
     proof: DrainProof | None = None
-    if decommission.require_drained and decommission.kind != "none":
+    if run.require_drained:
         proof = await steps.call(
             TRAFFIC_PROVE_DRAINED,
             DrainInput(
@@ -77,7 +78,7 @@ async def decommission_a(kit: Kit, verified: Verified) -> str | None:
                 "delete A by hand."
             )
             return f"A is not drained, so it was not deleted: {proof.reason}"
-    request = decommission_input(kit, drain_proof=proof)
+    request = delete_input(kit, verified, proof)
     try:
         run.decommission = await steps.call(
             DECOMMISSION_DELETE,
@@ -112,6 +113,31 @@ async def decommission_a(kit: Kit, verified: Verified) -> str | None:
         run.manual_steps.append("Delete A by hand once the cause is fixed.")
         return message
     return None
+
+
+OWN_DRAIN_PROOF_PATCH = "decommission-proves-drain-itself"
+"""Runs from before it pass the proof in; newer ones give the delete step what it proves the drain from."""
+
+
+def delete_input(kit: Kit, verified: Verified, proof: DrainProof | None) -> DecommissionInput:
+    """What ``decommission_delete`` is told: where it proves the drain from, and what a webhook is told.
+
+    The traffic source and A's addresses let it prove A drained itself, every Kong service counted;
+    digest, record, target and A's addresses go into a webhook's body and idempotency key.
+    """
+    run = kit.run
+    plan = run.plan
+    if not workflow.patched(OWN_DRAIN_PROOF_PATCH):
+        return decommission_input(kit, drain_proof=proof)
+    return decommission_input(
+        kit,
+        monitor=plan.monitor,
+        a_addresses=verified.addresses_a,
+        b_addresses=verified.addresses_b,
+        plan_digest=run.digest,
+        record=plan.dns.record,
+        target=plan.dns.target,
+    )
 
 
 async def restore_final_ttl(kit: Kit) -> None:
