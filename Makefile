@@ -8,7 +8,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo-setup bind-deps compose-deps test lint demo clean
+.PHONY: setup demo-setup bind-deps prometheus-deps compose-deps kong-lua-deps test lint demo clean
 
 bind-deps:
 	@command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || { \
@@ -16,11 +16,27 @@ bind-deps:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bind9 >/dev/null; }
 
+prometheus-deps:
+	@command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || { \
+		echo "installing prometheus (apt-get): the promql telemetry tests run a real Prometheus server"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 compose-deps:
 	@{ [ -f /usr/lib/python3/dist-packages/compose/config/compose_spec.json ] && command -v docker-compose >/dev/null 2>&1; } || { \
 		echo "installing docker-compose (apt-get): tests/deploy use its Compose schema and offline 'config'"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+
+# Kong's own DNS client code runs under nginx in tests/kong_conformance (Lua from ../shared/kong-lua).
+KONG_LUA_PACKAGES := nginx-core libnginx-mod-http-lua lua-resty-core lua-resty-lrucache lua-penlight lua-cjson lua-filesystem
+kong-lua-deps:
+	@missing=""; for p in $(KONG_LUA_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] || { \
+		echo "installing$$missing (apt-get): the Kong DNS conformance suite runs Kong's client under nginx"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -32,10 +48,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# demo needs BIND and the venv; the tests also validate docker-compose.yml with Debian's docker-compose.
+# demo needs BIND and the venv; the tests also validate docker-compose.yml with Debian's docker-compose
+# and run a real Prometheus for the promql source.
 demo-setup: bind-deps $(STAMP)
 
-setup: bind-deps compose-deps $(STAMP)
+setup: bind-deps prometheus-deps compose-deps kong-lua-deps $(STAMP)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,17 +1,21 @@
 """The cutover command line: validate, plan, start, approve, abort, watch.
 
-    python starter.py validate PLAN           every problem, exit 2; or the digest, exit 0
+    python starter.py validate PLAN [--policy POLICY]   every problem, exit 2; or the digest, exit 0
     python starter.py plan PLAN               dry run through the worker: changes, waits, risks, digest
     python starter.py start PLAN [--wait]     prints the workflow id, UI link and approve command
     python starter.py approve ID --gate flip|decommission --by NAME [--plan PLAN | --digest D]
     python starter.py abort ID --reason R [--by NAME]
     python starter.py status ID [--json]
+    python starter.py watch ID                live view until the run ends; exit code = outcome (cli/watch.py)
     python starter.py list [--phase P]
     python starter.py traffic PLAN --since 10m
     python starter.py campaign validate|plan|start|status|approve|pause|resume|abort FILE-or-ID   (docs/campaigns.md)
 
-PLAN is YAML or JSON. Temporal settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and
-CUTOVER_TASK_QUEUE. Everything here is also reachable with the plain ``temporal`` CLI.
+PLAN is YAML or JSON. ``validate`` checks the plan against a worker policy with ``--policy`` and,
+without one, against every rule that needs none (docs/security.md); ``start`` and ``plan`` apply the
+same checks first. Read-only commands (``validate``, ``traffic``) never need the worker's secrets.
+Temporal settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and CUTOVER_TASK_QUEUE. Everything
+here is also reachable with the plain ``temporal`` CLI.
 """
 
 from __future__ import annotations
@@ -24,17 +28,20 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from cli.live import approve_command as _approve_command
+from cli.watch import EXIT_INTERRUPTED, watch
 from models.durations import parse_duration
+from models.input_file import InputFileError
 from models.plan import CutoverPlan, describe_problems
+from models.policy import WorkerPolicy
+from models.policy_rules import PolicyReport, check_plan
 from models.workflow import (
     PHASE_ATTRIBUTE,
     RECORD_ATTRIBUTE,
@@ -45,6 +52,8 @@ from models.workflow import (
 )
 from providers.dns.factory import build_dns_provider
 from providers.errors import CutoverError
+from providers.input_files import read_document
+from providers.policy_file import PolicyFileError, load_policy
 from providers.secrets import EnvSecrets
 from providers.telemetry.report import traffic_report
 from settings import TemporalSettings
@@ -52,22 +61,13 @@ from settings import TemporalSettings
 EXIT_INVALID = 2
 
 
-class PlanFileError(Exception):
-    """The plan file can't be read or parsed; the message says where."""
-
-
 def read_plan_data(path: str) -> Any:
-    """Parse a YAML or JSON plan file into plain data."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise PlanFileError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        if path.endswith(".json"):
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise PlanFileError(f"{path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: {exc}") from exc
+    """Parse a YAML or JSON plan file into plain data, refusing hostile documents (size, depth, aliases, duplicates).
+
+    Raises:
+        InputFileError: with the one reason the file is refused.
+    """
+    return read_document(path)
 
 
 def load_plan(path: str) -> CutoverPlan:
@@ -75,17 +75,36 @@ def load_plan(path: str) -> CutoverPlan:
     try:
         data = read_plan_data(path)
         return CutoverPlan.model_validate(data)
-    except PlanFileError as exc:
+    except InputFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ValidationError as exc:
         print(f"{path}: {describe_problems(exc)}", file=sys.stderr)
     raise SystemExit(EXIT_INVALID)
 
 
+def load_policy_option(source: str | None) -> WorkerPolicy | None:
+    """The policy ``--policy`` names (``dev`` for the built-in one), or None; exit 2 when it is invalid."""
+    if source is None:
+        return None
+    try:
+        return load_policy(source)
+    except PolicyFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(EXIT_INVALID)
+
+
+def check_against_policy(path: str, plan: CutoverPlan, policy: WorkerPolicy | None) -> PolicyReport:
+    """Every policy violation of ``plan``; exit 2 listing them, as for an invalid plan."""
+    report = check_plan(plan, policy)
+    if report.violations:
+        print(f"{path}: {report.describe()}", file=sys.stderr)
+        raise SystemExit(EXIT_INVALID)
+    return report
+
+
 def approve_command(workflow_id: str, gate: str, digest: str) -> str:
     """The exact CLI command (plain temporal CLI) to approve a gate."""
-    payload = json.dumps({"gate": gate, "by": "<you>", "digest": digest})
-    return f"temporal workflow update execute -w {workflow_id} --name approve --input '{payload}'"
+    return _approve_command(workflow_id, gate, digest)
 
 
 def render_status(status: CutoverStatus) -> str:
@@ -145,7 +164,8 @@ async def record_and_target_addresses(plan: CutoverPlan) -> tuple[list[str], lis
     A name that can't be resolved gives an empty list: the report then says the share is unknown
     rather than failing the whole check.
     """
-    async with build_dns_provider(plan.dns, secrets=EnvSecrets()) as provider:
+    # Read-only: no TSIG secret, no worker credentials (a user runs this, not the worker).
+    async with build_dns_provider(plan.dns, secrets=EnvSecrets({}), read_only=True) as provider:
         try:
             resolved = await provider.resolve([plan.dns.record, plan.dns.target])
         except CutoverError as exc:
@@ -234,7 +254,20 @@ async def run_command(args: argparse.Namespace) -> int:
     settings = TemporalSettings.from_env()
     if args.command == "validate":
         plan = load_plan(args.plan)
-        print(f"{args.plan}: valid. plan digest {plan.digest()}")
+        policy = load_policy_option(args.policy)
+        checked = check_against_policy(args.plan, plan, policy)
+        under = f"under the worker policy {policy.name}" if policy else "against the rules that need no policy"
+        print(f"{args.plan}: valid ({under}). plan digest {plan.digest()}")
+        forced = [
+            gate
+            for gate, plan_value, effective in (
+                ("flip gate", plan.approvals.flip, checked.effective.flip_gate),
+                ("decommission gate", plan.approvals.decommission, checked.effective.decommission_gate),
+            )
+            if effective and not plan_value
+        ]
+        if forced:
+            print(f"  the policy forces: {', '.join(forced)}")
         return 0
     if args.command == "traffic":
         plan = load_plan(args.plan)
@@ -250,6 +283,8 @@ async def run_command(args: argparse.Namespace) -> int:
         from cli import campaign
 
         return await campaign.run(args, settings)
+    if args.command in ("start", "plan"):
+        check_against_policy(args.plan, load_plan(args.plan), load_policy_option(args.policy))
     client = await settings.connect()
     if args.command == "start":
         plan = load_plan(args.plan)
@@ -280,6 +315,8 @@ async def run_command(args: argparse.Namespace) -> int:
             print(f"{execution.id:40} {status_name:12} {phase:32} {record}")
         return 0
     handle = client.get_workflow_handle(args.id)
+    if args.command == "watch":
+        return await watch(client, args.id, interval=args.interval)
     if args.command == "status":
         status = await handle.query("status", result_type=CutoverStatus)
         print(status.model_dump_json(indent=2) if args.json else render_status(status))
@@ -290,7 +327,13 @@ async def run_command(args: argparse.Namespace) -> int:
             digest = await confirm_digest(handle, args.gate)
             if digest is None:
                 return EXIT_INVALID
-        request = ApproveRequest(gate=args.gate, by=args.by, digest=digest, comment=args.comment)
+        request = ApproveRequest(
+            gate=args.gate,
+            by=args.by,
+            digest=digest,
+            comment=args.comment,
+            caches_cleared=True if args.caches_cleared else None,
+        )
         if args.signal:
             await handle.signal("approve", request)
             print("approve signal sent (signals are not validated: check `status` for ignored messages)")
@@ -316,11 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used by tests)."""
     parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("validate", help="check a plan; every problem, exit 2").add_argument("plan")
+    policy_help = "a worker policy file to check the plan against ('dev': the built-in loopback-only one)"
+    p = sub.add_parser("validate", help="check a plan; every problem, exit 2")
+    p.add_argument("plan")
+    p.add_argument("--policy", help=policy_help)
     p = sub.add_parser("plan", help="dry run: print changes, waits, risks and the digest")
     p.add_argument("plan")
+    p.add_argument("--policy", help=policy_help)
     p = sub.add_parser("start", help="start a cutover")
     p.add_argument("plan")
+    p.add_argument("--policy", help=policy_help)
     p.add_argument("--wait", action="store_true", help="wait for the end and print the final status")
     p = sub.add_parser("approve", help="approve a gate (update; --signal to send a signal)")
     p.add_argument("id")
@@ -329,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--digest", help="the plan digest you reviewed (printed by plan, start and status)")
     p.add_argument("--plan", help="the plan file you reviewed (its digest is approved)")
     p.add_argument("--comment")
+    p.add_argument(
+        "--caches-cleared",
+        action="store_true",
+        help="decommission gate: every Kong data plane was restarted (or reloaded) after the flip, as the plan says",
+    )
     p.add_argument("--signal", action="store_true")
     p = sub.add_parser("abort", help="roll back (until the point of no return)")
     p.add_argument("id")
@@ -337,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="phase, timeline, undo steps, verdict")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("watch", help="live view of a run until it ends; exit 0 completed, 3 rolled back, 4 failed")
+    p.add_argument("id")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between status reads (1)")
     p = sub.add_parser("list", help="cutover runs")
     p.add_argument("--phase")
     p = sub.add_parser("traffic", help="window summary and verdict from the plan's telemetry source, now")
@@ -359,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CutoverError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
 """The cutover worker: the composition root that wires providers into activities and runs them.
 
 Run it where the secrets live: plans only name environment variables (TSIG secret, Kong token,
-webhook URLs, Google key files) and this process resolves them.
+webhook URLs, Google key files) and this process resolves them, only for the destinations its
+worker policy binds them to (docs/security.md).
 
-    python worker.py                       # TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, CUTOVER_TASK_QUEUE
-    python worker.py --metrics 0.0.0.0:9464 --register-search-attributes
+    python worker.py --policy /etc/cutover/policy.yaml   # or CUTOVER_POLICY=...; TEMPORAL_ADDRESS, ...
+    CUTOVER_POLICY=dev python worker.py                  # a laptop: loopback destinations only
+    python worker.py --policy P --metrics 0.0.0.0:9464 --register-search-attributes
+
+Without a policy the worker refuses to start (exit 2): a production worker must never run on a
+laptop's defaults by accident, and ``dev`` is an explicit choice that reaches loopback only.
 """
 
 from __future__ import annotations
@@ -30,13 +35,15 @@ from activities.campaign import CampaignActivities
 from activities.decommission import DecommissionActivities
 from activities.dns import DnsActivities
 from activities.kong import KongActivities
+from activities.locks import LockActivities
 from activities.monitor import MonitorActivities
 from activities.notify import NotifyActivities
+from activities.policy import PolicyActivities
 from activities.readiness import ReadinessActivities
+from providers.policy_file import POLICY_VARIABLE, PolicyFileError, load_policy, policy_source
 from providers.secrets import EnvSecrets
 from settings import SEARCH_ATTRIBUTES, TemporalSettings, search_attribute_commands
-from workflows.campaign import CampaignWorkflow
-from workflows.cutover import CutoverWorkflow
+from workflows import WORKFLOWS
 
 log = logging.getLogger("cutover.worker")
 
@@ -53,23 +60,25 @@ class MissingSearchAttributes(RuntimeError):
     """The namespace lacks cutover's search attributes: workflows would hang on their first upsert."""
 
 
-def build_activities(secrets: EnvSecrets | None = None) -> list[Callable[..., Any]]:
-    """Every activity of cutover, bound to providers that read secrets from ``secrets``."""
+def build_activities(client: Client, secrets: EnvSecrets | None = None) -> list[Callable[..., Any]]:
+    """Every activity of cutover, bound to providers that read secrets (and the worker policy) from ``secrets``.
+
+    ``client`` is the worker's own Temporal client, for the lock look-up and the campaign's reads and approvals
+    of its cutovers.
+    """
     secrets = secrets or EnvSecrets()
     groups: list[ActivityGroup] = [
+        PolicyActivities(secrets=secrets),
         DnsActivities(secrets=secrets),
         KongActivities(secrets=secrets),
-        ReadinessActivities(),
+        ReadinessActivities(guard=secrets.guard),
         MonitorActivities(secrets=secrets),
         DecommissionActivities(secrets=secrets),
         NotifyActivities(secrets=secrets),
+        LockActivities(client),
+        CampaignActivities(client),
     ]
     return [fn for group in groups for fn in group.activities()]
-
-
-def build_campaign_activities(client: Client) -> list[Callable[..., Any]]:
-    """The campaign's activities: they read and approve cutovers through this worker's Temporal client."""
-    return CampaignActivities(client).activities()
 
 
 async def ensure_search_attributes(client: Client, namespace: str, register: bool) -> None:
@@ -100,11 +109,11 @@ def build_worker(
     max_concurrent_activities: int = 200,
     shutdown_grace: float = 10.0,
 ) -> Worker:
-    """A worker for CutoverWorkflow, CampaignWorkflow and the given activities."""
+    """A worker for every workflow of cutover (``workflows.WORKFLOWS``) and the given activities."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[CutoverWorkflow, CampaignWorkflow],
+        workflows=WORKFLOWS,
         activities=list(activities),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=shutdown_grace),
@@ -128,7 +137,21 @@ def setup_logging(level: str, cloud_logging: str) -> None:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    """Connect, check search attributes, run until SIGTERM/SIGINT, then shut down gracefully."""
+    """Load the policy, connect, check search attributes, run until SIGTERM/SIGINT, then shut down gracefully."""
+    source = policy_source(args.policy)
+    if source is None:
+        print(
+            f"error: no worker policy: pass --policy FILE or set {POLICY_VARIABLE}=FILE (docs/security.md has a "
+            f"production example); on a laptop, {POLICY_VARIABLE}=dev allows loopback destinations only",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        policy = load_policy(source)
+    except PolicyFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    log.info("worker policy: %s", policy.name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -147,7 +170,7 @@ async def serve(args: argparse.Namespace) -> int:
     except MissingSearchAttributes as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    activities = [*build_activities(), *build_campaign_activities(client)]
+    activities = build_activities(client, EnvSecrets(policy=policy))
     worker = build_worker(client, task_queue, activities, args.max_concurrent_activities, args.shutdown_grace)
     log.info("worker polling task queue %s on %s (namespace %s)", task_queue, address, namespace)
     running = asyncio.create_task(worker.run())
@@ -172,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--address", help="Temporal frontend host:port (env TEMPORAL_ADDRESS)")
     parser.add_argument("--namespace", help="Temporal namespace (env TEMPORAL_NAMESPACE)")
     parser.add_argument("--task-queue", help="task queue (env CUTOVER_TASK_QUEUE, default cutover)")
+    parser.add_argument(
+        "--policy", help=f"the worker policy file (env {POLICY_VARIABLE}); 'dev': loopback destinations only"
+    )
     parser.add_argument("--metrics", help="serve SDK metrics for Prometheus on host:port, e.g. 0.0.0.0:9464")
     parser.add_argument("--register-search-attributes", action="store_true", help="create missing ones")
     parser.add_argument("--max-concurrent-activities", type=int, default=200)

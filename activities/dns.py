@@ -33,7 +33,7 @@ from providers.dns.base import DnsProvider
 from providers.dns.factory import build_dns_provider
 from providers.dns.nameservers import progress_text
 from providers.google_auth import CredentialsLoader, GoogleCredentials
-from providers.secrets import EnvSecrets
+from providers.secrets import Destination, EnvSecrets
 
 
 class DnsActivities:
@@ -67,7 +67,11 @@ class DnsActivities:
     async def _provider(self, section: DnsSection) -> DnsProvider:
         credentials = self._credentials
         if credentials is None and isinstance(section.provider, CloudDnsProvider):
-            credentials = await self._google.get(section.provider.credentials_env, "dns.provider.credentials_env")
+            credentials = await self._google.get(
+                section.provider.credentials_env,
+                "dns.provider.credentials_env",
+                Destination("google", url=section.provider.api_endpoint, api="dns"),
+            )
         return build_dns_provider(section, secrets=self._secrets, transport=self._transport, credentials=credentials)
 
     @activity.defn(name="dns_snapshot")

@@ -30,6 +30,13 @@ class KeepAlive:
         self._details = lambda: details
         activity.heartbeat(details)
 
+    def progress_from_thread(self, details: Any) -> None:
+        """New progress told by a read running in a thread: recorded, and heartbeated by the repeat.
+
+        ``activity.heartbeat`` needs the activity's event loop, which a thread doesn't have.
+        """
+        self._details = lambda: details
+
     async def _repeat(self) -> None:
         while True:
             await asyncio.sleep(self._every)

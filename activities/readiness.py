@@ -16,6 +16,7 @@ from temporalio import activity
 from activities.errors import maps_provider_errors
 from activities.heartbeats import KeepAlive
 from models.readiness import ReadinessInput, ReadinessReport
+from providers.netguard import NetworkGuard
 from providers.readiness import probe_readiness
 
 KEEPALIVE_SECONDS = 5.0
@@ -25,9 +26,10 @@ KEEPALIVE_SECONDS = 5.0
 class ReadinessActivities:
     """Probe B (and optionally A) before anything changes."""
 
-    def __init__(self, keepalive_seconds: float = KEEPALIVE_SECONDS) -> None:
-        """Args: keepalive_seconds: longest gap between heartbeats."""
+    def __init__(self, keepalive_seconds: float = KEEPALIVE_SECONDS, guard: NetworkGuard | None = None) -> None:
+        """Args: keepalive_seconds: longest gap between heartbeats; guard: the worker policy's network guard."""
         self._keepalive = keepalive_seconds
+        self._guard = guard
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activity callables to register on a worker."""
@@ -39,7 +41,7 @@ class ReadinessActivities:
         """Probe until ready or out of time; the report lists every check with what was sent and received."""
         first = f"probing {input.readiness.url} with Host {input.shape.host_header}"
         async with KeepAlive(first, self._keepalive) as heartbeats:
-            report = await probe_readiness(input, on_progress=heartbeats.progress)
+            report = await probe_readiness(input, on_progress=heartbeats.progress, guard=self._guard)
         activity.logger.info(
             "readiness_probe: %s after %d attempts (Host %s, SNI %s)%s",
             "ready" if report.ready else "NOT ready",

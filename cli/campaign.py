@@ -41,6 +41,7 @@ from models.campaign import (
 )
 from models.campaign_status import CAMPAIGN_NAME_ATTRIBUTE, CAMPAIGN_WORKFLOW_TYPE, CampaignStatus, OperatorRequest
 from models.durations import format_duration
+from models.input_file import InputFileError
 from models.plan import CutoverPlan
 from models.workflow import PHASE_ATTRIBUTE, ApproveRequest, CutoverStatus
 from settings import TemporalSettings
@@ -64,7 +65,7 @@ def load_campaign(path: str) -> LoadedCampaign:
     """Read and validate a campaign file and the plan files it names; exit 2 with every problem."""
     try:
         data = starter.read_plan_data(path)
-    except starter.PlanFileError as exc:
+    except InputFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_INVALID) from None
     base = Path(path).resolve().parent
@@ -79,7 +80,7 @@ def load_campaign(path: str) -> LoadedCampaign:
         if problem is None:
             try:
                 loaded[reference] = starter.read_plan_data(str(target))
-            except starter.PlanFileError as exc:
+            except InputFileError as exc:
                 problem = str(exc)
         if problem is not None:
             problems.append(f"{reference}: {problem}")

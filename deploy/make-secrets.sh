@@ -3,8 +3,8 @@
 #
 #   deploy/secrets/tsig.env          CUTOVER_TSIG_SECRET: the TSIG key the worker signs UPDATEs with;
 #                                    bind-primary and bind-secondary render their key file from it.
-#   deploy/secrets/decommission.env  CUTOVER_DECOMMISSION_AUTH: the Authorization value the worker's
-#                                    webhook decommission sends and the receiver in runtime-a requires.
+#   deploy/secrets/decommission.env  CUTOVER_DECOMMISSION_AUTH: the HMAC key the worker signs its webhook
+#                                    decommission with and the receiver in runtime-a verifies (never sent).
 #
 # Each service gets only the file it needs (env_file). Existing files are kept: rotating a secret
 # means deleting its file and running this again, then `docker compose up -d` (the services that
@@ -32,4 +32,4 @@ write_once() {
 }
 
 write_once tsig.env CUTOVER_TSIG_SECRET "$(random_base64 32)"
-write_once decommission.env CUTOVER_DECOMMISSION_AUTH "Bearer $(random_base64 24 | tr '+/' '-_' | tr -d '=')"
+write_once decommission.env CUTOVER_DECOMMISSION_AUTH "$(random_base64 24 | tr '+/' '-_' | tr -d '=')"

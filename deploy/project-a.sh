@@ -8,8 +8,8 @@
 # and its pid goes to CUTOVER_RUNTIME_PID_FILE. This shell then becomes the sandbox's decommission
 # receiver (python -m sandbox.decommission_receiver): the plans' webhook decommission "deletes
 # project A" there, which stops the runtime process for real while the container keeps running, and
-# the plans' notify webhook posts there too. The receiver requires CUTOVER_DECOMMISSION_AUTH
-# (deploy/secrets/decommission.env) as Authorization.
+# the plans' notify webhook posts there too. The receiver requires requests signed (X-Cutover-Signature,
+# HMAC-SHA256) with the key in CUTOVER_DECOMMISSION_AUTH (deploy/secrets/decommission.env).
 set -eu
 
 listen=${CUTOVER_RECEIVER_LISTEN:-0.0.0.0:8088}
@@ -32,4 +32,4 @@ mkdir -p "$(dirname "$pid_file")" "$(dirname "$state")"
 setsid "$@" &
 echo "$!" >"$pid_file"
 exec "$python" -m sandbox.decommission_receiver --listen "$listen" --pid-file "$pid_file" \
-	--runtime-address "$runtime_address" --auth-env CUTOVER_DECOMMISSION_AUTH --state "$state"
+	--runtime-address "$runtime_address" --signing-secret-env CUTOVER_DECOMMISSION_AUTH --state "$state"

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from models.plan import Decommission
+from models.plan import Decommission, MonitorSection
 from models.telemetry import DrainProof
 
 
@@ -17,14 +17,25 @@ class _Model(BaseModel):
 
 
 class DecommissionInput(_Model):
-    """Which A to delete, and the idempotency key (the workflow id)."""
+    """Which A to delete, what the decommission system is told, and where A's drain is proven from."""
 
     decommission: Decommission
     workflow_id: str
     dns_project: str | None = None
     """The Cloud DNS project, which is never deleted."""
+    monitor: MonitorSection | None = None
+    """The plan's traffic source: ``decommission_delete`` proves A drained from it itself, counting requests to
+    ``a_addresses`` through every Kong service, just before deleting. Given, it supersedes ``drain_proof``."""
+    a_addresses: tuple[str, ...] = ()
+    """A's addresses (resolved before the flip): what must receive nothing; also told to a webhook."""
+    b_addresses: tuple[str, ...] = ()
+    plan_digest: str = ""
+    """The approved plan's digest: part of a webhook's idempotency key and body."""
+    record: str = ""
+    target: str = ""
     drain_proof: DrainProof | None = None
-    """The proof that A is drained; ``decommission_delete`` refuses without it unless ``require_drained`` is off."""
+    """A proof computed elsewhere (workflows before the policy work). Accepted only for a kind the worker
+    policy does not call destructive, and only when ``monitor`` is not given."""
 
 
 class DecommissionPreflight(_Model):
@@ -48,6 +59,8 @@ class DecommissionResult(_Model):
     detail: str
     operation: str | None = None
     reversible_until: datetime | None = None
+    drain_proof: DrainProof | None = None
+    """The proof the delete activity computed itself before deleting (every Kong service counted)."""
 
 
 class NotifyInput(_Model):

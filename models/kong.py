@@ -87,6 +87,11 @@ class UpstreamInfo(_Model):
     name: str
     host_header: str | None = None
     targets: tuple[TargetInfo, ...] = ()
+    passive_unhealthy: dict[str, int] = {}
+    """``healthchecks.passive.unhealthy`` thresholds above 0 (``http_failures``, ``tcp_failures``,
+    ``timeouts``): passive checks are on and can mark an address unhealthy."""
+    active_unhealthy: dict[str, int] = {}
+    """The same for ``healthchecks.active.unhealthy`` when ``active.unhealthy.interval`` > 0."""
 
 
 class KongRequestShape(_Model):
@@ -172,7 +177,8 @@ def host_header_for(hostname: str, port: int, scheme: str) -> str:
 QUERY_ALLOWANCE = 2
 """Seconds allowed for Kong's refresh query itself (kong.md §1.5 ``q``, healthy resolver)."""
 TARGET_TIMER_LAG = 2
-"""Upstream targets are re-resolved by a 1 s timer, 0.5 s after expiry (kong.md §1.4): up to ~1.5 s."""
+"""Upstream targets are re-resolved by a 1 s timer, 0.5 s after expiry: up to ~1.5 s
+(kong/runloop/balancer/targets.lua:286-310 the 1 s timer, 318-346 renewal at expiry + 0.5 s)."""
 
 FlipKind = Literal["a-to-cname", "cname-to-cname"]
 
@@ -183,6 +189,7 @@ def compute_cache_bound(
     record_ttl: int,
     flip: FlipKind,
     via_upstream_target: bool = False,
+    target_address_ttl: int | None = None,
 ) -> CacheBound:
     """Bound how long after a DNS flip Kong may still send requests to the old address.
 
@@ -192,6 +199,11 @@ def compute_cache_bound(
         flip: ``a-to-cname`` when the name Kong resolves holds A/AAAA records today and becomes a
             CNAME; ``cname-to-cname`` when it is already an alias.
         via_upstream_target: the name is an Upstream target (balancer timer) instead of a Service host.
+        target_address_ttl: for an Upstream target that is a CNAME today (``cname-to-cname``), the TTL of
+            the address records it dereferences to (A's records). The balancer keeps those addresses and
+            renews them at *their* expiry, not the CNAME's (kong/runloop/balancer/targets.lua:318-346,
+            509-531: ``queryDns`` stores ``dns_client.resolve``'s dereferenced records and schedules the
+            renewal at their ``expire``), so their TTL adds to the bound. None: unknown or not a CNAME.
 
     The rules follow shared/reference/kong.md §1.5; each term is explained in ``reasoning`` so the
     number can be checked by a human before the run waits on it.
@@ -262,11 +274,19 @@ def compute_cache_bound(
             "new_dns_client, lower dns_stale_ttl, or run `kong reload` on every data plane after the flip."
         )
         seconds = max(seconds, hazard_seconds)
-    if via_upstream_target and settings.client == "legacy" and flip == "cname-to-cname":
-        warnings.append(
-            "For an Upstream target that is a CNAME, the legacy client renews on the expiry of the dereferenced "
-            "A record of the old target, not of the CNAME: add that A record's TTL if it is longer (kong.md §1.4)."
-        )
+    if via_upstream_target and flip == "cname-to-cname":
+        if target_address_ttl is not None:
+            seconds += target_address_ttl
+            reasoning.append(
+                f"The Upstream target is a CNAME: the balancer renews it when the addresses it dereferenced expire "
+                f"(their TTL {target_address_ttl} s), and only then sees the new CNAME: +{target_address_ttl} s."
+            )
+        else:
+            warnings.append(
+                "For an Upstream target that is a CNAME, the balancer renews on the expiry of the dereferenced "
+                "A records of the old target, not of the CNAME: their TTL adds to this bound and could not be read "
+                "(kong/runloop/balancer/targets.lua:318-346)."
+            )
     if stale > 0:
         warnings.append(
             f"If Kong's DNS refresh fails (SERVFAIL, timeout) it keeps serving the old address for up to "

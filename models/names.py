@@ -11,14 +11,48 @@ import binascii
 import ipaddress
 import math
 import re
+import unicodedata
 import urllib.parse
 from collections import Counter
 
 import dns.exception
 import dns.name
 
-ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-PLAN_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+"""An environment variable name; always used with ``fullmatch`` (``$`` would let a trailing newline through)."""
+PLAN_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+KONG_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+"""A Kong entity name or id (Kong's own rule for names: letters, digits, ``.``, ``-``, ``_``, ``~``)."""
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+"""An HTTP field name: an RFC 9110 token (no space, colon, CR or LF)."""
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "te",
+        "upgrade",
+        "trailer",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "idempotency-key",
+        "x-cutover-signature",
+    }
+)
+"""Header names a plan may not set: they frame the request, or cutover sets them itself."""
+
+
+def has_control(text: str) -> bool:
+    """True when ``text`` holds a control or format character (CR, LF, NUL, tab, zero-width, bidi...)."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+
+
+def has_blank_or_control(text: str) -> bool:
+    """True when ``text`` holds whitespace or a control character anywhere (a name never does)."""
+    return any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
 
 
 def absolute_name(text: str) -> str:
@@ -29,9 +63,9 @@ def absolute_name(text: str) -> str:
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("must be a DNS name such as 'api.example.com.'")
-    raw = text.strip()
-    if any(ch.isspace() for ch in raw):
-        raise ValueError(f"{text!r} is not a valid DNS name")
+    raw = text
+    if has_blank_or_control(raw):
+        raise ValueError("is not a valid DNS name: it holds whitespace or a control character (a trailing newline?)")
     try:
         name = dns.name.from_text(raw)
     except (dns.exception.DNSException, ValueError) as exc:
@@ -57,7 +91,9 @@ def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("must be 'host:port' or 'host'")
-    raw = text.strip()
+    if has_blank_or_control(text):
+        raise ValueError("'host:port' holds no whitespace or control character (a trailing newline, a space)")
+    raw = text
     if raw.startswith("["):
         end = raw.find("]")
         if end < 0:
@@ -91,6 +127,11 @@ def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     return host, port
 
 
+def is_ip_name(name: str) -> bool:
+    """True when a DNS name is really an IP address written as a name (``10.0.0.1.``, ``[::1]``)."""
+    return is_ip(name.rstrip("."))
+
+
 def is_ip(text: str) -> bool:
     """True when ``text`` is an IPv4 or IPv6 address (``[v6]`` brackets allowed), not a host name."""
     try:
@@ -98,6 +139,69 @@ def is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --- URLs ----------------------------------------------------------------------------------------
+
+
+def http_url_problem(text: str) -> str | None:
+    """Why ``text`` is not an acceptable http(s) URL, or None. The reason never quotes the URL.
+
+    A URL from a plan is hostile until checked: it may end in a newline, carry user info
+    (``http://user@169.254.169.254/``) or a fragment, or hide its host in odd syntax. Accepted:
+    ``http(s)://host[:port][/path][?query]`` where host is a DNS name, an IPv4 address or a bracketed
+    IPv6 address (``https://[2001:db8::1]:8444``).
+    """
+    if not isinstance(text, str) or not text:
+        return "must be an http(s) URL"
+    if has_blank_or_control(text):
+        return "a URL holds no whitespace or control character (a trailing newline, a space, CR/LF)"
+    if not re.match(r"https?://", text):
+        return "is not an http(s) URL: it must start with http:// or https:// (lower case)"
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return "is not a valid http(s) URL (host or port)"
+    if "@" in parts.netloc:
+        return (
+            "must not carry user info (user:password@host): credentials go in the worker's environment, "
+            "named by an *_env field"
+        )
+    if parts.fragment or "#" in text:
+        return "must not carry a fragment (#...)"
+    netloc = parts.netloc
+    host = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
+    if host.startswith("["):
+        if not host.endswith("]"):
+            return "an IPv6 host goes in brackets: https://[2001:db8::1]:8444/"
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "holds a bracketed host that is not an IPv6 address"
+    elif not host:
+        return "has no host"
+    elif not is_ip(host):
+        try:
+            absolute_name(host)
+        except ValueError:
+            return "holds a host that is neither a DNS name nor an IP address"
+    if port is not None and not 1 <= port <= 65535:
+        return "the port must be in 1..65535"
+    if netloc.endswith(":"):
+        return "has an empty port after ':'"
+    return None
+
+
+def url_host(url: str) -> str:
+    """The host of a checked URL, lower-case, without brackets or trailing dot."""
+    return (urllib.parse.urlsplit(url).hostname or "").rstrip(".").lower()
+
+
+def url_port(url: str) -> int:
+    """The port of a checked URL, the scheme's default when none is given."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 # --- secrets -------------------------------------------------------------------------------------

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,64 +25,30 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from models.durations import Duration, parse_duration
-from models.names import (
-    ENV_VAR,
-    PLAN_NAME,
-    absolute_name,
-    is_subdomain,
-    looks_like_secret,
-    split_host_port,
+from models.names import PLAN_NAME, absolute_name, has_control, is_subdomain, looks_like_secret
+from models.plan_fields import (
+    DnsName,
+    EnvVarName,
+    ExpectedStatus,
+    FilePath,
+    GcpProjectId,
+    HeaderName,
+    HostName,
+    HostPort,
+    HttpUrl,
+    KeyName,
+    KongName,
+    LabelMatchers,
+    PlainText,
+    PromqlUrl,
+    Ttl,
 )
-
-# --- reusable field types ------------------------------------------------------------------------
-
-
-def _dns_name(value: str) -> str:
-    return absolute_name(value)
-
-
-def _host_port(value: str) -> str:
-    split_host_port(value, 53)
-    return value.strip()
-
-
-def _env_var(value: str) -> str:
-    if not ENV_VAR.match(value):
-        raise ValueError(
-            f"{value!r} is not an environment variable name: name the variable that holds the secret "
-            "(e.g. CUTOVER_TSIG_SECRET), never the secret itself"
-        )
-    return value
-
-
-def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/:]+(:\d{1,5})?(/\S*)?$", value):
-        raise ValueError(f"{value!r} is not an http(s) URL")
-    return value
-
-
-def _gcp_project(value: str) -> str:
-    if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value):
-        raise ValueError(
-            f"{value!r} is not a Google Cloud project id (6-30 characters: lower-case letters, digits, hyphens)"
-        )
-    return value
-
-
-DnsName = Annotated[str, AfterValidator(_dns_name)]
-"""An absolute DNS name, lower-cased, with its trailing dot."""
-HostPort = Annotated[str, AfterValidator(_host_port)]
-"""``host:port``, ``[v6]:port`` or ``host`` (port 53)."""
-EnvVarName = Annotated[str, AfterValidator(_env_var)]
-"""The name of an environment variable the worker reads a secret from."""
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-GcpProjectId = Annotated[str, AfterValidator(_gcp_project)]
-HttpStatus = Annotated[int, Field(ge=100, le=599)]
-Ttl = Annotated[int, Field(ge=1, le=86400)]
+from models.promql import promql_problems
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion, so `cutover_ttl: true` is an error instead of a TTL of 1, and "30" is not 30.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # --- dns -----------------------------------------------------------------------------------------
@@ -99,7 +63,7 @@ class Rfc2136Provider(_Section):
     server: HostPort
     """Primary that takes UPDATEs, ``host:port``."""
     zone: DnsName
-    tsig_key_name: str | None = None
+    tsig_key_name: KeyName | None = None
     tsig_algorithm: TsigAlgorithm = "hmac-sha256"
     tsig_secret_env: EnvVarName | None = None
     """Environment variable holding the base64 TSIG secret; read by the worker, never by the plan."""
@@ -131,8 +95,8 @@ class DnsSection(_Section):
     provider: DnsProvider
     nameservers: list[HostPort] | None = None
     """Authoritative servers to prove changes on; default: the zone's NS set on port 53."""
-    record: DnsName
-    target: DnsName
+    record: HostName
+    target: HostName
     cutover_ttl: Ttl = 30
     final_ttl: Ttl = 300
     propagation_timeout: Duration = timedelta(minutes=2)
@@ -165,15 +129,22 @@ class KongSection(_Section):
 
     admin_url: HttpUrl
     """Admin API of traditional Kong, or of the Control Plane in hybrid mode."""
-    service: str = Field(min_length=1)
+    service: KongName
     """Name or id of the Kong Service."""
     token_env: EnvVarName | None = None
-    workspace: str | None = None
+    token_header: HeaderName = "Kong-Admin-Token"
+    """Header the RBAC token is sent in: Kong Enterprise's ``rbac_auth_header`` (default ``Kong-Admin-Token``)."""
+    workspace: KongName | None = None
     status_urls: list[HttpUrl] = []
     dns_overrides: KongDnsOverrides = KongDnsOverrides()
-    ca_bundle: str | None = None
+    ca_bundle: FilePath | None = None
     """CA bundle for an https Admin API; default: system roots."""
     timeout: Duration = timedelta(seconds=10)
+    dns_caches_cleared: Literal["no", "restart", "reload"] = "no"
+    """What the operator does to every data plane after the flip: ``restart`` it, or ``reload`` it
+    (``kong reload``, legacy DNS client only: the new client's cache survives a reload). Confirmed in
+    the decommission approval, it lets A go once cutover TTL + query has passed, instead of waiting
+    out ``dns_stale_ttl`` for workers idle since before the flip."""
 
 
 # --- readiness -----------------------------------------------------------------------------------
@@ -184,11 +155,11 @@ class ReadinessSection(_Section):
 
     url: HttpUrl
     """B's health URL, addressed directly (not through Kong)."""
-    expect_status: list[HttpStatus] = Field(default=[200], min_length=1)
+    expect_status: list[ExpectedStatus] = Field(default=[200], min_length=1, max_length=20)
     successes: int = Field(default=3, ge=1, le=1000)
     interval: Duration = timedelta(seconds=5)
     timeout: Duration = timedelta(minutes=5)
-    ca_bundle: str | None = None
+    ca_bundle: FilePath | None = None
     parity_url: HttpUrl | None = None
     """Optional: A's equivalent URL; the same request must get the same status class from A and B."""
     request_timeout: Duration = timedelta(seconds=5)
@@ -201,7 +172,7 @@ class KongFileLogSource(_Section):
     """JSON lines written by Kong's file-log plugin."""
 
     kind: Literal["kong-file-log"]
-    path: str = Field(min_length=1)
+    path: FilePath
 
 
 class CloudLoggingSource(_Section):
@@ -222,17 +193,47 @@ class PrometheusSource(_Section):
     kind: Literal["prometheus"]
     url: HttpUrl
     metric: str = Field(default="kong_http_requests_total", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    ca_bundle: FilePath | None = None
+
+
+class PromqlSource(_Section):
+    """A Prometheus HTTP API (Prometheus, Thanos, Mimir, Google Managed Prometheus) holding Kong's counters.
+
+    Kong's ``kong_http_requests_total`` is summed across every data plane Prometheus scrapes, with
+    history, so the baseline is a past window instead of two scrapes.
+    """
+
+    kind: Literal["promql"]
+    url: PromqlUrl
+    """Base URL of the API: ``http://prometheus.monitoring:9090``, or for Google Managed Prometheus
+    ``https://monitoring.googleapis.com/v1/projects/PROJECT/location/global/prometheus``."""
+    metric: str = Field(default="kong_http_requests_total", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    selector: LabelMatchers = ""
+    """Extra label matchers ANDed with the service's, e.g. ``namespace="kong"`` (one Kong of several)."""
+    service_label: str = Field(default="service", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    upstream: str | None = Field(default=None, min_length=1, max_length=256)
+    """Kong Upstream the Service points at, to report ``kong_upstream_target_health`` (optional)."""
+    lag: Duration = timedelta(minutes=1)
+    """How far behind now the API is read: at least the scrape interval plus ingestion delay."""
+    auth: Literal["none", "bearer", "google"] = "none"
+    """``google``: Google credentials (Managed Prometheus); ``bearer``: a token from ``token_env``."""
+    token_env: EnvVarName | None = None
+    credentials_env: EnvVarName | None = None
+    """With ``auth: google``: variable naming a service-account key file; default: Application Default Credentials."""
     ca_bundle: str | None = None
+    timeout: Duration = timedelta(seconds=10)
 
 
-TelemetrySource = Annotated[KongFileLogSource | CloudLoggingSource | PrometheusSource, Field(discriminator="kind")]
+TelemetrySource = Annotated[
+    KongFileLogSource | CloudLoggingSource | PrometheusSource | PromqlSource, Field(discriminator="kind")
+]
 
 
 class MonitorSection(_Section):
     """How traffic through Kong is judged after the flip."""
 
     source: TelemetrySource
-    service: str | None = None
+    service: KongName | None = None
     """Kong service name in the logs; default: ``kong.service``."""
     window: Duration = timedelta(minutes=10)
     poll_interval: Duration = timedelta(seconds=15)
@@ -288,11 +289,13 @@ class WebhookDecommission(_DecommissionBase):
     kind: Literal["webhook"]
     url: HttpUrl
     method: Literal["POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers_env: dict[str, EnvVarName] = {}
+    headers_env: dict[HeaderName, EnvVarName] = Field(default={}, max_length=20)
     """Header name -> environment variable holding its value."""
-    expect_status: list[HttpStatus] = Field(default=[200, 201, 202, 204], min_length=1)
+    signature_secret_env: EnvVarName | None = None
+    """Variable holding an HMAC key: the body is signed (``X-Cutover-Signature``), the key is never sent."""
+    expect_status: list[ExpectedStatus] = Field(default=[200, 201, 202, 204], min_length=1, max_length=20)
     timeout: Duration = timedelta(seconds=30)
-    ca_bundle: str | None = None
+    ca_bundle: FilePath | None = None
 
 
 Decommission = Annotated[NoDecommission | GcpProjectDecommission | WebhookDecommission, Field(discriminator="kind")]
@@ -307,6 +310,12 @@ class NotifySection(_Section):
 # --- the plan ------------------------------------------------------------------------------------
 
 WORKFLOW_ID_PREFIX = "cutover-"
+_LATER_FIELDS = (("kong", "token_header", "Kong-Admin-Token"), ("kong", "dns_caches_cleared", "no"))
+
+
+def _sha256_of(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class CutoverPlan(_Section):
@@ -321,7 +330,7 @@ class CutoverPlan(_Section):
     approvals: ApprovalsSection = ApprovalsSection()
     decommission: Decommission = NoDecommission()
     notify: NotifySection | None = None
-    ticket: str | None = None
+    ticket: PlainText | None = None
     """Free-form change ticket, shown in the memo and the UI."""
     dry_run: bool = False
     """Read the world and report the changes without making them. Not part of the digest."""
@@ -337,14 +346,26 @@ class CutoverPlan(_Section):
         return self.monitor.service or self.kong.service
 
     def digest(self) -> str:
-        """Stable sha256 of the canonical JSON of the plan, without ``dry_run``.
+        """Stable sha256 of the canonical JSON of the plan's non-default values, without ``dry_run``.
 
         The same plan as YAML or JSON, in any key order, with defaults spelled out or not, has the
-        same digest: approvals quote it to prove they approve exactly this plan.
+        same digest: approvals quote it to prove they approve exactly this plan. Values equal to their
+        default are left out, so a newer cutover that adds a field with a default computes the same
+        digest for the same plan, and an open run's approvals keep matching after a worker upgrade.
+        """
+        return _sha256_of(self.model_dump(mode="json", exclude={"dry_run"}, exclude_defaults=True))
+
+    def legacy_digest(self) -> str:
+        """The digest of runs started before the stable digest (every field but those added since): replay only.
+
+        Fields added later count only when set, so an open run started by an older worker keeps its
+        digest (an approval quoting it must still match after a worker upgrade).
         """
         data = self.model_dump(mode="json", exclude={"dry_run"})
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        for section, key, default in _LATER_FIELDS:
+            if data.get(section, {}).get(key) == default:
+                del data[section][key]
+        return _sha256_of(data)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -365,7 +386,12 @@ class CutoverPlan(_Section):
                     )
                 )
         if isinstance(data, dict):
-            for loc, message, value in _cross_field_problems(data):
+            rules = _cross_field_problems(data)
+            # A value that looks like a secret gets one error, the one saying so: its field's own
+            # complaint (not a DNS name, not a variable name...) would only blur it.
+            secrets = {_untagged(loc) for loc, message, _ in rules if message.startswith(_SECRET_MESSAGE)}
+            problems = [problem for problem in problems if _untagged(problem["loc"]) not in secrets]
+            for loc, message, value in rules:
                 problems.append(
                     InitErrorDetails(
                         type=PydanticCustomError("plan_rule", "{detail}", {"detail": message}),
@@ -379,13 +405,33 @@ class CutoverPlan(_Section):
         return plan
 
 
+_SECRET_MESSAGE = "this value "
+_KIND_TAGS = frozenset(
+    {"rfc2136", "clouddns", "kong-file-log", "cloud-logging", "prometheus", "none", "gcp-project", "webhook"}
+)
+
+
+def _untagged(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """A location without the discriminator tags pydantic inserts (``dns.provider.rfc2136.server``)."""
+    return tuple(part for part in loc if part not in _KIND_TAGS)
+
+
 def describe_problems(error: ValidationError) -> str:
-    """Every problem of a plan on one line each, with the field path, so all can be fixed in one go."""
+    """Every problem of a plan on one line each, with the field path, so all can be fixed in one go.
+
+    A path may hold a key written in the plan (a header name): control characters in it are shown
+    escaped, so a hostile key can't forge lines in a terminal or a log.
+    """
     lines = [f"{error.error_count()} problem(s):"]
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(plan)"
+        where = ".".join(_shown_part(part) for part in item["loc"]) or "(plan)"
         lines.append(f"  - {where}: {item['msg']}")
     return "\n".join(lines)
+
+
+def _shown_part(part: str | int) -> str:
+    text = str(part)
+    return text.encode("unicode_escape").decode("ascii") if has_control(text) or not text.isprintable() else text
 
 
 # --- cross-field rules, on the raw data so they run even when other fields are broken -------------
@@ -444,13 +490,14 @@ _POSITIVE_DURATIONS: tuple[tuple[str, ...], ...] = (
     ("decommission", "quiet_period"),
     ("decommission", "drain_timeout"),
     ("decommission", "timeout"),
+    ("monitor", "source", "timeout"),
 )
 
 
 def _cross_field_problems(data: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     name = data.get("name")
-    if isinstance(name, str) and not PLAN_NAME.match(name):
+    if isinstance(name, str) and not PLAN_NAME.fullmatch(name):
         problems.append(
             (("name",), "must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", name)
         )
@@ -528,6 +575,8 @@ def _cross_field_problems(data: dict[str, Any]) -> list[Problem]:
                     None,
                 )
             )
+
+    problems += promql_problems(_get(data, "monitor", "source"))
 
     decommission = data.get("decommission")
     if isinstance(decommission, dict) and decommission.get("kind") == "gcp-project":

@@ -59,6 +59,9 @@ class ApproveRequest(BaseModel):
     by: str | None = None
     digest: str | None = None
     comment: str | None = None
+    caches_cleared: bool | None = None
+    """Decommission gate: the operator confirms every data plane was restarted (or reloaded) at least the
+    cutover TTL after the flip, as the plan's ``kong.dns_caches_cleared`` announces; A may then go sooner."""
 
 
 class AbortRequest(BaseModel):
@@ -99,6 +102,7 @@ class ApprovalRecord(_Model):
     via: Literal["signal", "update"]
     at: datetime
     comment: str | None = None
+    caches_cleared: bool | None = None
 
 
 class IgnoredMessage(_Model):
@@ -148,6 +152,8 @@ class CutoverStatus(_Model):
     planned_changes: tuple[PlannedChange, ...] = ()
     risks: tuple[str, ...] = ()
     last_verdict: Verdict | None = None
+    decommission_not_before: datetime | None = None
+    """The earliest moment A may be deleted (flip + the idle-worker bound), once the run knows it."""
     cache_bound: CacheBound | None = None
     decommission: DecommissionResult | None = None
     warnings: tuple[str, ...] = ()
@@ -157,3 +163,25 @@ class CutoverStatus(_Model):
     """What is still changed in the outside world when the run ended ``failed``."""
     manual_steps: tuple[str, ...] = ()
     """How to finish by hand."""
+
+
+class LockRequest(BaseModel):
+    """Input of a ``CutoverLock`` child: which resource it guards and for which run."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    resource: str
+    holder: str
+    """The workflow id of the cutover that holds the lock."""
+
+
+class LockHolder(BaseModel):
+    """Who holds a lock, as the lock look-up activity found it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    lock_id: str
+    holder: str | None = None
+    """The holding cutover's workflow id; None when the lock has just been released."""
+    holder_run_id: str | None = None
+    status: str = ""

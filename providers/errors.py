@@ -6,6 +6,7 @@ and ``non_retryable`` set from ``retryable``. Tree::
 
     CutoverError
     ├── ConfigError                 (missing secret variable, unreadable CA bundle ...)      no retry
+    │   └── PolicyViolation         (the worker policy refuses a destination or a secret's use) no retry
     ├── DnsError
     │   ├── DnsAuthError            (TSIG BADSIG/BADKEY, Google 401/403)                     no retry
     │   ├── DnsRefused              (REFUSED, NOTAUTH: the server won't take it)             no retry
@@ -45,6 +46,10 @@ class CutoverError(Exception):
 
 class ConfigError(CutoverError):
     """The worker's environment lacks something the plan names (a secret variable, a file)."""
+
+
+class PolicyViolation(ConfigError):
+    """The worker policy refuses what a plan asks: a destination, a secret sent somewhere, a deletion."""
 
 
 class DnsError(CutoverError):

@@ -22,7 +22,7 @@ import httpx
 import requests
 
 from providers.errors import ConfigError
-from providers.secrets import EnvSecrets
+from providers.secrets import Destination, EnvSecrets
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 ADC_VARIABLE = "GOOGLE_APPLICATION_CREDENTIALS"
@@ -63,7 +63,10 @@ class GoogleAuth(httpx.Auth):
 
 
 CredentialsLoader = Callable[[str | None, str, EnvSecrets | None], google.auth.credentials.Credentials]
-"""``load_credentials``'s signature: (credentials_env, purpose, secrets) -> credentials; blocking."""
+"""``load_credentials``'s signature: (credentials_env, purpose, secrets) -> credentials; blocking.
+
+The destination check is not the loader's: :meth:`GoogleCredentials.get` makes it at every use,
+cached credentials included."""
 
 
 class GoogleCredentials:
@@ -84,26 +87,34 @@ class GoogleCredentials:
         self._loaded: dict[str | None, google.auth.credentials.Credentials] = {}
         self._lock: asyncio.Lock | None = None
 
-    async def get(self, credentials_env: str | None, purpose: str) -> google.auth.credentials.Credentials:
-        """The credentials for ``credentials_env`` (None: Application Default Credentials).
+    async def get(
+        self, credentials_env: str | None, purpose: str, destination: Destination | None = None
+    ) -> google.auth.credentials.Credentials:
+        """The credentials for ``credentials_env`` (None: Application Default Credentials), for ``destination``.
 
         Raises:
+            PolicyViolation: the worker policy does not bind ``credentials_env`` to this Google API (checked at
+                every call: cached credentials are not a way around it).
             ConfigError: as :func:`load_credentials`.
         """
+        if credentials_env and self._secrets is not None:
+            self._secrets.check(credentials_env, purpose, destination)
+        secrets = self._secrets.bound(destination) if self._secrets is not None else None
         if credentials_env in self._loaded:
             return self._loaded[credentials_env]
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if credentials_env not in self._loaded:
-                self._loaded[credentials_env] = await asyncio.to_thread(
-                    self._loader, credentials_env, purpose, self._secrets
-                )
+                self._loaded[credentials_env] = await asyncio.to_thread(self._loader, credentials_env, purpose, secrets)
             return self._loaded[credentials_env]
 
 
 def load_credentials(
-    credentials_env: str | None, purpose: str, secrets: EnvSecrets | None = None
+    credentials_env: str | None,
+    purpose: str,
+    secrets: EnvSecrets | None = None,
+    destination: Destination | None = None,
 ) -> google.auth.credentials.Credentials:
     """Credentials from the key file named by ``credentials_env``, or Application Default Credentials.
 
@@ -119,7 +130,7 @@ def load_credentials(
         "application-default login`) or name a variable holding a key file's path in credentials_env"
     )
     if credentials_env:
-        path = (secrets or EnvSecrets()).require(credentials_env, purpose)
+        path = (secrets or EnvSecrets()).require(credentials_env, purpose, destination)
         if path.lstrip().startswith("{"):
             raise ConfigError(
                 f"environment variable {credentials_env} (named by {purpose}) holds JSON, not a path: it must hold "

@@ -11,7 +11,12 @@ exactly that Host and SNI (httpx ``sni_hostname`` extension), and checks:
 * optionally, that A answers the same request with the same status class (parity), and that A
   accepts the extra Host names it will receive (alias strategy: the alias, right after the repoint).
 
-An unready B is a result (``ready=False`` with every check explained), not an exception.
+An unready B is a result (``ready=False`` with every check explained), not an exception. Reports
+carry statuses, addresses and certificate facts, never response bodies: a report lands in workflow
+history and the web UI, and a health URL pointed somewhere it should not be (an admin API, a metadata
+server) must not turn the report into a way of reading that place. Every connection goes through the
+worker's network guard (providers/netguard.py): the URLs must be in the policy's ``readiness``
+allow-list and reach no forbidden address.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from models.kong import host_header_for
 from models.readiness import CertificateInfo, ProbeCheck, ReadinessInput, ReadinessReport
+from providers.netguard import NetworkGuard, guarded_transport, open_guarded_connection
 from providers.tls import system_context, unverified_context, verify_context
 
 Progress = Callable[[str], None]
@@ -46,7 +52,6 @@ class Attempt:
     status: int | None
     peer: str | None
     error: str | None
-    body: str = ""
 
     def short(self) -> str:
         """``200`` or ``connect error``."""
@@ -100,9 +105,11 @@ def trust_context(ca_bundle: str | None) -> ssl.SSLContext:
     return verify_context(ca_bundle, "readiness.ca_bundle") if ca_bundle else system_context()
 
 
-async def _handshake(host: str, port: int, context: ssl.SSLContext, sni: str, timeout: float) -> bytes:
-    _, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, ssl=context, server_hostname=sni), timeout=timeout
+async def _handshake(
+    host: str, port: int, context: ssl.SSLContext, sni: str, timeout: float, guard: NetworkGuard
+) -> bytes:
+    _, writer = await open_guarded_connection(
+        guard, host, port, ssl_context=context, server_hostname=sni, timeout=timeout
     )
     try:
         ssl_object = writer.get_extra_info("ssl_object")
@@ -119,7 +126,14 @@ async def _handshake(host: str, port: int, context: ssl.SSLContext, sni: str, ti
 
 
 async def check_certificate(
-    url: str, sni: str, *, ca_bundle: str | None, tls_verify: bool | None, timeout: float, who: str = "B"
+    url: str,
+    sni: str,
+    *,
+    ca_bundle: str | None,
+    tls_verify: bool | None,
+    timeout: float,
+    who: str = "B",
+    guard: NetworkGuard | None = None,
 ) -> tuple[ProbeCheck, CertificateInfo | None]:
     """Handshake with ``sni``; verify chain, expiry and name; describe what was presented."""
     parts = urlsplit(url)
@@ -129,8 +143,9 @@ async def check_certificate(
     # Only an explicit tls_verify=false means Kong won't check: unset defers to nginx's proxy_ssl_verify,
     # which a deployment may turn on (nginx_proxy_proxy_ssl_verify), so it is treated as verifying.
     relaxed = tls_verify is False
+    guard = guard or NetworkGuard()
     try:
-        der = await _handshake(host, port, unverified_context(), sni, timeout)
+        der = await _handshake(host, port, unverified_context(), sni, timeout, guard)
     except (OSError, ssl.SSLError, TimeoutError) as exc:
         return (
             ProbeCheck(
@@ -164,7 +179,7 @@ async def check_certificate(
     )
     problem = ""
     try:
-        await _handshake(host, port, trust_context(ca_bundle), sni, timeout)
+        await _handshake(host, port, trust_context(ca_bundle), sni, timeout, guard)
     except ssl.SSLCertVerificationError as exc:
         reason = exc.verify_message or str(exc)
         if not info.covers_name:
@@ -201,19 +216,26 @@ async def _send(client: httpx.AsyncClient, url: str, host_header: str, sni: str 
     extensions = {"sni_hostname": sni} if sni else {}
     request = client.build_request("GET", url, headers={"Host": host_header}, extensions=extensions)
     try:
-        response = await client.send(request)
+        response = await client.send(request, stream=True)
     except httpx.HTTPError as exc:
         return Attempt(number, None, None, f"{type(exc).__name__}: {exc}")
     stream = response.extensions.get("network_stream")
     address = stream.get_extra_info("server_addr") if stream is not None else None
     peer = str(address[0]) if address else None
-    return Attempt(number, response.status_code, peer, None, response.text[:200])
+    # The status is the fact; the body is never read into the report (it would land in history).
+    await response.aclose()
+    return Attempt(number, response.status_code, peer, None)
 
 
-def _client(timeout: float) -> httpx.AsyncClient:
+def _client(timeout: float, guard: NetworkGuard) -> httpx.AsyncClient:
     # Status probes judge HTTP only; the certificate check judges TLS (so a bad certificate is
     # reported once, as what it is, not as N connection errors).
-    return httpx.AsyncClient(verify=False, timeout=timeout, trust_env=False, follow_redirects=False)
+    return httpx.AsyncClient(
+        transport=guarded_transport(guard, unverified_context()),
+        timeout=timeout,
+        trust_env=False,
+        follow_redirects=False,
+    )
 
 
 def _status_detail(last: Attempt, host_header: str, expect: list[int]) -> str:
@@ -227,9 +249,19 @@ def _status_detail(last: Attempt, host_header: str, expect: list[int]) -> str:
     return f"B could not be reached: {last.error}"
 
 
-async def probe_readiness(request: ReadinessInput, *, on_progress: Progress | None = None) -> ReadinessReport:
-    """Probe B with Kong's Host and SNI until ready or out of time, then check TLS and parity."""
+async def probe_readiness(
+    request: ReadinessInput, *, on_progress: Progress | None = None, guard: NetworkGuard | None = None
+) -> ReadinessReport:
+    """Probe B with Kong's Host and SNI until ready or out of time, then check TLS and parity.
+
+    Raises:
+        PolicyViolation: a URL is not in the policy's ``readiness`` allow-list or reaches a forbidden address.
+    """
     section, shape = request.readiness, request.shape
+    guard = guard or NetworkGuard()
+    guard.check_url("readiness", section.url, "readiness.url")
+    if section.parity_url:
+        guard.check_url("readiness", section.parity_url, "readiness.parity_url")
     started_wall = request.started_at or dt.datetime.now(dt.UTC)
     started = time.monotonic()
     deadline = (
@@ -248,7 +280,7 @@ async def probe_readiness(request: ReadinessInput, *, on_progress: Progress | No
     checks: list[ProbeCheck] = []
     history: list[Attempt] = []
     consecutive = best = 0
-    async with _client(request_timeout) as client:
+    async with _client(request_timeout, guard) as client:
         while True:
             attempt = await _send(client, url, host_header, sni, len(history) + 1)
             history.append(attempt)
@@ -271,8 +303,6 @@ async def probe_readiness(request: ReadinessInput, *, on_progress: Progress | No
     received = f"{consecutive} expected answers in a row after {len(history)} attempts ({sequence})"
     if last.peer:
         received += f"; last from {last.peer}"
-    if last.body and not ready_status:
-        received += f"; body: {last.body}"
     if ready_status:
         detail = ""
     elif last.status in section.expect_status:
@@ -301,11 +331,11 @@ async def probe_readiness(request: ReadinessInput, *, on_progress: Progress | No
     certificate: CertificateInfo | None = None
     if scheme == "https" and sni:
         check, certificate = await check_certificate(
-            url, sni, ca_bundle=section.ca_bundle, tls_verify=shape.tls_verify, timeout=request_timeout
+            url, sni, ca_bundle=section.ca_bundle, tls_verify=shape.tls_verify, timeout=request_timeout, guard=guard
         )
         checks.append(check)
 
-    checks.extend(await _parity_checks(request, host_header, sni, last))
+    checks.extend(await _parity_checks(request, host_header, sni, last, guard))
     return ReadinessReport(
         ready=all(c.ok for c in checks),
         host_header=host_header,
@@ -319,7 +349,7 @@ async def probe_readiness(request: ReadinessInput, *, on_progress: Progress | No
 
 
 async def _parity_checks(
-    request: ReadinessInput, host_header: str, sni: str | None, b_last: Attempt
+    request: ReadinessInput, host_header: str, sni: str | None, b_last: Attempt, guard: NetworkGuard
 ) -> list[ProbeCheck]:
     """A answers like B, and A accepts every parity host as Host and SNI, with a certificate for it.
 
@@ -351,7 +381,7 @@ async def _parity_checks(
     parity_url = section.parity_url
     parity_https = urlsplit(parity_url).scheme == "https"
     timeout = section.request_timeout.total_seconds()
-    async with _client(timeout) as client:
+    async with _client(timeout, guard) as client:
         a = await _send(client, parity_url, host_header, sni if parity_https else None, 1)
     b_class = b_last.status // 100 if b_last.status else None
     a_class = a.status // 100 if a.status else None
@@ -370,7 +400,7 @@ async def _parity_checks(
     )
     for host in parity_hosts:
         host_sni = _host_only(host) if parity_https else None
-        async with _client(timeout) as client:
+        async with _client(timeout, guard) as client:
             answer = await _send(client, parity_url, host, host_sni, 1)
         ok = answer.status in section.expect_status
         if ok:
@@ -404,6 +434,7 @@ async def _parity_checks(
                 tls_verify=shape.tls_verify,
                 timeout=timeout,
                 who="A",
+                guard=guard,
             )
             checks.append(check)
     return checks

@@ -3,8 +3,11 @@ r"""The sandbox's stand-in for "delete project A": a loopback webhook that reall
 A plan's ``decommission: {kind: webhook, url: <receiver>/projects/a-project}`` calls it once the
 drain is proven. Like a real decommission system it:
 
-* requires ``Authorization`` to equal the secret it was given (``--auth-env`` names the variable);
-  anything else is 401, which cutover reports as a refusal;
+* requires a valid ``X-Cutover-Signature`` (``t=<unix time>,v1=<hex HMAC-SHA256(key, "<t>.<body>")>``)
+  made with the key it was given (``--signing-secret-env`` names the variable), at most 5 minutes
+  old; and/or ``Authorization`` equal to the secret named by ``--auth-env``; anything else is 401,
+  which cutover reports as a refusal. The signing key never travels, so plain http on a private
+  network reveals no credential (the plan carries ``signature_secret_env``);
 * requires ``Idempotency-Key`` (400 without): the first request with a key does the deletion, a
   repeated one (Temporal retrying after a timeout or a worker crash) gets the same answer again
   with ``Idempotent-Replayed: true`` and deletes nothing twice; a new key after A is gone answers
@@ -18,7 +21,7 @@ everything at ``GET /_receiver/state``. The state is kept in ``--state`` (JSON),
 receiver still knows which keys it served.
 
     python -m sandbox.decommission_receiver --listen 127.0.0.1:8088 --pid-file run/runtime-A.pid \\
-        --runtime-address 127.0.0.2:8443 --auth-env CUTOVER_DECOMMISSION_AUTH --state run/receiver.json
+        --runtime-address 127.0.0.2:8443 --signing-secret-env CUTOVER_DECOMMISSION_AUTH --state run/receiver.json
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import os
@@ -43,6 +47,22 @@ from aiohttp import web
 PROJECTS = frozenset({"a-project"})
 """Projects this receiver can delete: only A (B is never deletable here)."""
 STOP_GRACE = 5.0
+SIGNATURE_TOLERANCE = 300
+"""Seconds a signature's time may differ from the receiver's clock (replays are idempotent anyway)."""
+
+
+def signature_problem(header: str, body: bytes, key: bytes, now: float) -> str | None:
+    """Why ``X-Cutover-Signature: header`` does not sign ``body`` with ``key``, or None when it does."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    stamp, mac = fields.get("t", ""), fields.get("v1", "")
+    if not stamp.isdigit() or not mac:
+        return "missing or malformed X-Cutover-Signature"
+    if abs(now - int(stamp)) > SIGNATURE_TOLERANCE:
+        return "X-Cutover-Signature is too old (or from the future)"
+    expected = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, mac):
+        return "X-Cutover-Signature does not match the body"
+    return None
 
 
 @dataclass
@@ -137,7 +157,11 @@ async def stop_runtime(pid_file: Path, address: tuple[str, int]) -> str:
 
 
 def build_app(
-    state: ReceiverState, pid_file: Path, runtime_address: tuple[str, int], auth: str | None
+    state: ReceiverState,
+    pid_file: Path,
+    runtime_address: tuple[str, int],
+    auth: str | None,
+    signing_key: str | None = None,
 ) -> web.Application:
     """Routes: ``DELETE|POST /projects/{project}``, ``POST /notify``, ``GET /_receiver/state``."""
     lock = asyncio.Lock()
@@ -151,6 +175,13 @@ def build_app(
         project = request.match_info["project"]
         if auth is not None and not hmac.compare_digest(request.headers.get("Authorization", ""), auth):
             return reject(request, 401, "missing or wrong Authorization")
+        if signing_key is not None:
+            body = await request.read()
+            problem = signature_problem(
+                request.headers.get("X-Cutover-Signature", ""), body, signing_key.encode(), time.time()
+            )
+            if problem:
+                return reject(request, 401, problem)
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key:
             return reject(request, 400, "Idempotency-Key header is required")
@@ -209,15 +240,22 @@ def _address(text: str) -> tuple[str, int]:
 
 async def serve(args: argparse.Namespace) -> int:
     """Listen, print the ready line, serve until SIGTERM/SIGINT."""
-    auth = None
+    auth = signing_key = None
     if args.auth_env:
         auth = os.environ.get(args.auth_env)
         if not auth:
             print(f"error: --auth-env {args.auth_env} is not set", file=sys.stderr)
             return 2
+    if args.signing_secret_env:
+        signing_key = os.environ.get(args.signing_secret_env)
+        if not signing_key:
+            print(f"error: --signing-secret-env {args.signing_secret_env} is not set", file=sys.stderr)
+            return 2
     state = ReceiverState.load(Path(args.state) if args.state else None)
     runner = web.AppRunner(
-        build_app(state, Path(args.pid_file), args.runtime_address, auth), access_log=None, shutdown_timeout=0.5
+        build_app(state, Path(args.pid_file), args.runtime_address, auth, signing_key),
+        access_log=None,
+        shutdown_timeout=0.5,
     )
     await runner.setup()
     host, port = args.listen
@@ -243,6 +281,9 @@ def main() -> int:
     parser.add_argument("--pid-file", required=True, help="file holding runtime A's current pid")
     parser.add_argument("--runtime-address", type=_address, required=True, help="A's host:port, to see it gone")
     parser.add_argument("--auth-env", help="variable holding the Authorization value callers must send")
+    parser.add_argument(
+        "--signing-secret-env", help="variable holding the HMAC key X-Cutover-Signature must be made with"
+    )
     parser.add_argument("--state", help="JSON file keeping deletions and notifications across restarts")
     return asyncio.run(serve(parser.parse_args()))
 

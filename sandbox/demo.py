@@ -3,9 +3,12 @@
 It starts the sandbox topology (sandbox/topology.py: Temporal dev server with its web UI, BIND
 primary + secondary, runtimes A and B over HTTPS, the Kong emulator, the decommission receiver and
 the worker), puts a steady client load through Kong, starts a cutover from the sandbox plan exactly
-as ``python starter.py start`` does, and follows it in the terminal: phase changes, finished steps,
-the current wait and what it waits for, the load's counters. Gates are approved by you (the exact
-commands are printed) or, with ``--auto-approve``, by the demo itself through the ``approve`` update.
+as ``python starter.py start`` does, and follows it with the same live view as ``python starter.py
+watch`` (cli/live.py): on a terminal a panel updated in place (phase, current step or wait with its
+time left, verdict so far, the load's counters) with the open gate's approve/abort commands pinned in
+it, each finished step printed once above; in a log or pipe one line per event and a heartbeat at
+most every 10 s. Gates are approved by you or, with ``--auto-approve``, by the demo itself through
+the ``approve`` update.
 At the end it prints the final status, what the clients saw (requests, failures by status, share
 served by A and B over time) and a PNG chart of it.
 
@@ -13,8 +16,11 @@ served by A and B over time) and a PNG chart of it.
                            [--workdir .demo] [--ports default|auto]
 
 Exit code 0 only when the cutover completed and not one client request failed. Without
-``--exit-when-done`` everything keeps running afterwards (browse the web UI) until Ctrl-C; Ctrl-C or
-SIGTERM stop every process the demo started.
+``--exit-when-done`` everything keeps running afterwards (browse the web UI) until Ctrl-C. Every
+process the demo started is stopped on Ctrl-C, SIGTERM, SIGHUP (terminal closed, SSH dropped) and
+when its standard output goes away (``make demo | head``); a demo killed with SIGKILL leaves a pids
+file, from which the next demo in the same work directory stops the leftovers before binding ports
+(only processes whose start time and command line still match: a reused pid is never touched).
 """
 
 from __future__ import annotations
@@ -24,18 +30,20 @@ import asyncio
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 import starter
+from cli.live import RunView
 from models.durations import parse_duration
 from models.workflow import TERMINAL_PHASES, ApproveRequest, CutoverStatus
 from sandbox.chart import render_chart
@@ -47,25 +55,88 @@ WARMUP_SECONDS = 3.0
 """Load before the cutover starts, so the baseline and the chart show A serving alone."""
 TAIL_SECONDS = 3.0
 """Load after the cutover ends, so the chart shows B serving alone with A gone."""
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+EXIT_INTERRUPTED, EXIT_HANGUP, EXIT_TERMINATED, EXIT_STDOUT_GONE = 130, 129, 143, 141
+
+
+class SafeStream:
+    """Standard output that never raises.
+
+    Once the reader is gone (a closed pipe, a hung-up terminal) it tells the demo once, through
+    ``on_gone``, and drops what follows, so no print can cut the cleanup short.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+        self.on_gone: Callable[[], None] | None = None
+
+    def write(self, text: str) -> int:
+        """Write through, or drop once the stream is gone."""
+        if not self.gone:
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):
+                self.mark_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        """Writes are flushed as they go."""
+
+    def isatty(self) -> bool:
+        """Whether the real stream is a terminal."""
+        try:
+            return not self.gone and self.stream.isatty()
+        except ValueError:
+            return False
+
+    def fileno(self) -> int:
+        """The real stream's descriptor."""
+        return self.stream.fileno()
+
+    def mark_gone(self) -> None:
+        """The reader is gone: point fd 1 at /dev/null (so exit's flush can't fail) and tell the demo."""
+        if self.gone:
+            return
+        self.gone = True
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        if self.on_gone is not None:
+            self.on_gone()
+
+    async def watch(self, interval: float = 0.5) -> None:
+        """Notice a closed pipe or a hung-up terminal even while nothing is printed (POLLERR/POLLHUP)."""
+        try:
+            poller = select.poll()
+            poller.register(self.stream.fileno(), select.POLLERR | select.POLLHUP)
+        except (OSError, ValueError):
+            return
+        while not self.gone:
+            if poller.poll(0):
+                self.mark_gone()
+                return
+            await asyncio.sleep(interval)
 
 
 class Console:
     """Timestamped plain lines: readable in a terminal and in a CI log alike."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: SafeStream | None = None) -> None:
         self.started = time.monotonic()
+        self.stream = stream or SafeStream(sys.stdout)
 
     def line(self, text: str = "") -> None:
         """Print one line (or several) prefixed with the time since the demo started."""
         elapsed = int(time.monotonic() - self.started)
         stamp = f"[{elapsed // 60:02d}:{elapsed % 60:02d}]"
         for part in text.splitlines() or [""]:
-            print(f"{stamp} {part}", flush=True)
+            self.stream.write(f"{stamp} {part}\n")
 
     def block(self, text: str) -> None:
         """Print text as it is (tables, the final status)."""
-        print(text, flush=True)
+        self.stream.write(text + "\n")
 
 
 def _shell_path(path: str | Path) -> str:
@@ -78,116 +149,79 @@ def _shell_path(path: str | Path) -> str:
 
 @dataclass
 class Follower:
-    """Follows one run: prints what changed since the last look, approves gates, notes phase times."""
+    """Follows one run through the live view (cli/live.py), approves gates, relays the receiver's notices."""
 
-    console: Console
+    view: RunView
     topo: Topology
     handle: WorkflowHandle[Any, Any]
-    load: LoadGenerator
     auto_approve: bool
-    phases: list[tuple[float, str]] = field(default_factory=list)
-    seen_steps: int = 0
     handled_gates: set[tuple[str, int]] = field(default_factory=set)
     notices_seen: int = 0
-    phase: str = ""
+
+    @property
+    def phases(self) -> list[tuple[float, str]]:
+        """(unix time, phase) of every phase the run entered."""
+        return self.view.tracker.phases
 
     async def follow(self) -> CutoverStatus | None:
-        """Print progress every second until the run reaches a terminal phase; the last status seen."""
+        """Show progress until the run reaches a terminal phase; the last status seen."""
         status: CutoverStatus | None = None
         last_error = ""
         while True:
             worker = self.topo.components["worker"]
             if not worker.running:
-                self.console.line(f"ERROR: the worker process exited (code {worker.process and worker.process.poll()})")
-                self.console.block(_worker_problems(self.topo))
+                code = worker.process and worker.process.poll()
+                self.view.event(f"ERROR: the worker process exited (code {code})")
+                self.view.event(_worker_problems(self.topo))
                 return status
             try:
                 status = await self.handle.query("status", result_type=CutoverStatus)
             except RPCError as exc:
                 if str(exc) != last_error:
-                    self.console.line(f"status query failed (retrying): {exc}")
+                    self.view.event(f"status query failed (retrying): {exc}")
                     last_error = str(exc)
                 await asyncio.sleep(1)
                 continue
-            self._print_changes(status)
+            self.view.update(status)
             await self._handle_gates(status)
             await self._print_notices()
             if status.phase in TERMINAL_PHASES:
                 return status
-            self.console.line(f"  {status.phase:<30} | {_current_activity(status)} | {self.load.live().render()}")
             await asyncio.sleep(1)
 
-    def _print_changes(self, status: CutoverStatus) -> None:
-        """Print finished steps and phase changes; a phase shorter than a poll shows through its steps."""
-        for step in status.timeline[self.seen_steps :]:
-            if step.ok is None:
-                break
-            self._enter_phase(step.phase, step.started_at.timestamp())
-            mark = "ok " if step.ok else "ERR"
-            took = (step.finished_at - step.started_at).total_seconds() if step.finished_at else 0.0
-            self.console.line(f"    {mark} {step.step} ({took:.1f} s): {step.result}")
-            self.seen_steps += 1
-        # A phase seen by polling began when the last step before it finished, not when we looked.
-        finished = [step.finished_at.timestamp() for step in status.timeline if step.finished_at is not None]
-        began = max(finished) if finished else time.time()
-        self._enter_phase(status.phase, max([began, *(at for at, _ in self.phases[-1:])]))
-
-    def _enter_phase(self, phase: str, at: float) -> None:
-        if phase != self.phase:
-            self.phase = phase
-            self.phases.append((at, phase))
-            self.console.line(f"== phase: {phase}")
-
     async def _handle_gates(self, status: CutoverStatus) -> None:
+        if not self.auto_approve:
+            return  # the view pins the commands until the gate closes
         for gate in status.gates_awaited:
             key = (gate, len(status.approvals))
             if key in self.handled_gates:
                 continue
             self.handled_gates.add(key)
-            if self.auto_approve:
-                await self._approve(status, gate)
-            else:
-                self.console.block(_approval_instructions(self.topo, status, gate))
+            await self._approve(status, gate)
 
     async def _approve(self, status: CutoverStatus, gate: str) -> None:
         request = ApproveRequest(gate=gate, by="sandbox-demo", digest=status.plan_digest, comment="--auto-approve")
-        self.console.line(
+        self.view.event(
             f">>> --auto-approve: approving the {gate} gate with the approve update, as "
             f"`{_approve_cli(self.topo, status.workflow_id, gate, status.plan_digest, 'sandbox-demo')}`"
         )
         try:
             answer = await self.handle.execute_update("approve", request, result_type=str)
         except WorkflowUpdateFailedError as exc:
-            self.console.line(f"    approval rejected: {exc.cause}")
+            self.view.event(f"    approval rejected: {exc.cause}")
             return
-        self.console.line(f"    {answer}")
+        self.view.event(f"    {answer}")
 
     async def _print_notices(self) -> None:
         try:
             notices = (await self.topo.receiver_state()).get("notifications", [])
         except Exception as exc:  # the receiver is a side show: never stop following for it
-            self.console.line(f"    (could not read notifications: {exc})")
+            self.view.event(f"    (could not read notifications: {exc})")
             return
         for notice in notices[self.notices_seen :]:
             text = str(notice.get("text", "")).splitlines()
-            self.console.line(f"    notice [{notice.get('event')}]: {text[0] if text else ''}")
+            self.view.event(f"    notice [{notice.get('event')}]: {text[0] if text else ''}")
         self.notices_seen = len(notices)
-
-
-def _current_activity(status: CutoverStatus) -> str:
-    """What the run is doing right now: the running wait with its reason and time left, or the step."""
-    now = datetime.now(UTC)
-    for wait in reversed(status.waits):
-        if wait.until is not None and wait.until > now:
-            left = (wait.until - now).total_seconds()
-            return f"wait {wait.seconds:.0f} s ({left:.0f} s left): {wait.reason}"
-    running = [s for s in status.timeline if s.ok is None]
-    if running:
-        step = running[-1]
-        return f"{step.step} ({(now - step.started_at).total_seconds():.0f} s)"
-    if status.gates_awaited:
-        return f"waiting for approval: {', '.join(status.gates_awaited)}"
-    return "-"
 
 
 def _approve_cli(topo: Topology, workflow_id: str, gate: str, digest: str, by: str = "<you>") -> str:
@@ -205,21 +239,19 @@ def _starter_cli(topo: Topology, arguments: str) -> str:
     return f"TEMPORAL_ADDRESS={topo.temporal_address} {python} {_shell_path(Path(starter.__file__))} {arguments}"
 
 
-def _approval_instructions(topo: Topology, status: CutoverStatus, gate: str) -> str:
-    wid = status.workflow_id
-    abort = _starter_cli(topo, f"abort {wid} --reason '<why>' --by <you>")
-    return "\n".join(
-        [
-            "",
-            f">>> The run waits for your approval of the {gate} gate. In another terminal, run ONE of:",
-            f"      {_approve_cli(topo, wid, gate, status.plan_digest)}",
-            f"      {_starter_cli(topo, f'approve {wid} --gate {gate} --by <you> --digest {status.plan_digest}')}",
-            "    or roll back:",
-            f"      {abort}",
-            f"    or click through the web UI: {topo.workflow_url(wid)}",
-            "",
+def gate_commands(topo: Topology) -> Callable[[CutoverStatus, str], list[tuple[str, str]]]:
+    """The commands the view pins for an open gate, runnable here (this server's address, the venv's binaries)."""
+
+    def commands(status: CutoverStatus, gate: str) -> list[tuple[str, str]]:
+        wid, digest = status.workflow_id, status.plan_digest
+        return [
+            ("approve", _approve_cli(topo, wid, gate, digest)),
+            ("or", _starter_cli(topo, f"approve {wid} --gate {gate} --by <you> --digest {digest}")),
+            ("abort", _starter_cli(topo, f"abort {wid} --reason '<why>' --by <you>")),
+            ("web UI", topo.workflow_url(wid)),
         ]
-    )
+
+    return commands
 
 
 def _worker_problems(topo: Topology, lines: int = 30) -> str:
@@ -279,15 +311,23 @@ async def run_demo(args: argparse.Namespace, console: Console) -> int:
             workflow_id = await starter.start(client, settings, plan)
             handle = client.get_workflow_handle(workflow_id, result_type=CutoverStatus)
             console.line(f"started {workflow_id} (as `python starter.py start {_shell_path(plan_path)}` does)")
-            console.line(f"  watch it: {topo.workflow_url(workflow_id)}")
-            console.line(f"  status:   {_starter_cli(topo, f'status {workflow_id}')}")
+            console.line(f"  web UI:   {topo.workflow_url(workflow_id)}")
+            console.line(f"  watch it: {_starter_cli(topo, f'watch {workflow_id}')}")
             if not args.auto_approve:
-                console.line(
-                    "  gates: you approve them (the commands are printed when asked); --auto-approve skips this"
-                )
-            follower = Follower(console, topo, handle, load, args.auto_approve)
+                console.line("  gates: you approve them (the commands show when asked); --auto-approve skips this")
+            view = RunView(
+                console.stream,
+                commands=gate_commands(topo),
+                extra=lambda: load.live().render(),
+                started=console.started,
+                announce_gates=not args.auto_approve,
+            )
+            follower = Follower(view, topo, handle, args.auto_approve)
             cutover_started = time.monotonic()
-            last_seen = await follower.follow()
+            try:
+                last_seen = await follower.follow()
+            finally:
+                view.close()
             status, failure = await _final_status(handle, last_seen)
             cutover_seconds = time.monotonic() - cutover_started
             await asyncio.sleep(TAIL_SECONDS)
@@ -375,26 +415,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOPPED_BY = {
+    signal.SIGINT: ("interrupted (Ctrl-C)", EXIT_INTERRUPTED),
+    signal.SIGTERM: ("terminated (SIGTERM)", EXIT_TERMINATED),
+    signal.SIGHUP: ("hung up (SIGHUP: terminal closed)", EXIT_HANGUP),
+}
+STDOUT_GONE = -1
+"""Stands for "standard output went away" among the signals that stop the demo."""
+
+
 async def _main(args: argparse.Namespace, console: Console) -> int:
-    """Run the demo; Ctrl-C (SIGINT) and SIGTERM cancel it, so every process is stopped either way.
+    """Run the demo; Ctrl-C, SIGTERM, SIGHUP and a vanished stdout cancel it, so every process is stopped.
 
     The handlers are installed here rather than left to asyncio, because a shell starts background
-    jobs with SIGINT ignored and asyncio then never turns it into a cancellation. A second signal
-    interrupts the graceful stop and kills every process at once.
+    jobs with SIGINT ignored and asyncio then never turns it into a cancellation, and SIGHUP's default
+    action would kill the demo without its cleanup (the components run in their own sessions, so the
+    terminal's hangup never reaches them). A second stop interrupts the graceful stop and kills every
+    process at once.
     """
     task = asyncio.current_task()
     received: list[int] = []
 
-    def on_signal(sig: int) -> None:
-        received.append(sig)
+    def stop(cause: int) -> None:
+        received.append(cause)
         if len(received) == 1:
             console.line("stopping everything the demo started (again to kill at once)")
         if task is not None:
             task.cancel()
 
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
+    for sig in STOPPED_BY:
+        loop.add_signal_handler(sig, stop, sig)
+
+    def stdout_gone() -> None:
+        loop.call_soon_threadsafe(stop, STDOUT_GONE)
+
+    console.stream.on_gone = stdout_gone
+    watcher = asyncio.ensure_future(console.stream.watch())
     try:
         if args.campaign:
             from sandbox.demo_campaign import run_campaign_demo
@@ -404,11 +461,15 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
     except asyncio.CancelledError:
         if not received:
             raise
-        if received[0] == signal.SIGTERM:
-            console.line("terminated (SIGTERM): every process the demo started is stopped")
-            return EXIT_TERMINATED
-        console.line("interrupted (Ctrl-C): every process the demo started is stopped")
-        return EXIT_INTERRUPTED
+        if received[0] == STDOUT_GONE:
+            return EXIT_STDOUT_GONE  # nobody to tell
+        what, code = STOPPED_BY[signal.Signals(received[0])]
+        console.line(f"{what}: every process the demo started is stopped")
+        return code
+    finally:
+        watcher.cancel()
+        for sig in STOPPED_BY:
+            loop.remove_signal_handler(sig)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ component                 default address                 what it is
 ``runtime-B``             127.0.0.3:8443                  project B, same port, certificate for Kong's names
 ``kong``                  admin :8001, proxy :8000        the Kong emulator, file-log JSON
 ``receiver``              127.0.0.1:8088                  decommission webhook ("delete project A") + notices
-``worker``                -                               ``python worker.py``, the only holder of secrets
+``worker``                -                               ``python worker.py --policy sandbox/policy.yaml``
 ========================  ==============================  ==========================================
 
 ``Topology(workdir, ports="auto")`` picks free ports (tests); the default ports are the demo's and a
@@ -61,6 +61,8 @@ from sandbox.bind import BindPair, bind_pair, free_port
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLANS_DIR = Path(__file__).resolve().parent / "plans"
 SERVICES_YAML = Path(__file__).resolve().parent / "services.yaml"
+SANDBOX_POLICY = Path(__file__).resolve().parent / "policy.yaml"
+"""The worker policy of the sandbox: loopback destinations, the sandbox's three secrets bound to them."""
 MARKER = ".cutover-sandbox"
 """File that marks a directory as a sandbox work directory, the only kind :class:`Topology` wipes."""
 
@@ -388,13 +390,36 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def process_identity(pid: int) -> dict[str, Any] | None:
+    """What tells this process from a later one that reuses its pid: start time (clock ticks since boot) and argv.
+
+    None when the process is gone.
+    """
+    try:
+        fields_after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return None
+    # /proc/PID/stat field 22 (starttime); fields_after_name starts at field 3 (state).
+    return {"start": int(fields_after_name[19]), "argv": [a.decode(errors="replace") for a in cmdline if a][:8]}
+
+
+def _same_process(pid: int, recorded: Any, root: Path) -> bool:
+    """True when ``pid`` is still the process the record names (never a recycled pid of another program)."""
+    if isinstance(recorded, dict) and "start" in recorded:
+        return process_identity(pid) == {"start": recorded.get("start"), "argv": recorded.get("argv")}
+    cwd = _cwd_of(pid)  # a record of an older version: the working directory is the only clue
+    return cwd is not None and (cwd == root or root in cwd.parents)
+
+
 def kill_leftovers(workdir: Path) -> list[int]:
     """Stop the processes an earlier run in ``workdir`` left behind (it was killed before cleaning up).
 
-    ``pids.json`` names the process that ran the topology (``owner``) and its components. While the
-    owner lives, the directory belongs to a running sandbox: :class:`TopologyError`, nothing is
-    touched. Otherwise only recorded pids whose working directory is still inside ``workdir`` are
-    killed, so a recycled pid of an unrelated program is never touched.
+    ``pids.json`` names the process that ran the topology (``owner``) and its components, each with
+    its identity (start time and argv, :func:`process_identity`). While the owner lives, the directory
+    belongs to a running sandbox: :class:`TopologyError`, nothing is touched. Otherwise each recorded
+    process that is still the same process (same start time and argv: a pid reused by an unrelated
+    program is never touched) is killed with its whole process group.
     """
     record = workdir / "pids.json"
     try:
@@ -402,17 +427,19 @@ def kill_leftovers(workdir: Path) -> list[int]:
     except (OSError, json.JSONDecodeError):
         return []
     owner = data.get("owner") if isinstance(data, dict) else None
+    owner_identity = data.get("owner_identity") if isinstance(data, dict) else None
     if isinstance(owner, int) and owner != os.getpid() and _alive(owner):
-        raise TopologyError(
-            f"{workdir} is in use by a running sandbox (process {owner}): stop it first (Ctrl-C), "
-            "or choose another --workdir"
-        )
+        if owner_identity is None or process_identity(owner) == owner_identity:
+            raise TopologyError(
+                f"{workdir} is in use by a running sandbox (process {owner}): stop it first (Ctrl-C), "
+                "or choose another --workdir"
+            )
     processes = data.get("processes", {}) if isinstance(data, dict) else {}
+    identities = data.get("identities", {}) if isinstance(data, dict) else {}
     root = workdir.resolve()
     killed = []
     for pid in {p for p in processes.values() if isinstance(p, int)}:
-        cwd = _cwd_of(pid)
-        if cwd is None or not (cwd == root or root in cwd.parents):
+        if not _same_process(pid, identities.get(str(pid)) if isinstance(identities, dict) else None, root):
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
@@ -480,7 +507,7 @@ class Topology:
         self.runtime_hosts = {name: (*hosts, *extra_hosts) for name, hosts in RUNTIME_HOSTS.items()}
         self.echo = echo
         self.tsig_secret = base64.b64encode(os.urandom(32)).decode()
-        self.decommission_auth = "Bearer " + secrets.token_urlsafe(24)
+        self.decommission_auth = secrets.token_urlsafe(24)
         self.components: dict[str, Component] = {}
         self.bind: BindPair | None = None
         self.pki: pki.Pki | None = None
@@ -566,7 +593,9 @@ class Topology:
                     f"{root} is not empty and is not a sandbox work directory (no {MARKER} file): "
                     "refusing to wipe it; choose another --workdir"
                 )
-            kill_leftovers(root)
+            stopped = kill_leftovers(root)
+            if stopped:
+                self._say(f"stopped {len(stopped)} process(es) a crashed run left in {root}: {sorted(stopped)}")
 
     def _wipe_workdir(self) -> None:
         root = self.workdir
@@ -656,7 +685,7 @@ class Topology:
                 str(self.runtime_pid_file("A")),
                 "--runtime-address",
                 f"{RUNTIME_ADDRESSES['A']}:{p.runtime}",
-                "--auth-env",
+                "--signing-secret-env",
                 DECOMMISSION_AUTH_ENV,
                 "--state",
                 str(self.workdir / "run" / "receiver-state.json"),
@@ -708,7 +737,16 @@ class Topology:
         )
         self.components["worker"] = Component(
             name="worker",
-            argv=[py, str(REPO_ROOT / "worker.py"), "--log-level", "info", "--cloud-logging", "off"],
+            argv=[
+                py,
+                str(REPO_ROOT / "worker.py"),
+                "--policy",
+                str(SANDBOX_POLICY),
+                "--log-level",
+                "info",
+                "--cloud-logging",
+                "off",
+            ],
             log=logs / "worker.log",
             cwd=self.workdir,
             env=self._python_env(self.worker_env()),
@@ -792,7 +830,13 @@ class Topology:
                 if server.process is not None and server.process.poll() is None:
                     processes[f"bind-{server.role}"] = server.process.pid
         if self.workdir.exists():
-            record = {"owner": os.getpid(), "processes": processes}
+            identities = {str(pid): process_identity(pid) for pid in processes.values()}
+            record = {
+                "owner": os.getpid(),
+                "owner_identity": process_identity(os.getpid()),
+                "processes": processes,
+                "identities": {pid: identity for pid, identity in identities.items() if identity is not None},
+            }
             (self.workdir / "pids.json").write_text(json.dumps(record, indent=1))
 
     def _say(self, line: str) -> None:

@@ -21,7 +21,8 @@ from sandbox.bind import BindPair
 from tests.conftest import TSIG_ENV, base_plan_data, plan_for_bind
 from tests.temporal_env import local_env
 from tests.workflows.fake_world import ALIAS, FakeWorld
-from workflows.cutover import CutoverWorkflow
+from tests.workflows.helpers import activities_for
+from workflows import WORKFLOWS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +99,8 @@ def test_traffic_reports_summary_verdict_and_share(bind: BindPair, tmp_path):
     data["monitor"]["source"] = {"kind": "kong-file-log", "path": str(log)}
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(data))
-    result = starter("traffic", str(path), "--since", "10m", env={TSIG_ENV: bind.secret})
+    # A read: the worker's TSIG secret is not in this environment, and is not needed.
+    result = starter("traffic", str(path), "--since", "10m", env={TSIG_ENV: ""})
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["summary"]["requests"] == 61
@@ -135,7 +137,9 @@ async def test_start_status_approve_abort_list(dev_server, tmp_path):
         "CUTOVER_TASK_QUEUE": queue,
     }
     workflow_id = f"cutover-{data['name']}"
-    async with Worker(dev_server.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
+    async with Worker(
+        dev_server.client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(dev_server, world)
+    ):
         started = await run_starter("start", str(path), env=env)
         assert started.returncode == 0, started.stderr
         assert f"started {workflow_id}" in started.stdout

@@ -11,10 +11,12 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import pytest_asyncio
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -62,16 +64,44 @@ async def test_register_creates_them(bare_server):
 
 def test_every_activity_the_workflow_calls_is_registered():
     """The workflow calls activities only through workflows.activity_refs, which covers the worker's set."""
-    registered = {fn.__temporal_activity_definition.name for fn in build_activities()}  # type: ignore[attr-defined]
+    registered = {fn.__temporal_activity_definition.name for fn in build_activities(cast(Client, None))}  # type: ignore[attr-defined]
     referenced = {value.name for value in vars(activity_refs).values() if isinstance(value, activity_refs.ActivityRef)}
     assert referenced == registered
     sources = "\n".join(path.read_text() for path in (ROOT / "workflows").rglob("*.py"))
     assert 'execute_activity("' not in sources, "call activities through workflows.activity_refs, not by name"
 
 
+def test_the_worker_refuses_to_start_without_a_policy_or_with_a_bad_one(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "CUTOVER_POLICY"}
+    env["TEMPORAL_ADDRESS"] = "127.0.0.1:1"  # never reached: the policy is checked first
+
+    def worker(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "worker.py", *args],
+            cwd=ROOT,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    missing = worker()
+    assert missing.returncode == 2 and "no worker policy" in missing.stderr and "CUTOVER_POLICY=dev" in missing.stderr
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("network:\n  allow_loopback: yes please\nsecrets:\n  'bad name': {}\nbogus: 1\n")
+    refused = worker("--policy", str(bad))
+    assert refused.returncode == 2 and "3 problem(s)" in refused.stderr, refused.stderr
+    for words in ("network.allow_loopback", "secrets.bad name", "bogus"):
+        assert words in refused.stderr
+    assert "Traceback" not in refused.stderr
+    duplicate = tmp_path / "dup.yaml"
+    duplicate.write_text("network: {}\nnetwork: {}\n")
+    assert "duplicate key" in worker(CUTOVER_POLICY=str(duplicate)).stderr
+
+
 async def test_worker_process_checks_serves_metrics_and_stops_on_sigterm(bare_server):
     address = bare_server.client.service_client.config.target_host
-    env = {**os.environ, "TEMPORAL_ADDRESS": address}
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, "CUTOVER_POLICY": "dev"}
     refused = await asyncio.to_thread(
         subprocess.run, [sys.executable, "worker.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )

@@ -15,11 +15,14 @@ from typing import Any, Generic, TypeVar, get_type_hints
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.campaign import CampaignActivities
     from activities.decommission import DecommissionActivities
     from activities.dns import DnsActivities
     from activities.kong import KongActivities
+    from activities.locks import LockActivities
     from activities.monitor import MonitorActivities
     from activities.notify import NotifyActivities
+    from activities.policy import PolicyActivities
     from activities.readiness import ReadinessActivities
 
 InputT = TypeVar("InputT")
@@ -42,6 +45,7 @@ def ref(method: Callable[[Any, InputT], Awaitable[ResultT]]) -> ActivityRef[Inpu
     return ActivityRef(name=definition.name, result_type=get_type_hints(method)["return"])
 
 
+POLICY_CHECK = ref(PolicyActivities.check)
 DNS_SNAPSHOT = ref(DnsActivities.snapshot)
 DNS_APPLY = ref(DnsActivities.apply)
 DNS_VERIFY_PROPAGATION = ref(DnsActivities.verify_propagation)
@@ -58,3 +62,6 @@ DECOMMISSION_PREFLIGHT = ref(DecommissionActivities.preflight)
 DECOMMISSION_DELETE = ref(DecommissionActivities.delete)
 DECOMMISSION_UNDO = ref(DecommissionActivities.undo)
 NOTIFY = ref(NotifyActivities.notify)
+LOCK_HOLDER = ref(LockActivities.lock_holder)
+CAMPAIGN_READ_CUTOVERS = ref(CampaignActivities.read_cutovers)
+CAMPAIGN_APPROVE_CUTOVER = ref(CampaignActivities.approve_cutover)

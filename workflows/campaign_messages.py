@@ -19,6 +19,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows import campaign_logic as logic
     from workflows.messages import M, decode_payload
 
+EXAMPLES = {
+    "approve": '{"gate": "wave-1-flip", "by": "alice", "digest": "<the wave\'s digest>"}',
+    "abort": '{"by": "alice", "reason": "..."}',
+}
+"""What a sender should have sent, in the reason an empty message is ignored."""
 KEPT = 100
 """Events, warnings and ignored messages kept in the status (the oldest are dropped)."""
 
@@ -55,9 +60,8 @@ class CampaignMessages:
 
     @staticmethod
     def _message_problem(args: tuple[Any, ...], model: type[M]) -> M | str:
-        if len(args) != 1:
-            return f"malformed: expected one JSON object, got {len(args)} argument(s)"
-        decoded, malformed = decode_payload(args[0], model)
+        example = EXAMPLES["approve" if model is ApproveRequest else "abort"]
+        decoded, malformed = decode_payload(args, model, example)
         return decoded if decoded is not None else malformed
 
     def _ignore(self, name: str, reason: str, by: str | None = None) -> None:

@@ -36,16 +36,27 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.errors import Aborted, Refused, StepFailed, describe_failure
     from workflows.kit import Kit
-    from workflows.messages import abort_problem, approval_problem, decode_payload
+    from workflows.lock import record_lock_id
+    from workflows.messages import (
+        ABORT_EXAMPLE,
+        APPROVE_EXAMPLE,
+        abort_problem,
+        approval_problem,
+        decode_payload,
+    )
     from workflows.phases.finish import decommission_a, restore_final_ttl
     from workflows.phases.gates import await_gate, decommission_question, pass_point_of_no_return
     from workflows.phases.prepare import lower_ttl, repoint
     from workflows.phases.switch import drain, flip, monitor
-    from workflows.phases.verify import verify
+    from workflows.phases.verify import Verified, verify
     from workflows.state import Run
     from workflows.status import plan_markdown, set_phase, status_of
+    from workflows.steps import uncancellable
 
 RECORD = SearchAttributeKey.for_keyword(RECORD_ATTRIBUTE)
+STABLE_DIGEST = "stable-digest"
+RESOURCE_LOCKS = "resource-locks"
+FINISH_DESPITE_CANCEL = "finish-despite-cancel"
 
 
 def admission_error(problems: str) -> Exception:
@@ -74,7 +85,7 @@ class CutoverWorkflow:
         self._invalid_plan: str | None = None
         try:
             valid = CutoverPlan.model_validate(plan)
-            self._run = Run(plan=valid, digest=valid.digest())
+            self._run = Run(plan=valid, digest="")
         except pydantic.ValidationError as exc:
             # Raised from run(), not here: an exception in init leaves the SDK's run coroutine unawaited.
             self._invalid_plan = describe_problems(exc)
@@ -83,13 +94,29 @@ class CutoverWorkflow:
 
     @workflow.run
     async def run(self, raw_plan: dict[str, Any]) -> CutoverStatus:
-        """Run the phases; roll back on failure, abort or cancellation."""
+        """Run the phases; roll back on failure, abort or cancellation; release the locks at the end."""
         if self._invalid_plan is not None:
             raise admission_error(self._invalid_plan)
-        run, saga = self._run, self._kit.saga
+        run = self._run
         plan = run.plan
+        # Fixed once, at the start: the digest leaves out default values, so a newer worker whose plan
+        # model has a new defaulted field computes the same digest when it replays this run.
+        run.digest = plan.digest() if workflow.patched(STABLE_DIGEST) else plan.legacy_digest()
         workflow.upsert_search_attributes([RECORD.value_set(plan.dns.record)])
         workflow.upsert_memo({"plan_digest": run.digest, "ticket": plan.ticket or ""})
+        # Not ``finally``: evicting a run from the worker's cache closes this coroutine, and cleanup
+        # must only happen when the run really ends (its failure or cancellation included).
+        try:
+            status = await self._run_and_end()
+        except (ApplicationError, asyncio.CancelledError):
+            await self._kit.locks.release_all()
+            raise
+        await self._kit.locks.release_all()
+        return status
+
+    async def _run_and_end(self) -> CutoverStatus:
+        run, saga = self._run, self._kit.saga
+        plan = run.plan
         try:
             await self._execute()
         except Refused as exc:
@@ -103,15 +130,16 @@ class CutoverWorkflow:
         except Aborted:
             assert run.abort is not None
             reason = f"aborted by {run.abort.by}: {run.abort.reason}"
-            await saga.shielded_roll_back(reason)
+            await saga.shielded_roll_back(reason, "abort")
             raise ApplicationError(saga.ending_message(reason), type=saga.ending_type(), non_retryable=True) from None
         except asyncio.CancelledError:
-            await saga.shielded_roll_back("the workflow was cancelled")
+            await saga.shielded_roll_back("the workflow was cancelled", "cancel")
             raise
         except (FailureError, StepFailed) as exc:
             # A step's failure already names the step ("Flip ...: <why>"); keep that, not only the why.
             reason = str(exc) if isinstance(exc, StepFailed) else describe_failure(exc)
-            await saga.shielded_roll_back(reason)
+            kind = exc.kind if isinstance(exc, StepFailed) else "failure"
+            await saga.shielded_roll_back(reason, kind)
             raise ApplicationError(saga.ending_message(reason), type=saga.ending_type(), non_retryable=True) from exc
         await workflow.wait_condition(workflow.all_handlers_finished)
         return status_of(run)
@@ -119,6 +147,9 @@ class CutoverWorkflow:
     async def _execute(self) -> None:
         kit, run = self._kit, self._run
         plan = run.plan
+        run.locking = not plan.dry_run and workflow.patched(RESOURCE_LOCKS)
+        if run.locking:
+            await kit.locks.acquire(f"record {plan.dns.record}", record_lock_id(plan.dns.record))
         verified = await verify(kit)
         if plan.dry_run:
             set_phase(run, "planned", plan_markdown(run))
@@ -127,20 +158,37 @@ class CutoverWorkflow:
         if plan.strategy == "alias":
             current = await repoint(kit, verified)
         current = await lower_ttl(kit, current, verified.snapshot)
-        if plan.approvals.flip:
+        if run.flip_gate:
             await await_gate(kit, "flip", f"flip {plan.dns.record} to CNAME {plan.dns.target}")
         await flip(kit, current)
         await drain(kit)
         ask_human = await monitor(kit, verified)
-        if plan.approvals.decommission or ask_human:
+        if run.decommission_gate or ask_human:
             await await_gate(kit, "decommission", decommission_question(kit))
         pass_point_of_no_return(kit)
+        if workflow.patched(FINISH_DESPITE_CANCEL):
+            # Past the point of no return a cancellation is refused like an abort: stopping halfway
+            # through deleting A, or before the TTL is restored, would leave the world half-done.
+            await uncancellable(self._finish(verified), self._refuse_cancel)
+        else:
+            await self._finish(verified)
+
+    async def _finish(self, verified: Verified) -> None:
+        kit, run = self._kit, self._run
+        plan = run.plan
         decommission_error = await decommission_a(kit, verified)
         await restore_final_ttl(kit)
         if decommission_error:
             raise StepFailed(decommission_error)
         set_phase(run, "completed", f"{plan.dns.record} now points at {plan.dns.target}; done.")
         await kit.steps.notify("completed", f"cutover {plan.name} completed: {plan.dns.record} -> {plan.dns.target}")
+
+    def _refuse_cancel(self) -> None:
+        self._ignore(
+            "cancel",
+            "past the point of no return: decommissioning A and restoring the TTL finish first; "
+            "the cutover is kept, not rolled back",
+        )
 
     # --- messages -------------------------------------------------------------------------------
 
@@ -157,19 +205,26 @@ class CutoverWorkflow:
     def _approve(self, request: ApproveRequest, via: str) -> str:
         run = self._run
         assert run.gate is not None and request.by and request.gate
-        record = ApprovalRecord(gate=request.gate, by=request.by, via=via, at=workflow.now(), comment=request.comment)
+        record = ApprovalRecord(
+            gate=request.gate,
+            by=request.by,
+            via=via,
+            at=workflow.now(),
+            comment=request.comment,
+            caches_cleared=request.caches_cleared if request.gate == "decommission" else None,
+        )
         run.gate.approval = record
         run.approvals.append(record)
         return f"{request.gate} approved by {request.by}"
 
     @workflow.signal(name="approve")
-    def approve_signal(self, payload: Any) -> None:
+    def approve_signal(self, *args: Any) -> None:
         """Approve a gate. Malformed or invalid approvals are recorded in the status as ignored.
 
-        The payload is taken as plain JSON and validated here: Temporal would otherwise drop a signal
-        that fails to decode without telling anyone.
+        The payload is taken as plain JSON, of any arity, and validated here: Temporal would otherwise
+        drop a signal that fails to decode without telling anyone, or fail the run's workflow tasks.
         """
-        request, malformed = decode_payload(payload, ApproveRequest)
+        request, malformed = decode_payload(args, ApproveRequest, APPROVE_EXAMPLE)
         if request is None:
             self._ignore("approve", malformed)
             return
@@ -180,20 +235,23 @@ class CutoverWorkflow:
         self._approve(request, "signal")
 
     @workflow.update(name="approve")
-    def approve_update(self, request: ApproveRequest) -> str:
+    def approve_update(self, *args: Any) -> str:
         """Approve a gate; the validator rejects a gate not awaited or a wrong digest."""
+        request, _ = decode_payload(args, ApproveRequest, APPROVE_EXAMPLE)
+        assert request is not None  # the validator accepted it
         return self._approve(request, "update")
 
     @approve_update.validator
-    def _validate_approve(self, request: ApproveRequest) -> None:
-        problem = approval_problem(self._run, request)
+    def _validate_approve(self, *args: Any) -> None:
+        request, malformed = decode_payload(args, ApproveRequest, APPROVE_EXAMPLE)
+        problem = malformed if request is None else approval_problem(self._run, request)
         if problem:
             raise ValueError(problem)
 
     @workflow.signal(name="abort")
-    def abort_signal(self, payload: Any) -> None:
+    def abort_signal(self, *args: Any) -> None:
         """Roll back from wherever the run is, until the point of no return."""
-        request, malformed = decode_payload(payload, AbortRequest)
+        request, malformed = decode_payload(args, AbortRequest, ABORT_EXAMPLE)
         if request is None:
             self._ignore("abort", malformed)
             return
@@ -204,13 +262,16 @@ class CutoverWorkflow:
         self._run.abort = request
 
     @workflow.update(name="abort")
-    def abort_update(self, request: AbortRequest) -> str:
+    def abort_update(self, *args: Any) -> str:
         """Roll back from wherever the run is; rejected past the point of no return."""
+        request, _ = decode_payload(args, AbortRequest, ABORT_EXAMPLE)
+        assert request is not None  # the validator accepted it
         self._run.abort = request
         return f"aborting: rolling back from {self._run.phase}"
 
     @abort_update.validator
-    def _validate_abort(self, request: AbortRequest) -> None:
-        problem = abort_problem(self._run, request)
+    def _validate_abort(self, *args: Any) -> None:
+        request, malformed = decode_payload(args, AbortRequest, ABORT_EXAMPLE)
+        problem = malformed if request is None else abort_problem(self._run, request)
         if problem:
             raise ValueError(problem)

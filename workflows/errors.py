@@ -26,9 +26,11 @@ class Refused(Exception):
 class StepFailed(Exception):
     """A step failed after its retries; the message says which and why."""
 
-    def __init__(self, message: str, failure_type: str | None = None) -> None:
+    def __init__(self, message: str, failure_type: str | None = None, kind: str = "failure") -> None:
         super().__init__(message)
         self.failure_type = failure_type
+        self.kind = kind
+        """Why the run rolls back, for the rollbacks metric: failure, unhealthy, inconclusive, approval-timeout."""
 
 
 def failure_type(exc: BaseException) -> str | None:

@@ -8,6 +8,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.dns_steps import DnsSteps
+    from workflows.lock import Locks
     from workflows.saga import Saga
     from workflows.state import Run
     from workflows.steps import Steps
@@ -15,16 +16,21 @@ with workflow.unsafe.imports_passed_through():
 
 @dataclass(frozen=True)
 class Kit:
-    """``run`` is the state; ``steps`` runs activities and timers; ``dns`` changes DNS; ``saga`` holds the undos."""
+    """The tools of one run.
+
+    ``run`` is the state; ``steps`` runs activities and timers; ``dns`` changes DNS; ``saga`` holds the
+    undos; ``locks`` the per-record and per-Kong-Service locks.
+    """
 
     run: Run
     steps: Steps
     dns: DnsSteps
     saga: Saga
+    locks: Locks
 
     @classmethod
     def for_run(cls, run: Run) -> Kit:
         """Wire the runners over one run's state."""
         steps = Steps(run)
         dns = DnsSteps(steps)
-        return cls(run=run, steps=steps, dns=dns, saga=Saga(dns))
+        return cls(run=run, steps=steps, dns=dns, saga=Saga(dns), locks=Locks(steps))

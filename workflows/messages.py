@@ -19,6 +19,10 @@ with workflow.unsafe.imports_passed_through():
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
+APPROVE_EXAMPLE = '{"gate":..., "by":..., "digest":...}'
+ABORT_EXAMPLE = '{"by":..., "reason":...}'
+
+
 def approval_problem(run: Run, request: ApproveRequest) -> str | None:
     """Why this approval can't be accepted now, or None."""
     if run.phase in TERMINAL_PHASES:
@@ -27,6 +31,11 @@ def approval_problem(run: Run, request: ApproveRequest) -> str | None:
         return "approve needs 'by': who approves"
     if request.gate not in ("flip", "decommission"):
         return f"unknown gate {request.gate!r}: use 'flip' or 'decommission'"
+    earlier = next((a for a in run.approvals if a.gate == request.gate), None)
+    if earlier is not None:
+        return f"gate {request.gate!r} was already approved by {earlier.by} at {earlier.at:%Y-%m-%d %H:%M:%S} UTC"
+    if run.abort is not None:
+        return f"an abort is pending (by {run.abort.by})"
     if run.gate is None or run.gate.name != request.gate:
         awaited = run.gate.name if run.gate else "none"
         return f"gate {request.gate!r} is not awaited (phase {run.phase}, awaiting: {awaited})"
@@ -53,10 +62,19 @@ def abort_problem(run: Run, request: AbortRequest) -> str | None:
     return None
 
 
-def decode_payload(payload: Any, model: type[M]) -> tuple[M | None, str]:
-    """The payload as ``model``, or None and why not (for the status's ignored list)."""
+def decode_payload(args: tuple[Any, ...], model: type[M], example: str) -> tuple[M | None, str]:
+    """The one payload of a message as ``model``, or None and why not (for the ignored list).
+
+    Handlers take ``*args`` so that no arity (none, several) can raise in the handler: an exception
+    there would fail every workflow task of the run, and the run would react to nothing, abort and
+    timers included, until new code is deployed.
+    """
+    if not args:
+        return None, f"no payload: send one JSON object, e.g. {example}"
+    if len(args) > 1:
+        return None, f"{len(args)} payloads: send exactly one JSON object"
     try:
-        return model.model_validate(payload), ""
+        return model.model_validate(args[0]), ""
     except pydantic.ValidationError as exc:
         reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors())
         return None, f"malformed: {reason}"

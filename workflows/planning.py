@@ -14,16 +14,22 @@ from models.kong import (
     QUERY_ALLOWANCE,
     CacheBound,
     KongDnsSettings,
+    KongInspectInput,
     KongInspection,
     compute_cache_bound,
     kong_host,
 )
+from models.kong_hazards import DecommissionTiming, decommission_timing, kong_risks
 from models.plan import CutoverPlan
 from models.workflow import PlannedChange, WaitRecord
 
 ADDRESS_TYPES = ("A", "AAAA")
-KONG_CONFIG_DELAY = 5
-"""Seconds Kong takes to apply a Service change (``db_update_frequency`` default, kong.md §1.5)."""
+WORKER_STATE_UPDATE_FREQUENCY = 5
+DB_UPDATE_FREQUENCY = 5
+KONG_CONFIG_DELAY = WORKER_STATE_UPDATE_FREQUENCY + DB_UPDATE_FREQUENCY
+"""Seconds until every worker of every traditional node routes a Service change: another node sees
+the change at its next ``db_update_frequency`` poll (5 s), then each worker rebuilds its router at
+its next ``worker_state_update_frequency`` check (5 s) (kong.conf.default, both defaults)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,11 @@ class Reality:
 
 def _types(rrsets: tuple[RRset, ...]) -> set[str]:
     return {r.type for r in rrsets}
+
+
+def kong_inspect_input(plan: CutoverPlan) -> KongInspectInput:
+    """What ``kong_inspect`` is told: the Service, the strategy, the record and the target."""
+    return KongInspectInput(kong=plan.kong, strategy=plan.strategy, record=plan.dns.record, target=plan.dns.target)
 
 
 def nameserver_problems(snapshot: DnsSnapshot) -> list[str]:
@@ -146,13 +157,20 @@ def assess_reality(plan: CutoverPlan, snapshot: DnsSnapshot, kong: KongInspectio
     return (None if problems else reality), problems
 
 
-def cache_bound_for(plan: CutoverPlan, kong: KongInspection, reality: Reality) -> CacheBound:
-    """Kong's cache bound for this flip, at the cutover TTL."""
+def cache_bound_for(
+    plan: CutoverPlan, kong: KongInspection, reality: Reality, target_address_ttl: int | None = None
+) -> CacheBound:
+    """Kong's cache bound for this flip, at the cutover TTL.
+
+    ``target_address_ttl``: for an Upstream target that is a CNAME today, the TTL of A's address
+    records it leads to (read in verifying); it adds to the bound (see ``compute_cache_bound``).
+    """
     return compute_cache_bound(
         kong.dns,
         record_ttl=plan.dns.cutover_ttl,
         flip="a-to-cname" if reality.flip_kind == "a-to-cname" else "cname-to-cname",
         via_upstream_target=kong.upstream is not None,
+        target_address_ttl=target_address_ttl,
     )
 
 
@@ -178,10 +196,11 @@ def negative_ttl_wait(plan: CutoverPlan, snapshot: DnsSnapshot) -> tuple[timedel
 
 
 def kong_apply_wait(plan: CutoverPlan) -> tuple[timedelta, str]:
-    """After a Service change without data-plane status URLs to check: Kong's update interval."""
+    """After a Service change without data-plane status URLs to check: Kong's update intervals."""
     return (
         timedelta(seconds=KONG_CONFIG_DELAY) + plan.dns.wait_margin,
-        f"Kong applies the Service change (db_update_frequency {KONG_CONFIG_DELAY} s) + margin",
+        f"Kong applies the Service change (db_update_frequency {DB_UPDATE_FREQUENCY} s + "
+        f"worker_state_update_frequency {WORKER_STATE_UPDATE_FREQUENCY} s) + margin",
     )
 
 
@@ -193,8 +212,26 @@ def drain_wait(plan: CutoverPlan, bound: CacheBound) -> tuple[timedelta, str]:
     )
 
 
-def estimated_waits(plan: CutoverPlan, snapshot: DnsSnapshot, reality: Reality, bound: CacheBound) -> list[WaitRecord]:
-    """The waits a run will make, for the dry run: the same formulas the run uses."""
+def decommission_wait(plan: CutoverPlan, timing: DecommissionTiming) -> tuple[timedelta, str]:
+    """Counted from the flip: A stays until every worker that was idle since before it has moved on."""
+    return (
+        timedelta(seconds=timing.seconds_after_flip),
+        f"A stays until {timing.seconds_after_flip} s after the flip (idle Kong workers may still use it)",
+    )
+
+
+def estimated_waits(
+    plan: CutoverPlan,
+    snapshot: DnsSnapshot,
+    reality: Reality,
+    bound: CacheBound,
+    kong: KongInspection | None = None,
+) -> list[WaitRecord]:
+    """The waits a run will make, for the dry run: the same formulas the run uses.
+
+    With ``kong``, it also shows the earliest decommission time (counted from the flip, not from the
+    previous wait), as the run will compute it without a confirmed restart.
+    """
     waits: list[tuple[str, tuple[timedelta, str]]] = []
     if plan.strategy == "alias" and not reality.alias_exists:
         waits.append(("repointing", negative_ttl_wait(plan, snapshot)))
@@ -207,6 +244,8 @@ def estimated_waits(plan: CutoverPlan, snapshot: DnsSnapshot, reality: Reality, 
     decommission = plan.decommission
     if decommission.kind != "none" and decommission.require_drained:
         waits.append(("decommissioning", (decommission.quiet_period, "A must be quiet this long (at least)")))
+    if decommission.kind != "none" and kong is not None:
+        waits.append(("decommissioning", decommission_wait(plan, decommission_timing(plan, kong, bound))))
     return [WaitRecord(phase=phase, seconds=d.total_seconds(), reason=why) for phase, (d, why) in waits]
 
 
@@ -382,6 +421,7 @@ def risks(plan: CutoverPlan, reality: Reality, kong: KongInspection, bound: Cach
             "Routes with preserve_host send the client's Host to B: B must also accept "
             + ", ".join(kong.shape_after.preserve_host_hosts)
         )
+    found.extend(kong_risks(plan.strategy, kong))
     if plan.decommission.kind != "none" and not plan.decommission.require_drained:
         found.append("require_drained is false: A may be deleted while Kong still sends it traffic.")
     if not plan.approvals.flip and not plan.approvals.decommission:

@@ -7,15 +7,18 @@ rendering of it (``workflows/status.py``). It holds no I/O and nothing secret.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from models.approval_rules import ApprovalRules
     from models.decommission import DecommissionResult
     from models.kong import CacheBound, KongInspection
+    from models.kong_hazards import DecommissionTiming
     from models.plan import CutoverPlan
+    from models.policy_rules import PolicyReport
     from models.telemetry import Verdict
     from models.workflow import (
         AbortRequest,
@@ -51,8 +54,14 @@ class Undo:
     """Wait for Kong to apply this undo before running the next one."""
     two_step: planning.TwoStepRollback | None = None
     """Set for an A->CNAME flip under Kong's legacy DNS client: undo it in two steps (see planning)."""
-    attempt_timeout: Any = None
-    """One attempt of the undo (a timedelta): never shorter than one attempt of the step it undoes."""
+    attempt_timeout: timedelta = timedelta(0)
+    """One attempt of the step it undoes: an undo attempt is never shorter."""
+    requires: tuple[str, ...] = ()
+    """Undos that must have succeeded (and, for Kong, been applied by every data plane) before this one."""
+    guard: str | None = None
+    """A fresh read that must show it is safe to run (``kong-off-alias``), or the undo is kept back."""
+    settled: bool = True
+    """For ``settle`` undos: Kong has applied it (set by the rollback engine)."""
 
 
 @dataclass
@@ -70,6 +79,11 @@ class Run:
     plan: CutoverPlan
     digest: str
     phase: str = "starting"
+    upserted_phase: str = ""
+    """The ``CutoverPhase`` value last upserted: upserts happen only when it changes."""
+    phase_started: datetime | None = None
+    locking: bool = False
+    """This run takes the per-record and per-Kong-Service locks (runs started before them replay without)."""
     details: str = ""
     """The Markdown paragraph of the current phase (the rest of the current details is derived)."""
     timeline: list[StepRecord] = field(default_factory=list)
@@ -94,6 +108,39 @@ class Run:
     estimates: list[WaitRecord] = field(default_factory=list)
     repointed_hashes: dict[str, str] = field(default_factory=dict)
     flipped_at: datetime | None = None
+    decommission_timing: DecommissionTiming | None = None
+    """How long after the flip A must stay (idle Kong workers), as known so far."""
+    decommission_not_before: datetime | None = None
+    policy: PolicyReport | None = None
+    """The worker policy's verdict on the plan (``policy_check``, first in verifying); None for runs
+    started before it existed, which keep the plan's own settings."""
+
+    @property
+    def approval_rules(self) -> ApprovalRules:
+        """Who may approve, from the worker policy: what the approve validators check."""
+        return self.policy.effective.approval_rules if self.policy is not None else ApprovalRules()
+
+    @property
+    def flip_gate(self) -> bool:
+        """Wait at the flip gate: the plan's choice, or forced by the policy for a destructive decommission."""
+        return self.policy.effective.flip_gate if self.policy is not None else self.plan.approvals.flip
+
+    @property
+    def decommission_gate(self) -> bool:
+        """Wait at the decommission gate (as :attr:`flip_gate`)."""
+        return self.policy.effective.decommission_gate if self.policy is not None else self.plan.approvals.decommission
+
+    @property
+    def require_drained(self) -> bool:
+        """A must be proven drained before it is deleted (as :attr:`flip_gate`)."""
+        decommission = self.plan.decommission
+        if self.policy is not None:
+            return self.policy.effective.require_drained
+        return decommission.require_drained and decommission.kind != "none"
+
+    def caches_cleared_confirmed(self) -> bool:
+        """The decommission approval confirmed the restart/reload the plan announces."""
+        return any(a.gate == "decommission" and a.caches_cleared for a in self.approvals)
 
     def abort_pending(self) -> bool:
         """An abort arrived and can still stop forward steps."""

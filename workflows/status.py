@@ -18,16 +18,32 @@ with workflow.unsafe.imports_passed_through():
     from models.readiness import ReadinessReport
     from models.telemetry import DrainProof, MonitorResult, WindowSummary
     from models.workflow import PHASE_ATTRIBUTE, CompensationRecord, CutoverStatus
+    from workflows import metrics
     from workflows.state import Run
 
 PHASE = SearchAttributeKey.for_keyword(PHASE_ATTRIBUTE)
 
 
+PHASE_UPSERT_ON_CHANGE = "phase-upsert-on-change"
+
+
 def set_phase(run: Run, phase: str, details: str) -> None:
-    """Enter a phase: search attribute, current details."""
+    """Enter a phase (or refresh it): search attribute when it changed, log, metrics, current details.
+
+    The search attribute is upserted only when the value changes: an upsert is a command, and one
+    upsert more or less per monitoring window in a new version would make every open run
+    non-deterministic on replay. Runs started before this rule keep upserting on every call
+    (``workflow.patched``), exactly as their history says.
+    """
+    previous = run.phase
     run.phase = phase
     run.details = details
-    workflow.upsert_search_attributes([PHASE.value_set(phase)])
+    if phase != run.upserted_phase or not workflow.patched(PHASE_UPSERT_ON_CHANGE):
+        workflow.upsert_search_attributes([PHASE.value_set(phase)])
+        run.upserted_phase = phase
+    if phase != previous:
+        workflow.logger.info("cutover %s: %s -> %s", run.plan.name, previous, phase)
+        metrics.phase_changed(run, previous, phase)
     refresh_details(run)
 
 
@@ -42,6 +58,11 @@ def refresh_details(run: Run) -> None:
     ]
     if run.bound is not None and run.phase in ("draining", "verifying", "planned"):
         lines += ["", f"Kong cache bound: {run.bound.seconds} s"]
+    timing = run.decommission_timing
+    if timing is not None and run.phase in ("awaiting-decommission-approval", "decommissioning"):
+        when = f"{run.decommission_not_before:%Y-%m-%d %H:%M:%S} UTC" if run.decommission_not_before else "?"
+        lines += ["", f"A stays until {when} ({timing.seconds_after_flip} s after the flip):"]
+        lines += [f"- {line}" for line in timing.reasoning]
     registered = [u for u in run.undos if u.state in ("registered", "running", "failed")]
     if registered:
         lines += ["", "Undo on rollback: " + "; ".join(f"{u.description} ({u.state})" for u in registered)]
@@ -56,6 +77,10 @@ def plan_markdown(run: Run) -> str:
     lines += [f"{i}. [{c.phase}] {c.description}" for i, c in enumerate(run.planned, 1)]
     if run.risks:
         lines += ["", "Risks:"] + [f"- {r}" for r in run.risks]
+    if run.decommission_timing is not None:
+        timing = run.decommission_timing
+        lines += ["", f"A is deleted {timing.seconds_after_flip} s after the flip at the earliest:"]
+        lines += [f"- {line}" for line in timing.reasoning]
     lines += ["", f"Approve with digest `{run.digest}`."]
     return "\n".join(lines)
 
@@ -85,6 +110,7 @@ def status_of(run: Run) -> CutoverStatus:
         planned_changes=tuple(run.planned),
         risks=tuple(run.risks),
         last_verdict=run.verdict,
+        decommission_not_before=run.decommission_not_before,
         cache_bound=run.bound,
         decommission=run.decommission,
         warnings=tuple(dict.fromkeys(run.warnings)),

@@ -8,7 +8,7 @@ instead of failing the whole run. ``Steps.wait`` is a durable timer an abort can
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -38,6 +38,22 @@ CHANGE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=15)
 )
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=3)
+
+
+async def uncancellable(coroutine: Awaitable[ResultT], on_cancel: Callable[[], None]) -> ResultT:
+    """Run ``coroutine`` to its end even if the workflow is cancelled meanwhile (``on_cancel`` records it).
+
+    For the work a cancellation must not cut in half: a rollback, and everything after the point of
+    no return (deleting A, restoring the TTL).
+    """
+    task = asyncio.ensure_future(coroutine)
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                on_cancel()
+    return task.result()
 
 
 def decode(result_type: type[ResultT], raw: Any) -> ResultT:

@@ -79,7 +79,10 @@ async def undo_flip_in_two_steps(dns: DnsSteps, undo: Undo, steps: planning.TwoS
             run.left_changed.append(f"rollback of the flip incomplete ({exc}): {stage}")
             run.manual_steps.append(
                 f"Check {record}: if it is not {before}, set it to {before} once Kong's dns_not_found_ttl "
-                f"({kong.not_found_ttl} s) has passed since the flip; delete {temporary} if it exists"
+                f"({kong.not_found_ttl} s) has passed since the flip. Then, and only "
+                f"{int(planning.stale_cname_window(plan, kong).total_seconds())} s (cutover TTL + dns_stale_ttl + "
+                f"query) after {record} holds {before} again, delete {temporary} if it exists: until then Kong's "
+                f"legacy client may still follow the old CNAME to it, and deleting it earlier gives 503s"
             )
         return
     undo.state = "done"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 from models.decommission import DecommissionPreflight, DecommissionResult
@@ -20,6 +21,20 @@ ProgressCallback = Callable[[str], None]
 def ignore_progress(message: str) -> None:
     """The default progress callback: providers run outside Temporal too (CLI, tests)."""
     del message
+
+
+@dataclass(frozen=True)
+class ProjectRules:
+    """Which projects the worker policy lets a ``gcp-project`` decommission delete (checked on the project itself).
+
+    ``deletable`` None means no policy: only the protections apply (tests, library use).
+    """
+
+    protected: tuple[str, ...] = ()
+    """Never deleted: the policy's and the plan's protected projects, the Cloud DNS and logs projects."""
+    deletable: tuple[str, ...] | None = None
+    required_label: str | None = None
+    """``key=value``: a project not in ``deletable`` may be deleted when it carries this label."""
 
 
 class Decommissioner(AsyncResource, ABC):

@@ -6,10 +6,10 @@ import google.auth.credentials
 import httpx
 
 from models.plan import Decommission, GcpProjectDecommission, NoDecommission, WebhookDecommission
-from providers.decommission.base import Decommissioner, ProgressCallback, ignore_progress
+from providers.decommission.base import Decommissioner, ProgressCallback, ProjectRules, ignore_progress
 from providers.decommission.gcp_project import GcpProjectDecommissioner
 from providers.decommission.none import LeaveInPlace
-from providers.decommission.webhook import WebhookDecommissioner
+from providers.decommission.webhook import DeletionContext, WebhookDecommissioner
 from providers.secrets import EnvSecrets
 
 
@@ -17,6 +17,8 @@ def build_decommissioner(
     section: Decommission,
     *,
     workflow_id: str,
+    context: DeletionContext | None = None,
+    rules: ProjectRules | None = None,
     dns_project: str | None = None,
     secrets: EnvSecrets | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -27,7 +29,10 @@ def build_decommissioner(
 
     Args:
         section: the plan's decommission section.
-        workflow_id: the run's id, the webhook's idempotency key.
+        workflow_id: the run's workflow id.
+        context: what a webhook is told (run id, plan digest, record, target, A's addresses); default: the
+            workflow id alone.
+        rules: which projects the worker policy lets a gcp-project decommission delete.
         dns_project: the Cloud DNS project, never deleted.
         secrets: where header and credential variables are read (default: the worker's environment).
         transport: httpx transport (tests).
@@ -45,9 +50,12 @@ def build_decommissioner(
             secrets=secrets,
             transport=transport,
             on_progress=on_progress,
+            rules=rules,
         )
     if isinstance(section, WebhookDecommission):
-        return WebhookDecommissioner(section, workflow_id, secrets=secrets, transport=transport)
+        return WebhookDecommissioner(
+            section, context or DeletionContext(workflow_id=workflow_id), secrets=secrets, transport=transport
+        )
     if isinstance(section, NoDecommission):
         return LeaveInPlace(section)
     raise TypeError(f"unknown decommission kind {type(section).__name__}")

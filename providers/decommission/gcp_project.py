@@ -4,8 +4,10 @@
 operation; the project can be restored with ``POST v3/projects/{id}:undelete`` for 30 days
 (dns.md §3.3). A project already ``DELETE_REQUESTED`` is not deleted again: the state is reported as
 is, without a second call. The preflight checks the project exists, the caller holds
-``resourcemanager.projects.delete`` (``testIamPermissions``), and that it is neither a protected
-project nor the Cloud DNS project. Restoring does not re-attach billing.
+``resourcemanager.projects.delete`` (``testIamPermissions``), that it is neither a protected project
+nor the Cloud DNS or logs project, and that the worker policy allows it: listed in
+``gcp_projects.deletable``, or carrying the label ``gcp_projects.require_label`` as Resource Manager
+reports it (re-read just before the deletion). Restoring does not re-attach billing.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import httpx
 
 from models.decommission import DecommissionPreflight, DecommissionResult
 from models.plan import GcpProjectDecommission
-from providers.decommission.base import Decommissioner, ProgressCallback, ignore_progress
+from providers.decommission.base import Decommissioner, ProgressCallback, ProjectRules, ignore_progress
 from providers.errors import DecommissionRefused, DecommissionUnavailable, describe_transport_error
 from providers.google_auth import GoogleAuth, describe_auth_error, is_transport_problem, load_credentials
 from providers.google_errors import parse_google_error
-from providers.secrets import EnvSecrets
+from providers.netguard import NetworkGuard, check_google_endpoint, guarded_transport
+from providers.secrets import Destination, EnvSecrets
 from providers.tls import default_trust
 
 log = logging.getLogger("cutover.providers.decommission.gcp_project")
@@ -62,6 +65,8 @@ class GcpProjectDecommissioner(Decommissioner):
         poll_initial: float = 1.0,
         poll_max: float = 10.0,
         operation_timeout: timedelta = timedelta(minutes=5),
+        rules: ProjectRules | None = None,
+        guard: NetworkGuard | None = None,
     ) -> None:
         """Prepare the client; credentials default to the plan's key file or ADC.
 
@@ -71,13 +76,21 @@ class GcpProjectDecommissioner(Decommissioner):
         self.section = section
         self.project_id = section.project_id
         self.dns_project = dns_project
+        self.rules = rules or ProjectRules()
+        guard = guard or (secrets.guard if secrets else NetworkGuard())
+        check_google_endpoint(guard, "resource_manager", section.api_endpoint, "decommission.api_endpoint")
         if credentials is None:
-            credentials = load_credentials(section.credentials_env, "decommission.credentials_env", secrets)
+            credentials = load_credentials(
+                section.credentials_env,
+                "decommission.credentials_env",
+                secrets,
+                Destination("google", url=section.api_endpoint, api="resource_manager"),
+            )
         self._auth = GoogleAuth(credentials)
         self._http = httpx.AsyncClient(
             base_url=section.api_endpoint.rstrip("/"),
             auth=self._auth,
-            transport=transport,
+            transport=transport or guarded_transport(guard, default_trust()),
             timeout=30.0,
             verify=default_trust(),
         )
@@ -93,7 +106,28 @@ class GcpProjectDecommissioner(Decommissioner):
             return f"{self.project_id} is in decommission.protected_projects: cutover will not delete it"
         if self.dns_project and self.project_id == self.dns_project:
             return f"{self.project_id} hosts the Cloud DNS zone cutover changes: cutover will not delete it"
+        if self.project_id in self.rules.protected:
+            return (
+                f"{self.project_id} is protected (the worker policy's gcp_projects.protected, the Cloud DNS or the "
+                "logs project): cutover will not delete it"
+            )
         return None
+
+    def _policy_problem(self, project: dict[str, Any]) -> str | None:
+        """Why the worker policy does not let this project be deleted, from the project as read now."""
+        rules = self.rules
+        if rules.deletable is None or self.project_id in rules.deletable:
+            return None
+        if rules.required_label:
+            key, _, value = rules.required_label.partition("=")
+            labels = project.get("labels")
+            if isinstance(labels, dict) and labels.get(key) == value:
+                return None
+            return (
+                f"project {self.project_id} lacks the label {rules.required_label} the worker policy requires for a "
+                "deletion (gcp_projects.require_label), and is not in gcp_projects.deletable"
+            )
+        return f"the worker policy does not allow deleting {self.project_id} (gcp_projects.deletable)"
 
     async def preflight(self) -> DecommissionPreflight:
         """Check existence, state, permissions and protection, without changing anything.
@@ -117,6 +151,11 @@ class GcpProjectDecommissioner(Decommissioner):
         else:
             state = project.get("state", "STATE_UNSPECIFIED")
             checks.append(f"project {self.project_id} ({project.get('name')}) exists, state {state}")
+            refused = self._policy_problem(project)
+            if refused:
+                problems.append(refused)
+            elif self.rules.deletable is not None:
+                checks.append(f"the worker policy allows deleting {self.project_id}")
             if state == DELETE_REQUESTED:
                 checks.append("already DELETE_REQUESTED: the deletion will change nothing")
             elif state != ACTIVE:
@@ -158,6 +197,9 @@ class GcpProjectDecommissioner(Decommissioner):
         if protection:
             raise DecommissionRefused(protection)
         project = await self._visible_project(DELETE_PERMISSION)
+        refused = self._policy_problem(project)
+        if refused:
+            raise DecommissionRefused(refused)
         if project.get("state") == DELETE_REQUESTED:
             return self._deleted(project, None, "was already DELETE_REQUESTED: nothing was called again")
         operation = await self._call("DELETE", f"/v3/{project['name']}", DELETE_PERMISSION)

@@ -1,15 +1,24 @@
 """``kind: webhook``: ask the user's own decommission system to delete A, with one HTTP call.
 
-The call carries ``Idempotency-Key: <workflow id>`` and the JSON body
-``{"workflow_id": ..., "action": "decommission"}``, so a retried call (after a timeout, a 5xx or a
-worker crash) is recognisably the same request. Header values come from the worker's environment by
-the variable names the plan gives (``headers_env``); they appear in no result, error or log. cutover
-can't undo what another system did: ``undo`` refuses, saying so.
+The call carries ``Idempotency-Key: sha256("<run id>:<plan digest>")`` and the JSON body
+``{"action": "decommission", "workflow_id", "run_id", "plan_digest", "record", "target",
+"a_addresses"}``, so a retried call (after a timeout, a 5xx or a worker crash) is recognisably the same
+request, and the receiving system knows exactly what it deletes and for which approved plan. Header
+values come from the worker's environment by the variable names the plan gives (``headers_env``);
+they appear in no result, error or log. With ``signature_secret_env`` the body is signed:
+``X-Cutover-Signature: t=<unix time>,v1=<hex HMAC-SHA256(key, "<t>.<body>")>``; the key never leaves
+the worker (sandbox/decommission_receiver.py verifies it). cutover can't undo what another system did:
+``undo`` refuses, saying so.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import ssl
+import time
+from dataclasses import dataclass
 from typing import ClassVar
 
 import httpx
@@ -18,42 +27,95 @@ from models.decommission import DecommissionPreflight, DecommissionResult
 from models.plan import WebhookDecommission
 from providers.decommission.base import Decommissioner
 from providers.errors import ConfigError, DecommissionRefused, DecommissionUnavailable, describe_transport_error
-from providers.secrets import EnvSecrets
+from providers.netguard import guarded_transport
+from providers.secrets import Destination, EnvSecrets
 from providers.tls import verify_context
+
+SIGNATURE_HEADER = "X-Cutover-Signature"
+
+
+@dataclass(frozen=True)
+class DeletionContext:
+    """What the decommission system is told: which run, which approved plan, which record and addresses."""
+
+    workflow_id: str
+    run_id: str = ""
+    plan_digest: str = ""
+    record: str = ""
+    target: str = ""
+    a_addresses: tuple[str, ...] = ()
+
+    @property
+    def idempotency_key(self) -> str:
+        """sha256 of run id and plan digest: the same for every retry of this run's deletion, new for another run."""
+        return hashlib.sha256(f"{self.run_id}:{self.plan_digest}".encode()).hexdigest()
+
+    def body(self) -> bytes:
+        """The JSON body, canonical (sorted keys), so the signature covers exactly the bytes sent."""
+        data = {
+            "action": "decommission",
+            "workflow_id": self.workflow_id,
+            "run_id": self.run_id,
+            "plan_digest": self.plan_digest,
+            "record": self.record,
+            "target": self.target,
+            "a_addresses": list(self.a_addresses),
+        }
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign(key: bytes, body: bytes, at: int) -> str:
+    """The ``X-Cutover-Signature`` value for ``body`` sent at unix time ``at``."""
+    mac = hmac.new(key, f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={mac}"
 
 
 class WebhookDecommissioner(Decommissioner):
-    """Call the user's decommission endpoint once per workflow."""
+    """Call the user's decommission endpoint once per run."""
 
     kind: ClassVar[str] = "webhook"
 
     def __init__(
         self,
         section: WebhookDecommission,
-        workflow_id: str,
+        context: DeletionContext,
         *,
         secrets: EnvSecrets | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.section = section
-        self.workflow_id = workflow_id
+        self.context = context
         self._secrets = secrets or EnvSecrets()
         self._transport = transport
+        self._destination = Destination("webhook", url=section.url)
+        self._secrets.guard.check_url("webhook", section.url, "decommission.url")
 
-    def _headers(self) -> dict[str, str]:
-        """The plan's headers with their values from the environment, plus the idempotency key.
+    @property
+    def workflow_id(self) -> str:
+        """The run's workflow id."""
+        return self.context.workflow_id
+
+    def _headers(self, body: bytes) -> dict[str, str]:
+        """The plan's headers with their values from the environment, the idempotency key and the signature.
 
         Raises:
             ConfigError: a named variable is not set (the message names the variable, never a value).
+            PolicyViolation: the worker policy does not bind a variable to this URL.
         """
         headers = {
-            name: self._secrets.require_header_value(variable, f"decommission.headers_env.{name}")
+            name: self._secrets.require_header_value(variable, f"decommission.headers_env.{name}", self._destination)
             for name, variable in self.section.headers_env.items()
         }
-        headers["Idempotency-Key"] = self.workflow_id
+        headers["Idempotency-Key"] = self.context.idempotency_key
+        headers["Content-Type"] = "application/json"
+        if self.section.signature_secret_env:
+            key = self._secrets.require(
+                self.section.signature_secret_env, "decommission.signature_secret_env", self._destination
+            )
+            headers[SIGNATURE_HEADER] = sign(key.encode(), body, int(time.time()))
         return headers
 
-    def _verify(self) -> ssl.SSLContext | bool:
+    def _verify(self) -> ssl.SSLContext:
         return verify_context(self.section.ca_bundle, "decommission.ca_bundle")
 
     async def preflight(self) -> DecommissionPreflight:
@@ -63,8 +125,18 @@ class WebhookDecommissioner(Decommissioner):
         problems = []
         for name, variable in section.headers_env.items():
             try:
-                self._secrets.require_header_value(variable, f"decommission.headers_env.{name}")
+                self._secrets.require_header_value(variable, f"decommission.headers_env.{name}", self._destination)
                 checks.append(f"header {name} is set from {variable}")
+            except ConfigError as exc:
+                problems.append(str(exc))
+        if section.signature_secret_env:
+            try:
+                self._secrets.require(
+                    section.signature_secret_env, "decommission.signature_secret_env", self._destination
+                )
+                checks.append(
+                    f"the body will be signed ({SIGNATURE_HEADER}) with the key in {section.signature_secret_env}"
+                )
             except ConfigError as exc:
                 problems.append(str(exc))
         try:
@@ -77,8 +149,8 @@ class WebhookDecommissioner(Decommissioner):
             problems=tuple(problems),
             reversible=False,
             description=(
-                f"ask {section.url} ({section.method}) to delete A, idempotency key {self.workflow_id}; "
-                "cutover can't undo it"
+                f"ask {section.url} ({section.method}) to delete A, idempotency key "
+                f"{self.context.idempotency_key}; cutover can't undo it"
             ),
         )
 
@@ -91,17 +163,15 @@ class WebhookDecommissioner(Decommissioner):
             DecommissionUnavailable: timeout, connection failure, 429 or 5xx (retrying is safe: same key).
         """
         section = self.section
-        headers = self._headers()
+        body = self.context.body()
+        headers = self._headers(body)
+        verify = self._verify()
+        transport = self._transport or guarded_transport(self._secrets.guard, verify)
         async with httpx.AsyncClient(
-            verify=self._verify(), transport=self._transport, timeout=section.timeout.total_seconds()
+            verify=verify, transport=transport, timeout=section.timeout.total_seconds()
         ) as client:
             try:
-                response = await client.request(
-                    section.method,
-                    section.url,
-                    headers=headers,
-                    json={"workflow_id": self.workflow_id, "action": "decommission"},
-                )
+                response = await client.request(section.method, section.url, headers=headers, content=body)
             except httpx.HTTPError as exc:
                 # Never str(exc): h11's protocol errors repeat header lines, and these headers carry secrets.
                 raise DecommissionUnavailable(
@@ -116,7 +186,7 @@ class WebhookDecommissioner(Decommissioner):
                 state=f"webhook {status}",
                 detail=(
                     f"{section.method} {section.url} answered {status}: deleting A is now up to that system "
-                    f"(idempotency key {self.workflow_id}); cutover can't undo it"
+                    f"(idempotency key {self.context.idempotency_key}); cutover can't undo it"
                 ),
             )
         expected = ", ".join(map(str, section.expect_status))
@@ -137,5 +207,5 @@ class WebhookDecommissioner(Decommissioner):
         """
         raise DecommissionRefused(
             f"a webhook decommission can't be undone by cutover: ask the system behind {self.section.url} "
-            f"to restore A (idempotency key {self.workflow_id})"
+            f"to restore A (idempotency key {self.context.idempotency_key})"
         )

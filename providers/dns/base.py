@@ -31,9 +31,11 @@ from models.dns import (
     RRset,
     describe_rrsets,
 )
+from models.names import split_host_port
 from providers.dns import nameservers as ns
 from providers.dns.nameservers import Nameserver, canonical_name, canonical_rrset, only_types, sorted_rrsets
-from providers.errors import InvalidChange, NotInZone, PreconditionFailed
+from providers.errors import InvalidChange, NotInZone, PolicyViolation, PreconditionFailed
+from providers.netguard import NetworkGuard
 from providers.resources import AsyncResource
 
 PROTECTED_TYPES = frozenset({"SOA", "NS", "DNSKEY", "DS", "RRSIG", "NSEC", "NSEC3", "NSEC3PARAM"})
@@ -144,6 +146,7 @@ class DnsProvider(AsyncResource, ABC):
         nameservers: Sequence[str] | None,
         query_timeout: float,
         resolver: dns.asyncresolver.Resolver | None = None,
+        guard: NetworkGuard | None = None,
     ) -> None:
         """Set up the shared parts.
 
@@ -153,8 +156,11 @@ class DnsProvider(AsyncResource, ABC):
                 discover the zone's NS set (port 53).
             query_timeout: seconds to wait for one DNS answer.
             resolver: recursive resolver for names outside the zone; default: the worker's.
+            guard: where queries may go (the worker policy's nameservers, no metadata/link-local address);
+                default: the rules that need no policy.
         """
         self.zone = canonical_name(zone)
+        self.guard = guard or NetworkGuard()
         self._configured_nameservers = list(nameservers) if nameservers is not None else None
         self._nameservers: list[Nameserver] | None = None
         self.query_timeout = query_timeout
@@ -201,9 +207,24 @@ class DnsProvider(AsyncResource, ABC):
         """The authoritative servers: the plan's list, or the zone's NS set on port 53."""
         if self._nameservers is None:
             if self._configured_nameservers is not None:
-                self._nameservers = await ns.configured_nameservers(self._configured_nameservers, self.resolver)
+                for index, entry in enumerate(self._configured_nameservers):
+                    host, port = split_host_port(entry, 53)
+                    self.guard.check_server("nameserver", host, port, f"dns.nameservers.{index}")
+                servers = await ns.configured_nameservers(self._configured_nameservers, self.resolver)
             else:
-                self._nameservers = await self._discover_nameservers()
+                servers = await self._discover_nameservers()
+                for server in servers:
+                    # Discovered from the zone's NS set: the address (or its NS name) must be allowed.
+                    label = f"nameserver {server.ns_name or server.host} of {self.zone}"
+                    try:
+                        self.guard.check_server("nameserver", server.host, server.port, label)
+                    except PolicyViolation:
+                        if server.ns_name is None:
+                            raise
+                        self.guard.check_server("nameserver", server.ns_name, server.port, label)
+            for server in servers:
+                self.guard.check_address(server.host, f"nameserver {server.ns_name or server.host}")
+            self._nameservers = servers
         return self._nameservers
 
     async def apply(self, change: DnsChange) -> DnsChangeResult:

@@ -46,6 +46,7 @@ from providers.errors import (
 )
 from providers.google_auth import GoogleAuth, describe_auth_error, is_transport_problem
 from providers.google_errors import parse_google_error
+from providers.netguard import NetworkGuard
 
 _RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "backendError"}
 
@@ -162,6 +163,7 @@ class GoogleCloudDnsProvider(DnsProvider):
         query_timeout: float = 5.0,
         first_poll_interval: float = 0.1,
         max_poll_interval: float = 2.0,
+        guard: NetworkGuard | None = None,
     ) -> None:
         """Build the provider.
 
@@ -174,8 +176,11 @@ class GoogleCloudDnsProvider(DnsProvider):
             query_timeout: seconds to wait for one DNS answer from a nameserver.
             first_poll_interval: first wait before polling a pending change; doubles each poll.
             max_poll_interval: the longest wait between two polls.
+            guard: where nameserver queries may go (default: the rules that need no policy).
         """
-        super().__init__(zone=config.zone, nameservers=nameservers, query_timeout=query_timeout, resolver=resolver)
+        super().__init__(
+            zone=config.zone, nameservers=nameservers, query_timeout=query_timeout, resolver=resolver, guard=guard
+        )
         self.config = config
         self.client = client
         self.first_poll_interval = first_poll_interval

@@ -50,6 +50,7 @@ from providers.errors import (
     NotInZone,
     PreconditionFailed,
 )
+from providers.netguard import NetworkGuard
 
 _ALGORITHMS = {
     "hmac-md5": dns.tsig.HMAC_MD5,
@@ -121,6 +122,8 @@ class Rfc2136DnsProvider(DnsProvider):
         tsig_secret: str | None,
         nameservers: Sequence[str] | None = None,
         resolver: dns.asyncresolver.Resolver | None = None,
+        guard: NetworkGuard | None = None,
+        read_only: bool = False,
     ) -> None:
         """Build the provider.
 
@@ -129,18 +132,22 @@ class Rfc2136DnsProvider(DnsProvider):
             tsig_secret: the base64 TSIG secret (resolved by the worker from ``tsig_secret_env``).
             nameservers: ``host:port`` of the authoritative servers; None to discover the NS set.
             resolver: recursive resolver for host names and names outside the zone.
+            guard: where queries and updates may go (default: the rules that need no policy).
+            read_only: reads only, without the TSIG secret (``starter.py traffic``): updates are refused.
         """
         super().__init__(
             zone=config.zone,
             nameservers=nameservers,
             query_timeout=config.timeout.total_seconds(),
             resolver=resolver,
+            guard=guard,
         )
+        self.read_only = read_only
         self.config = config
         self._server_host, self._server_port = split_host_port(config.server, 53)
         self._primary: Nameserver | None = None
         self._tsig: TsigKey | None = None
-        if config.tsig_key_name:
+        if config.tsig_key_name and not read_only:
             if not tsig_secret:
                 raise ConfigError(f"dns.provider.tsig_key_name is {config.tsig_key_name} but no TSIG secret was given")
             self._tsig = tsig_key(config.tsig_key_name, config.tsig_algorithm, tsig_secret, config.tsig_secret_env)
@@ -149,6 +156,8 @@ class Rfc2136DnsProvider(DnsProvider):
         """The primary's address (the configured server, resolved once)."""
         if self._primary is None:
             addresses = await ns.host_addresses(self._server_host, self.resolver)
+            for address in addresses:
+                self.guard.check_address(address, f"dns.provider.server {self._server_host}")
             self._primary = Nameserver(addresses[0], self._server_port, None)
         return self._primary
 
@@ -210,6 +219,8 @@ class Rfc2136DnsProvider(DnsProvider):
         ]
 
     async def _submit(self, change: DnsChange) -> str | None:
+        if self.read_only:
+            raise ConfigError("this DNS provider was built for reads only (no TSIG secret): it sends no update")
         primary = await self.primary()
         update = self.build_update(change)
         key_name = self.config.tsig_key_name

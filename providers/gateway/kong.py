@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,14 +60,15 @@ from providers.errors import (
     certificate_problem,
     describe_transport_error,
 )
+from providers.netguard import guarded_transport
 from providers.resources import AsyncResource
-from providers.secrets import EnvSecrets
+from providers.secrets import Destination, EnvSecrets
 from providers.tls import verify_context
 
 log = logging.getLogger("cutover.providers.kong")
 
 ADMIN_TOKEN_HEADER = "Kong-Admin-Token"
-"""Kong Enterprise RBAC header (``rbac_auth_header`` default, kong.md §2.7)."""
+"""Kong Enterprise RBAC header by default (``rbac_auth_header``, kong.md §2.7); ``kong.token_header`` changes it."""
 KONNECT_SUFFIX = ".api.konghq.com"
 TLS_PROTOCOLS = frozenset({"https", "grpcs", "wss", "tls"})
 LEGACY_DEFAULT_ORDER = ("LAST", "SRV", "A", "CNAME")
@@ -79,12 +81,19 @@ Strategy = Literal["cname", "alias"]
 
 
 def _int_or_none(value: Any) -> int | None:
+    """A whole number of seconds, rounded *up*.
+
+    Kong's TTL settings may be fractional (``dns_stale_ttl = 2.5``) and its clients use them as they
+    are (kong/resty/dns/client.lua:252-255 adds ``staleTtl`` unrounded): truncating would shorten every
+    wait built on them.
+    """
     if value is None or isinstance(value, bool):
         return None
     try:
-        return int(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return math.ceil(number) if math.isfinite(number) else None
 
 
 def _flag(value: Any) -> bool:
@@ -379,11 +388,17 @@ def describe_changes(before: Mapping[str, Any], after: Mapping[str, Any], fields
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:
+    """Kong's JSON answer; anything else is described (type and size), never quoted into errors or history."""
     try:
         data = response.json()
     except ValueError:
-        return {"message": response.text[:200]}
-    return data if isinstance(data, dict) else {"message": str(data)[:200]}
+        return {"message": f"a non-JSON answer ({_content_facts(response)})"}
+    return data if isinstance(data, dict) else {"message": f"a JSON {type(data).__name__}, not an object"}
+
+
+def _content_facts(response: httpx.Response) -> str:
+    kind = response.headers.get("content-type", "no content type").split(";", 1)[0].strip()[:60]
+    return f"{len(response.content)} bytes of {kind}"
 
 
 class KongAdminClient(AsyncResource):
@@ -416,14 +431,25 @@ class KongAdminClient(AsyncResource):
         self._get_attempts = max(1, get_attempts)
         self._retry_backoff = retry_backoff
         headers = {"Accept": "application/json", "User-Agent": "cutover"}
-        token = secrets.require_header_value(section.token_env, "kong.token_env") if section.token_env else None
+        secrets.guard.check_url("kong_admin", self.admin_url, "kong.admin_url")
+        for index, url in enumerate(section.status_urls):
+            secrets.guard.check_url("kong_status", url, f"kong.status_urls.{index}")
+        token = (
+            secrets.require_header_value(
+                section.token_env, "kong.token_env", Destination("kong_admin", url=self.admin_url)
+            )
+            if section.token_env
+            else None
+        )
+        self.token_header = section.token_header
         if token:
-            headers[ADMIN_TOKEN_HEADER] = token
+            headers[self.token_header] = token
+        verify = verify_context(section.ca_bundle, "kong.ca_bundle")
         self._client = httpx.AsyncClient(
             headers=headers,
             timeout=section.timeout.total_seconds(),
-            transport=transport,
-            verify=verify_context(section.ca_bundle, "kong.ca_bundle"),
+            transport=transport or guarded_transport(secrets.guard, verify),
+            verify=verify,
             follow_redirects=False,
         )
         self._entity_prefix = f"/{quote(section.workspace, safe='')}" if section.workspace else ""
@@ -479,7 +505,8 @@ class KongAdminClient(AsyncResource):
             hint = (
                 f"the token in {self.section.token_env} was refused"
                 if self.section.token_env
-                else "set kong.token_env to the environment variable holding an RBAC token (sent as Kong-Admin-Token)"
+                else "set kong.token_env to the environment variable holding an RBAC token "
+                f"(sent as {self.section.token_header})"
             )
             return GatewayAuthError(f"Kong answered 401 ({message}) to {action} ({where}): {hint}.")
         if status == 403:
@@ -602,14 +629,14 @@ class KongAdminClient(AsyncResource):
             base = base[: -len("/status")]
         reading = DataPlaneReading(url=url)
         try:
-            response = await get_without_token(self._client, base + "/status")
+            response = await get_without_token(self._client, base + "/status", self.token_header)
             if response.is_success:
                 reading.config_hash = _body(response).get("configuration_hash")
             else:
                 reading.problems.append(f"GET {base}/status answered {response.status_code}")
             if not settings:
                 return reading
-            info = await get_without_token(self._client, base + "/")
+            info = await get_without_token(self._client, base + "/", self.token_header)
             if info.is_success and isinstance(_body(info).get("configuration"), dict):
                 data = _body(info)
                 reading.settings = dns_settings_from_configuration(
@@ -617,7 +644,7 @@ class KongAdminClient(AsyncResource):
                 )
                 reading.version = data.get("version")
             else:
-                dns_status = await get_without_token(self._client, base + "/status/dns")
+                dns_status = await get_without_token(self._client, base + "/status/dns", self.token_header)
                 if dns_status.status_code == 501:
                     reading.client = "legacy"
                 elif dns_status.is_success:
@@ -627,11 +654,13 @@ class KongAdminClient(AsyncResource):
         return reading
 
 
-async def get_without_token(client: httpx.AsyncClient, url: str) -> httpx.Response:
+async def get_without_token(
+    client: httpx.AsyncClient, url: str, token_header: str = ADMIN_TOKEN_HEADER
+) -> httpx.Response:
     """A GET that does not carry the Admin API token (data-plane status endpoints are another host)."""
     request = client.build_request("GET", url)
-    if ADMIN_TOKEN_HEADER in request.headers:
-        del request.headers[ADMIN_TOKEN_HEADER]
+    if token_header in request.headers:
+        del request.headers[token_header]
     return await client.send(request)
 
 
@@ -663,6 +692,32 @@ def refuse_konnect(admin_url: str) -> None:
 # --- the operations the activities run --------------------------------------------------------------
 
 
+def health_thresholds(healthchecks: Any) -> dict[str, dict[str, int]]:
+    """The Upstream's unhealthy thresholds that are on (> 0), passive and active.
+
+    Kong's Upstream schema: ``healthchecks.passive.unhealthy.{http_failures,tcp_failures,timeouts}``
+    (0 = off, Kong's default) count failures of proxied requests; ``healthchecks.active.unhealthy``
+    the same for probes, only when its ``interval`` is above 0. An address marked unhealthy gets no
+    traffic; when all are, the balancer answers 503 "failure to get a peer from the ring-balancer"
+    (kong/runloop/balancer/init.lua:350-356).
+    """
+    found: dict[str, dict[str, int]] = {"passive_unhealthy": {}, "active_unhealthy": {}}
+    if not isinstance(healthchecks, Mapping):
+        return found
+    for kind in ("passive", "active"):
+        section = healthchecks.get(kind)
+        unhealthy = section.get("unhealthy") if isinstance(section, Mapping) else None
+        if not isinstance(unhealthy, Mapping):
+            continue
+        if kind == "active" and not (_int_or_none(unhealthy.get("interval")) or 0) > 0:
+            continue
+        for key in ("http_failures", "tcp_failures", "timeouts"):
+            value = _int_or_none(unhealthy.get(key))
+            if value:
+                found[f"{kind}_unhealthy"][key] = value
+    return found
+
+
 def route_info(entity: Mapping[str, Any]) -> RouteInfo:
     """The Host-relevant parts of a Route entity."""
     return RouteInfo(
@@ -690,6 +745,7 @@ async def inspect_service(client: KongAdminClient, *, strategy: Strategy, record
             name=str(upstream_entity.get("name")),
             host_header=upstream_entity.get("host_header"),
             targets=tuple(TargetInfo(target=str(t["target"]), weight=int(t.get("weight", 100))) for t in targets),
+            **health_thresholds(upstream_entity.get("healthchecks")),
         )
 
     # DNS settings: plan overrides > data planes' own GET / > this node's GET / > defaults.
@@ -855,14 +911,24 @@ async def _require_writable(client: KongAdminClient, action: str) -> None:
 async def repoint_service(client: KongAdminClient, expected: ServiceSnapshot, new_host: str) -> ServiceSnapshot:
     """Set the Service host to ``new_host`` if the Service is still exactly ``expected``.
 
-    Idempotent: when the host is already ``new_host`` and nothing else changed, returns the current
-    state. Refuses (GatewayConflict, nothing written) when anything else changed since it was read.
+    Idempotent: when the host is already ``new_host``, this is cutover's own earlier write (an attempt
+    whose answer was lost) and the current state is returned, applied, so its undo stays registered;
+    another party's edit of *other* fields meanwhile is logged, not mistaken for a conflict. Refuses
+    (GatewayConflict, nothing written) when the host is not ``new_host`` and anything changed since
+    it was read.
     """
     new_host = kong_host(new_host)
     current = await client.get_service(expected.id)
-    if str(current.get("host")) == new_host and not changed_fields(
-        expected.entity, current, ignore={"host", "updated_at"}
-    ):
+    if str(current.get("host")) == new_host:
+        others = changed_fields(expected.entity, current, ignore={"host", "updated_at"})
+        if others:
+            log.warning(
+                "repoint_service: Service %s already has host %s (cutover's earlier attempt); other fields were "
+                "changed outside cutover meanwhile (%s)",
+                expected.id,
+                new_host,
+                describe_changes(expected.entity, current, others),
+            )
         return snapshot_of(current)
     changed = changed_fields(expected.entity, current)
     if changed:

@@ -77,7 +77,8 @@ class TelemetrySource(AsyncResource, ABC):
     has_addresses: ClassVar[bool] = True
     """False when the source can't tell which upstream address served a request."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str | None) -> None:
+        """``service``: the Kong service whose requests count; None for every service."""
         self.service = service
 
     @property

@@ -29,10 +29,12 @@ import requests
 from google.cloud import logging as cloud_logging
 
 from models.plan import CloudLoggingSource
+from models.policy import OFFICIAL_GOOGLE_ENDPOINTS
 from models.telemetry import WindowSummary
 from providers.errors import TelemetryAuthError, TelemetryQuotaExceeded, TelemetryUnavailable
 from providers.google_auth import describe_auth_error, is_transport_problem, load_credentials
-from providers.secrets import EnvSecrets
+from providers.netguard import NetworkGuard, check_google_endpoint
+from providers.secrets import Destination, EnvSecrets
 from providers.telemetry.base import (
     Cursor,
     HistoricalTelemetrySource,
@@ -65,7 +67,17 @@ def default_logging_client(source: CloudLoggingSource, secrets: EnvSecrets | Non
     Raises:
         ConfigError: no credentials (no ADC and no key file named by ``credentials_env``).
     """
-    credentials = load_credentials(source.credentials_env, "monitor.source.credentials_env", secrets)
+    endpoint = source.api_endpoint or OFFICIAL_GOOGLE_ENDPOINTS["logging"]
+    guard = secrets.guard if secrets else NetworkGuard()
+    # google-cloud-logging opens its own connections (requests, not httpx): the endpoint is checked here as
+    # written (official or the policy's, no forbidden address); its connections are not pinned by the guard.
+    check_google_endpoint(guard, "logging", endpoint, "monitor.source.api_endpoint")
+    credentials = load_credentials(
+        source.credentials_env,
+        "monitor.source.credentials_env",
+        secrets,
+        Destination("google", url=endpoint, api="logging"),
+    )
     options = {"api_endpoint": source.api_endpoint} if source.api_endpoint else None
     return cloud_logging.Client(  # type: ignore[no-untyped-call]
         project=source.project, credentials=credentials, _use_grpc=False, client_options=options
@@ -101,7 +113,7 @@ class CloudLogging(HistoricalTelemetrySource):
     def __init__(
         self,
         source: CloudLoggingSource,
-        service: str,
+        service: str | None,
         *,
         client_factory: LoggingClientFactory | None = None,
         secrets: EnvSecrets | None = None,
@@ -127,7 +139,7 @@ class CloudLogging(HistoricalTelemetrySource):
         terms = []
         if self.source.filter.strip():
             terms.append(f"({self.source.filter.strip()})")
-        if self.source.payload == "json":
+        if self.source.payload == "json" and self.service is not None:
             terms.append(f"jsonPayload.service.name={quote_filter_value(self.service)}")
         terms.append(f'timestamp>="{to_rfc3339(start)}"')
         terms.append(f'timestamp<"{to_rfc3339(end)}"')

@@ -105,7 +105,7 @@ class KongFileLog(HistoricalTelemetrySource):
 
     kind: ClassVar[str] = "kong-file-log"
 
-    def __init__(self, source: KongFileLogSource, service: str) -> None:
+    def __init__(self, source: KongFileLogSource, service: str | None) -> None:
         super().__init__(service)
         self.path = source.path
 

@@ -7,34 +7,33 @@ status code and origin (``"503|service": 1234``), never one entry per route or c
 sum that went down was reset (Kong restarted or reloaded): its whole current value is the delta,
 with a note.
 
-What the metric can't say (kong.md §4.3): there is no upstream status label (``code`` is the status
-sent to the client) and no upstream address. So the upstream status is approximated by ``code`` when
-``source="service"`` (the response came from the upstream), Kong's own 502/503/504 count as upstream
-errors, the traffic share is unknown, and A's drain cannot be proven from Prometheus.
+What the metric can't say (providers/telemetry/kong_counters.py, kong.md §4.3): no upstream status
+and no upstream address, so the traffic share is unknown and A's drain cannot be proven from it.
+
+The exposition text is read with ``prometheus_client``'s parser, one line at a time, so a malformed
+line is counted and skipped instead of ending the scrape. For Prometheus servers (history, every
+data plane at once) see the ``promql`` source in providers/telemetry/promql.py.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from models.plan import PrometheusSource
 from models.telemetry import WindowSummary
 from providers.errors import TelemetryAuthError, TelemetryUnavailable
+from providers.netguard import NetworkGuard, guarded_transport
 from providers.telemetry.base import Cursor, TelemetrySource, decoding_cursor, from_rfc3339, to_rfc3339, utc_now
-from providers.telemetry.records import KONG_UNREACHABLE_STATUSES
-from providers.telemetry.summary import bounded_notes, status_class
+from providers.telemetry.kong_counters import COUNT_KEY, count_key, counted_window
+from providers.telemetry.summary import bounded_notes
 from providers.tls import verify_context
-
-_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 
 
 @dataclass(frozen=True)
@@ -50,90 +49,27 @@ class ExpositionError(ValueError):
     """A sample line that does not follow the text exposition format; the message says why."""
 
 
-def _parse_value(text: str) -> float:
-    lowered = text.lower()
-    if lowered in ("+inf", "inf"):
-        return math.inf
-    if lowered == "-inf":
-        return -math.inf
-    if lowered == "nan":
-        return math.nan
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise ExpositionError(f"value {text[:20]!r} is not a number") from exc
-
-
-def _parse_labels(line: str, position: int) -> tuple[dict[str, str], int]:
-    r"""Parse ``{a="x",b="y\"z"}`` starting at the ``{``; return the labels and the index after ``}``."""
-    labels: dict[str, str] = {}
-    position += 1
-    while True:
-        while position < len(line) and line[position] in " \t":
-            position += 1
-        if position < len(line) and line[position] == "}":
-            return labels, position + 1
-        name = _LABEL_NAME.match(line, position)
-        if not name:
-            raise ExpositionError("bad label name")
-        position = name.end()
-        while position < len(line) and line[position] in " \t":
-            position += 1
-        if line[position : position + 1] != "=":
-            raise ExpositionError(f"label {name.group()} has no value")
-        position += 1
-        while position < len(line) and line[position] in " \t":
-            position += 1
-        if line[position : position + 1] != '"':
-            raise ExpositionError(f"label {name.group()} has no quoted value")
-        position += 1
-        value = []
-        while True:
-            if position >= len(line):
-                raise ExpositionError(f"label {name.group()} value is not closed")
-            char = line[position]
-            if char == "\\":
-                escaped = line[position + 1 : position + 2]
-                if escaped not in _ESCAPES:
-                    raise ExpositionError(f"label {name.group()} has a bad escape")
-                value.append(_ESCAPES[escaped])
-                position += 2
-            elif char == '"':
-                position += 1
-                break
-            else:
-                value.append(char)
-                position += 1
-        labels[name.group()] = "".join(value)
-        while position < len(line) and line[position] in " \t":
-            position += 1
-        if position < len(line) and line[position] == ",":
-            position += 1
-        elif position < len(line) and line[position] == "}":
-            return labels, position + 1
-        else:
-            raise ExpositionError("labels are not separated by ','")
+_PARSER_ERRORS = (ValueError, IndexError, KeyError, TypeError)
+"""What prometheus_client's parser raises on a malformed line (IndexError on some truncated label sets)."""
 
 
 def parse_sample(line: str) -> Sample:
-    """One sample line: ``name{labels} value [timestamp]``.
+    """One sample line: ``name{labels} value [timestamp]``, read by prometheus_client's own parser.
+
+    The line is parsed on its own, so one malformed line costs one sample, not the rest of the scrape.
 
     Raises:
         ExpositionError: the line is malformed.
     """
-    name = _NAME.match(line)
-    if not name:
-        raise ExpositionError("bad metric name")
-    position = name.end()
-    labels: dict[str, str] = {}
-    if position < len(line) and line[position] == "{":
-        labels, position = _parse_labels(line, position)
-    rest = line[position:].split()
-    if not rest or len(rest) > 2 or (position < len(line) and line[position] not in " \t"):
-        raise ExpositionError("expected a value (and an optional timestamp) after the metric")
-    if len(rest) == 2 and not re.fullmatch(r"-?\d+(\.\d+)?", rest[1]):
-        raise ExpositionError("bad timestamp")
-    return Sample(name.group(), labels, _parse_value(rest[0]))
+    try:
+        samples = [s for family in text_string_to_metric_families(line + "\n") for s in family.samples]
+    except _PARSER_ERRORS as exc:
+        # The parser's first words say what is wrong; what follows quotes the line, which stays out of notes.
+        raise ExpositionError(str(exc).split(":")[0][:80] or type(exc).__name__) from exc
+    if len(samples) != 1:
+        raise ExpositionError(f"expected one sample, found {len(samples)}")
+    sample = samples[0]
+    return Sample(sample.name, dict(sample.labels), float(sample.value))
 
 
 def parse_exposition(text: str) -> Iterator[Sample | ExpositionError]:
@@ -148,22 +84,6 @@ def parse_exposition(text: str) -> Iterator[Sample | ExpositionError]:
             yield exc
 
 
-def _count_key(labels: dict[str, str]) -> str:
-    """What a counter is summed under: its status code and where the response came from.
-
-    ``"503|service"``, ``"502|kong"``, ``"200|"`` (no ``source`` label), ``"other|service"`` (a code
-    that is not an HTTP status). Every other label (route, consumer, workspace ...) is summed away, so
-    a cursor holds at most ~1500 keys whatever the number of consumers, and in practice a dozen.
-    """
-    code = labels.get("code", "")
-    status = code if re.fullmatch(r"[1-5]\d\d", code) else "other"
-    origin = labels.get("source")
-    return f"{status}|{'' if origin is None else 'kong' if origin == 'kong' else 'service'}"
-
-
-_COUNT_KEY = re.compile(r"(?:[1-5]\d\d|other)\|(?:service|kong|)")
-
-
 def _decode_cursor(cursor: Cursor) -> tuple[datetime, dict[str, float]]:
     """The scrape time and counter values of a cursor.
 
@@ -174,7 +94,7 @@ def _decode_cursor(cursor: Cursor) -> tuple[datetime, dict[str, float]]:
     def decode() -> tuple[datetime, dict[str, float]]:
         values = cursor["counts"]
         if not isinstance(values, dict) or not all(
-            isinstance(key, str) and _COUNT_KEY.fullmatch(key) and isinstance(value, int | float)
+            isinstance(key, str) and COUNT_KEY.fullmatch(key) and isinstance(value, int | float)
             for key, value in values.items()
         ):
             raise TypeError("counts must map '<code>|<origin>' to numbers")
@@ -192,15 +112,20 @@ class KongPrometheus(TelemetrySource):
     def __init__(
         self,
         source: PrometheusSource,
-        service: str,
+        service: str | None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: timedelta = timedelta(seconds=10),
+        guard: NetworkGuard | None = None,
     ) -> None:
         super().__init__(service)
         self.source = source
+        guard = guard or NetworkGuard()
+        guard.check_url("prometheus", source.url, "monitor.source.url")
         verify = verify_context(source.ca_bundle, "monitor.source.ca_bundle")
-        self._http = httpx.AsyncClient(verify=verify, transport=transport, timeout=timeout.total_seconds())
+        self._http = httpx.AsyncClient(
+            verify=verify, transport=transport or guarded_transport(guard, verify), timeout=timeout.total_seconds()
+        )
 
     @property
     def description(self) -> str:
@@ -232,51 +157,31 @@ class KongPrometheus(TelemetrySource):
         scraped_at, previous = _decode_cursor(cursor)
         counts, failures, failure_notes = await self._scrape()
         now = utc_now()
-        notes: list[str] = []
-        statuses: dict[str, int] = {}
-        classes: dict[str, int] = {}
-        requests = errors = 0
+        increases: dict[str, int] = {}
         resets = 0
-        sourceless = False
         for key, value in counts.items():
             delta = value - previous.get(key, 0.0)
             if delta < 0:
                 resets += 1
                 delta = value
-            count = round(delta)
-            if count <= 0:
-                continue
-            code, origin = key.split("|")
-            status = 0 if code == "other" else int(code)
-            requests += count
-            family = status_class(status) if status else "unknown"
-            classes[family] = classes.get(family, 0) + count
-            if origin == "kong":
-                upstream = ""
-                is_error = status in KONG_UNREACHABLE_STATUSES
-            else:
-                upstream = "" if code == "other" else code
-                is_error = status >= 500
-                sourceless = sourceless or not origin
-            statuses[upstream] = statuses.get(upstream, 0) + count
-            errors += count if is_error else 0
+            increases[key] = round(delta)
+        counted = counted_window(increases)
+        notes: list[str] = []
         if resets:
             notes.append(
                 f"{resets} counter(s) went down (Kong restarted or reloaded): their current value was "
                 "counted as the increase"
             )
-        if sourceless:
-            notes.append("no 'source' label (Kong < 3.x?): every 5xx is counted as an upstream error")
-        notes.append("Prometheus has no upstream address or upstream status: traffic share unknown")
+        notes += counted.notes()
         summary = WindowSummary(
             source=self.description,
             service=self.service,
             window_start=scraped_at,
             window_end=now,
-            requests=requests,
-            status_classes=dict(sorted(classes.items())),
-            upstream_statuses=dict(sorted(statuses.items())),
-            upstream_errors=errors,
+            requests=counted.requests,
+            status_classes=counted.status_classes,
+            upstream_statuses=counted.upstream_statuses,
+            upstream_errors=counted.upstream_errors,
             has_addresses=False,
             parse_failures=failures,
             notes=tuple(notes + failure_notes),
@@ -300,12 +205,14 @@ class KongPrometheus(TelemetrySource):
             if isinstance(sample, ExpositionError):
                 malformed.append(str(sample))
                 continue
-            if sample.name != self.source.metric or sample.labels.get("service") != self.service:
+            if sample.name != self.source.metric or (
+                self.service is not None and sample.labels.get("service") != self.service
+            ):
                 continue
             if not math.isfinite(sample.value):
                 non_finite += 1
                 continue
-            key = _count_key(sample.labels)
+            key = count_key(sample.labels)
             counts[key] = counts.get(key, 0.0) + sample.value
         notes = []
         if malformed:

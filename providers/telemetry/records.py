@@ -56,13 +56,13 @@ class ProxiedRequest:
             return int(self.upstream_status) >= 500
         return self.status in KONG_UNREACHABLE_STATUSES
 
-    def belongs_to(self, service: str) -> bool:
-        """True when the request went through ``service`` (matched by name or id).
+    def belongs_to(self, service: str | None) -> bool:
+        """True when the request went through ``service`` (matched by name or id); None: any service.
 
         Formats without a service field (text access logs) can only be scoped by the query that
         fetched them, so their records belong to any service.
         """
-        return self.services is None or service in self.services
+        return service is None or self.services is None or service in self.services
 
 
 def split_upstream_statuses(text: str) -> list[str]:

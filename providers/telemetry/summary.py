@@ -37,7 +37,7 @@ class SummaryBuilder:
         self,
         *,
         source: str,
-        service: str,
+        service: str | None,
         window_start: datetime | None,
         window_end: datetime | None,
         has_addresses: bool = True,
@@ -47,7 +47,8 @@ class SummaryBuilder:
 
         Args:
             source: the source's description.
-            service: the Kong service that counts; other services' requests are ignored.
+            service: the Kong service that counts; other services' requests are ignored. None: every
+                service counts (the drain proof before a deletion: A must get nothing through any service).
             window_start: start of the window the summary describes.
             window_end: end of the window the summary describes.
             has_addresses: whether the source records upstream addresses at all.

@@ -158,14 +158,21 @@ class AdminApi:
         """The Admin API application (Kong paths + ``/_emulator``)."""
         application = web.Application()
         application.router.add_route("*", "/_emulator/{action:.*}", self.control)
+        application.router.add_get("/metrics", self.metrics)
         application.router.add_route("*", "/{tail:.*}", self.dispatch)
         return application
 
     def status_app(self) -> web.Application:
         """The Status API (``status_listen``): read-only node status and upstream target reads (kong.md §2.8)."""
         application = web.Application()
+        application.router.add_get("/metrics", self.metrics)
         application.router.add_route("*", "/{tail:.*}", self.dispatch_status)
         return application
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """``GET /metrics`` (Admin and Status API): the Prometheus plugin's exposition (sandbox/kong/metrics.py)."""
+        body = self.emulator.metrics.exposition()
+        return web.Response(text=body, content_type="text/plain", charset="utf-8")
 
     async def dispatch_status(self, request: web.Request) -> web.StreamResponse:
         """Status API: only GETs of status and upstream targets exist there."""
@@ -180,7 +187,7 @@ class AdminApi:
         self.requests += 1
         token = self.emulator.admin_token
         if token is not None:
-            sent = request.headers.get(ADMIN_TOKEN_HEADER)
+            sent = request.headers.get(self.emulator.admin_token_header)
             if not sent:
                 return kong_json(
                     {"message": "Invalid credentials. Token or User credentials required", "status": 401}, 401
@@ -449,6 +456,7 @@ class AdminApi:
             return web.json_response(emulator.dns_configuration())
         if action == "dns-cache/reset":
             emulator.dns.reset()
+            emulator.targets.reset()
             return web.json_response(emulator.dns.state())
         if action == "mode":
             try:

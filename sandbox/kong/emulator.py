@@ -14,7 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.kong.admin import AdminApi
+from sandbox.kong.balancer import TargetAddresses
 from sandbox.kong.dns import DnsClients, DnsSettings, Nameserver
+from sandbox.kong.metrics import KongMetrics
 from sandbox.kong.proxy import ProxyDataPlane
 from sandbox.kong.store import Store, load_declarative
 
@@ -43,7 +45,8 @@ class KongEmulator:
         log: file-log path (one JSON line per proxied request), or None.
         mode: ``traditional``, ``db-less``, ``data-plane`` or ``control-plane``.
         workers: nginx workers; each has its own legacy DNS cache, requests round-robin over them.
-        admin_token: when set, the Admin API requires it in ``Kong-Admin-Token``.
+        admin_token: when set, the Admin API requires it in ``admin_token_header``.
+        admin_token_header: the RBAC header (Kong Enterprise ``rbac_auth_header``, default ``Kong-Admin-Token``).
         dns_settings: Kong config keys (``dns_valid_ttl``, ``dns_stale_ttl``, ``new_dns_client``, ...).
         upstream_ca: CA bundle used to verify backends of Services with ``tls_verify=true``.
     """
@@ -60,6 +63,7 @@ class KongEmulator:
         mode: str = "traditional",
         workers: int = 1,
         admin_token: str | None = None,
+        admin_token_header: str = "Kong-Admin-Token",
         dns_settings: Mapping[str, Any] | None = None,
         upstream_ca: str | Path | None = None,
         workspaces: tuple[str, ...] = ("default",),
@@ -69,9 +73,11 @@ class KongEmulator:
         self.dns_address = dns
         self.workers = max(1, workers)
         self.admin_token = admin_token
+        self.admin_token_header = admin_token_header
         self.workspaces = workspaces
         self.node_id = str(uuid.uuid4())
         self.started = time.time()
+        self.metrics = KongMetrics(self.node_id, VERSION)
         self.config_path = Path(config) if isinstance(config, str | Path) and Path(config).exists() else None
         self.store = Store()
         if config is not None:
@@ -88,6 +94,7 @@ class KongEmulator:
             self.dns_settings.update(dict(dns_settings))
         nameserver = Nameserver(dns[0], dns[1]) if dns else None
         self.dns = DnsClients(nameserver, self.dns_settings, self.workers)
+        self.targets = TargetAddresses(self.dns)
         self.admin_api = AdminApi(self)
         self.proxy = ProxyDataPlane(self, Path(log) if log else None, Path(upstream_ca) if upstream_ca else None)
         self._runners: list[web.AppRunner] = []
@@ -112,6 +119,7 @@ class KongEmulator:
             self.status_port = await self._serve(self.admin_api.status_app(), self.status_address)
         if self.proxy_address is not None and self.mode != "control-plane":
             self.proxy_port = await self._serve(self.proxy.app(), self.proxy_address)
+            self.targets.start()
 
     async def stop(self) -> None:
         """Close listeners, pools, the log file and background DNS refreshes."""
@@ -119,6 +127,7 @@ class KongEmulator:
             await runner.cleanup()
         self._runners.clear()
         await self.proxy.close()
+        await self.targets.close()
         await self.dns.close()
 
     # -- addresses --
@@ -168,6 +177,7 @@ class KongEmulator:
         """Change DNS settings and clear the caches, as a config change plus ``kong reload`` would."""
         self.dns_settings.update(dict(changes))
         self.dns.reset()
+        self.targets.reset()
 
     def dns_configuration(self) -> dict[str, Any]:
         """The ``dns_*``/``resolver_*`` keys of ``GET /`` ``configuration``; unset (NONE) ones are absent."""
@@ -277,6 +287,7 @@ class KongEmulator:
                 "targets": len(self.store.targets),
             },
             "admin_requests": self.admin_api.requests,
+            "connections": self.proxy.pinned(),
             "pending_failures": len(self.admin_api.failures),
         }
 

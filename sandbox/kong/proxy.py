@@ -3,14 +3,20 @@
 Per request (kong.md §1.4, §4.2, §5):
 
 1. match a Route by ``hosts``, ``paths`` (prefix, longest wins) and ``methods``;
-2. pick the backend: the Service host, or a target of the Upstream it names (weighted round robin);
-   resolve it through this worker's DNS cache (legacy: per worker; new client: shared);
+2. pick the backend: the Service host, or a target of the Upstream it names (weighted round robin;
+   a target's addresses are the worker's balancer list, renewed at their expiry by a timer:
+   ``sandbox/kong/balancer.py``);
+   resolve it through this worker's DNS cache (legacy: per worker; new client: shared). Like nginx,
+   each client connection is served by one worker for its whole life (connections are spread over
+   the workers in turn), so a test can keep one worker busy and another idle;
 3. send ``Host`` = ``$upstream_host`` (Service host / Upstream ``host_header`` / target name,
    ``:port`` unless default; the client's Host with ``preserve_host``) and the same name as SNI,
    verifying the certificate only when the Service has ``tls_verify=true``;
-4. retry connection failures up to the Service's ``retries`` (``tries[]``, ``upstream_status``
+4. a failed lookup answers 503 "name resolution failed" for NXDOMAIN and empty answers and 500
+   for any other DNS failure (kong/runloop/balancer/init.lua:383-391);
+5. retry connection failures up to the Service's ``retries`` (``tries[]``, ``upstream_status``
    like ``"502, 200"``); answer 502/503/504 with Kong's error bodies when nothing worked;
-5. append one JSON line in the shape of the file-log plugin.
+6. append one JSON line in the shape of the file-log plugin.
 
 Not emulated: plugins, TLS on the proxy listener, regex path priorities beyond "longest prefix",
 ``path_handling`` v1, streaming bodies (they are buffered), health checks, keepalive tuning.
@@ -53,6 +59,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 DEFAULT_PORTS = {"http": 80, "grpc": 80, "ws": 80, "https": 443, "grpcs": 443, "wss": 443}
+PINNED_CONNECTIONS = 10000
+"""Connections remembered for worker pinning (the oldest are forgotten first)."""
 ERROR_BODIES = {
     404: "no Route matched with those values",
     426: "Please use HTTPS protocol",
@@ -109,6 +117,8 @@ class Pick:
     """The name resolved, and the Host/SNI base (target name or Service host)."""
     port: int
     host_header_base: str
+    target: bool = False
+    """An Upstream target: its addresses come from the worker's balancer (renewed by its timer)."""
 
 
 class ProxyDataPlane:
@@ -120,6 +130,7 @@ class ProxyDataPlane:
         self.upstream_ca = upstream_ca
         self._log: TextIO | None = None
         self._turn = itertools.count()
+        self._pinned: dict[tuple[Any, ...], int] = {}
         self._clients: dict[tuple[str | None, bool], httpx.AsyncClient] = {}
         self._wrr: dict[tuple[int, str], dict[str, int]] = {}
         self.workspace_id = str(uuid.uuid4())
@@ -206,14 +217,32 @@ class ProxyDataPlane:
                 chosen = target
         weights[chosen["target"]] -= total
         host, port = split_target(str(chosen["target"]))
-        return Pick(host, port or 8000, upstream.get("host_header") or host)
+        return Pick(host, port or 8000, upstream.get("host_header") or host, target=True)
 
     # -- the request --
+
+    def pinned(self) -> dict[str, int]:
+        """Client connection (``host:port`` as the client sees its own end) -> the worker serving it."""
+        return {f"{key[0]}:{key[1]}": worker for key, worker in self._pinned.items()}
+
+    def worker_for(self, request: web.Request) -> int:
+        """The worker serving this request: the one its connection was handed to (nginx ``accept``)."""
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        if not peer:
+            return next(self._turn) % self.emulator.workers
+        key = tuple(peer)
+        worker = self._pinned.get(key)
+        if worker is None:
+            worker = next(self._turn) % self.emulator.workers
+            if len(self._pinned) >= PINNED_CONNECTIONS:
+                self._pinned.pop(next(iter(self._pinned)))
+            self._pinned[key] = worker
+        return worker
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Proxy one request and log it."""
         started = time.time()
-        worker = next(self._turn) % self.emulator.workers
+        worker = self.worker_for(request)
         client_host = request.headers.get("Host", "")
         host_only = client_host.rsplit(":", 1)[0] if not client_host.startswith("[") else client_host
         body = await request.read()
@@ -243,12 +272,16 @@ class ProxyDataPlane:
                 break
             if is_ip(pick.hostname) or resolver is None:
                 resolution = Resolution((pick.hostname.strip("[]"),))
+            elif pick.target:
+                resolution = await self.emulator.targets.resolve(worker, pick.hostname)
             else:
                 resolution = await resolver.resolve(pick.hostname)
             if not resolution.addresses:
                 if attempt == 0:
                     entry["dns_error"] = resolution.error
-                    return self._finish(request, started, entry, 503, route, service, body, "name resolution failed")
+                    status = resolution.status or 500
+                    message = "name resolution failed" if status == 503 else None
+                    return self._finish(request, started, entry, status, route, service, body, message)
                 break
             ip = resolution.addresses[0]
             port = resolution.port or pick.port
@@ -397,6 +430,7 @@ class ProxyDataPlane:
             line["service"] = service
         if route is not None:
             line["route"] = route
+        self.emulator.metrics.observe(line)
         self._write(line)
         return response
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,15 +13,25 @@ import pytest
 from aiohttp import web
 
 from models.plan import NoDecommission, WebhookDecommission
+from models.policy import WorkerPolicy
 from providers.decommission.none import LeaveInPlace
-from providers.decommission.webhook import WebhookDecommissioner
-from providers.errors import ConfigError, DecommissionRefused, DecommissionUnavailable
+from providers.decommission.webhook import DeletionContext, WebhookDecommissioner
+from providers.errors import ConfigError, DecommissionRefused, DecommissionUnavailable, PolicyViolation
 from providers.secrets import EnvSecrets
 from tests.kong.fixtures import header_echoing_server
 
 WORKFLOW_ID = "cutover-orders-api"
 TOKEN = "decommission-token-value-0123"
-SECRETS = EnvSecrets({"DECOM_TOKEN": TOKEN, "DECOM_TEAM": "platform"})
+SIGNING_KEY = "signing-key-value-4567"
+SECRETS = EnvSecrets({"DECOM_TOKEN": TOKEN, "DECOM_TEAM": "platform", "DECOM_SIGNING": SIGNING_KEY})
+CONTEXT = DeletionContext(
+    workflow_id=WORKFLOW_ID,
+    run_id="run-1",
+    plan_digest="d" * 64,
+    record="a-project.example.test.",
+    target="b-project.example.test.",
+    a_addresses=("127.0.0.2",),
+)
 
 
 class DecommissionSystem:
@@ -31,8 +44,9 @@ class DecommissionSystem:
         self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
         body = await request.json()
-        self.received.append({"method": request.method, "headers": dict(request.headers), "body": body})
+        self.received.append({"method": request.method, "headers": dict(request.headers), "body": body, "raw": raw})
         return web.json_response({"ticket": "DECOM-1"}, status=self.status)
 
     async def __aenter__(self) -> DecommissionSystem:
@@ -66,7 +80,7 @@ def webhook(url: str, secrets: EnvSecrets = SECRETS, **fields: Any) -> WebhookDe
             **fields,
         }
     )
-    return WebhookDecommissioner(section, WORKFLOW_ID, secrets=secrets)
+    return WebhookDecommissioner(section, CONTEXT, secrets=secrets)
 
 
 async def test_webhook_call_carries_headers_from_env_and_the_idempotency_key(system: DecommissionSystem) -> None:
@@ -75,10 +89,52 @@ async def test_webhook_call_carries_headers_from_env_and_the_idempotency_key(sys
     assert call["method"] == "DELETE"
     assert call["headers"]["X-Api-Key"] == TOKEN
     assert call["headers"]["X-Team"] == "platform"
-    assert call["headers"]["Idempotency-Key"] == WORKFLOW_ID
-    assert call["body"] == {"workflow_id": WORKFLOW_ID, "action": "decommission"}
+    assert call["headers"]["Idempotency-Key"] == hashlib.sha256(f"run-1:{'d' * 64}".encode()).hexdigest()
+    assert call["body"] == {
+        "action": "decommission",
+        "workflow_id": WORKFLOW_ID,
+        "run_id": "run-1",
+        "plan_digest": "d" * 64,
+        "record": "a-project.example.test.",
+        "target": "b-project.example.test.",
+        "a_addresses": ["127.0.0.2"],
+    }
+    assert "X-Cutover-Signature" not in call["headers"]
     assert result.done and result.state == "webhook 202" and result.kind == "webhook"
     assert TOKEN not in result.model_dump_json()
+
+
+async def test_the_idempotency_key_is_the_same_for_a_retry_and_new_for_another_run_or_plan() -> None:
+    again = DeletionContext(workflow_id=WORKFLOW_ID, run_id="run-1", plan_digest="d" * 64)
+    other_run = DeletionContext(workflow_id=WORKFLOW_ID, run_id="run-2", plan_digest="d" * 64)
+    other_plan = DeletionContext(workflow_id=WORKFLOW_ID, run_id="run-1", plan_digest="e" * 64)
+    assert again.idempotency_key == CONTEXT.idempotency_key
+    assert len({CONTEXT.idempotency_key, other_run.idempotency_key, other_plan.idempotency_key}) == 3
+
+
+async def test_the_body_is_signed_with_a_key_that_is_never_sent(system: DecommissionSystem) -> None:
+    before = int(time.time())
+    await webhook(system.url, headers_env={}, signature_secret_env="DECOM_SIGNING").delete()
+    (call,) = system.received
+    stamp, mac = call["headers"]["X-Cutover-Signature"].split(",")
+    at = int(stamp.removeprefix("t="))
+    expected = hmac.new(SIGNING_KEY.encode(), f"{at}.".encode() + call["raw"], hashlib.sha256).hexdigest()
+    assert before <= at <= time.time() and mac == f"v1={expected}"
+    assert SIGNING_KEY not in str(call["headers"]) and SIGNING_KEY.encode() not in call["raw"]
+
+
+async def test_under_a_policy_a_header_variable_goes_only_where_it_is_bound(system: DecommissionSystem) -> None:
+    elsewhere = WorkerPolicy.model_validate(
+        {
+            "endpoints": {"webhook": ["http://127.0.0.1:*"]},
+            "network": {"allow_loopback": True},
+            "secrets": {"DECOM_TOKEN": {"kong_admin": ["http://127.0.0.1:*"]}},
+        }
+    )
+    secrets = EnvSecrets({"DECOM_TOKEN": TOKEN}, elsewhere)
+    with pytest.raises(PolicyViolation, match=r"DECOM_TOKEN .* may be sent to kong_admin, not to webhook"):
+        await webhook(system.url, secrets, headers_env={"X-Api-Key": "DECOM_TOKEN"}).delete()
+    assert system.received == []
 
 
 @pytest.mark.parametrize(

@@ -203,7 +203,7 @@ def test_make_secrets_writes_usable_values_and_never_overwrites(secrets_dir: Pat
     tsig = read_env_file(secrets_dir / "tsig.env")["CUTOVER_TSIG_SECRET"]
     assert re.fullmatch(r"[A-Za-z0-9+/]{43}=", tsig), "a base64 256-bit TSIG secret"
     auth = read_env_file(secrets_dir / "decommission.env")["CUTOVER_DECOMMISSION_AUTH"]
-    assert re.fullmatch(r"Bearer [A-Za-z0-9_-]{32}", auth)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", auth)
     before = {path.name: path.read_text() for path in secrets_dir.iterdir()}
     result = subprocess.run(
         ["sh", str(DEPLOY / "make-secrets.sh"), str(secrets_dir)], capture_output=True, text=True, check=True

@@ -172,7 +172,7 @@ def test_every_variable_a_plan_names_is_in_the_worker_environment(strategy, comp
         environment.update(read_env_file(secrets_dir / Path(env_file).name))
     named = [
         plan["dns"]["provider"]["tsig_secret_env"],
-        *plan["decommission"]["headers_env"].values(),
+        plan["decommission"]["signature_secret_env"],
         plan["notify"]["webhook_env"],
     ]
     assert named == [TSIG_ENV, DECOMMISSION_AUTH_ENV, NOTIFY_URL_ENV]

@@ -8,11 +8,13 @@ import asyncio
 import os
 import signal
 import ssl
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from providers.decommission.webhook import sign
 from sandbox import pki
 from sandbox.runtime import running_runtime
 from sandbox.topology import SERVICES_YAML
@@ -88,8 +90,11 @@ def test_runtimes_answer_kongs_names_and_a_decommission_really_stops_a(compose, 
             refused = httpx.delete(f"{receiver}/projects/a-project", headers={"Idempotency-Key": "k1"}, timeout=10)
             assert refused.status_code == 401
             assert runtime_a.healthcheck().returncode == 0, "a refused deletion must leave A running"
+            signature = sign(auth.encode(), b"", int(time.time()))
             deleted = httpx.delete(
-                f"{receiver}/projects/a-project", headers={"Authorization": auth, "Idempotency-Key": "k1"}, timeout=15
+                f"{receiver}/projects/a-project",
+                headers={"X-Cutover-Signature": signature, "Idempotency-Key": "k1"},
+                timeout=15,
             )
             assert deleted.status_code == 200 and deleted.json()["deleted"] is True, deleted.text
             assert runtime_a.healthcheck().returncode != 0, "A still answers after its deletion"

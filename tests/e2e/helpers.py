@@ -36,6 +36,7 @@ from temporalio.service import RPCError
 import starter
 from models.plan import CutoverPlan
 from models.workflow import TERMINAL_PHASES, ApproveRequest, CutoverStatus, StepRecord
+from providers.decommission.webhook import DeletionContext
 from sandbox.demo import _worker_problems as worker_problems
 from sandbox.load import LoadGenerator, RequestRecord
 from sandbox.topology import REPO_ROOT, RUNTIME_ADDRESSES, TSIG_KEY_NAME, ZONE, Timings, Topology, venv_binary
@@ -407,6 +408,12 @@ class Run:
     def workflow_id(self) -> str:
         """The run's workflow id."""
         return self.handle.id
+
+    async def idempotency_key(self) -> str:
+        """The key a webhook decommission of this run carries: sha256 of its run id and plan digest."""
+        run_id = (await self.handle.describe()).run_id
+        context = DeletionContext(workflow_id=self.workflow_id, run_id=run_id, plan_digest=self.plan.digest())
+        return context.idempotency_key
 
     async def status(self, timeout: float = 60) -> CutoverStatus:
         """The ``status`` query; retried while a killed worker or a restarting server can't answer."""

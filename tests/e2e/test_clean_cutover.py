@@ -64,8 +64,9 @@ async def test_a_clean_cutover_moves_every_client_to_b_and_deletes_a_only_once_d
     # A was deleted after the drain proof, and really had been quiet for the quiet period by then.
     proof = step(status, "decommissioning", "Prove A received nothing")
     receiver = await topo.receiver_state()
-    assert list(receiver["deletions"]) == [run.workflow_id], receiver
-    deletion = receiver["deletions"][run.workflow_id]
+    key = await run.idempotency_key()
+    assert list(receiver["deletions"]) == [key], receiver
+    deletion = receiver["deletions"][key]
     deleted_at = parse_time(deletion["at"])
     assert deleted_at >= finished_at(proof), (deletion, proof)
     last_a = last_served_by(load.records, "A")

@@ -117,7 +117,7 @@ async def test_an_abort_signal_from_the_cli_mid_drain_rolls_back_unnoticed_by_cl
         assert drain.ok is False and drain.result == "interrupted by abort"
         assert {c.id: c.state for c in status.compensations} == {"restore-record": "done", "restore-ttl": "done"}
         assert_on_both(dns_view(topo, lane.record), RESTORED, serial_before + CHANGES_AND_UNDOS)
-        assert run.workflow_id not in (await topo.receiver_state())["deletions"]
+        assert await run.idempotency_key() not in (await topo.receiver_state())["deletions"]
 
         # Clients: B was healthy all along, so neither the cutover nor its rollback may cost one request.
         back = await traffic_moved_to(load, "A", within=kong_switch_seconds(status))

@@ -54,6 +54,7 @@ class FakeProject:
     """A lien blocks deletion with FAILED_PRECONDITION."""
     delete_time: str | None = None
     create_time: str = field(default_factory=_now)
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -72,6 +73,8 @@ class FakeProject:
         }
         if self.delete_time:
             body["deleteTime"] = self.delete_time
+        if self.labels:
+            body["labels"] = dict(self.labels)
         return body
 
 
@@ -118,9 +121,16 @@ class ResourceManagerFake:
     # --- test controls -----------------------------------------------------------------------------
 
     def add_project(
-        self, project_id: str, *, state: str = "ACTIVE", permissions: frozenset[str] = ALL_PERMISSIONS
+        self,
+        project_id: str,
+        *,
+        state: str = "ACTIVE",
+        permissions: frozenset[str] = ALL_PERMISSIONS,
+        labels: dict[str, str] | None = None,
     ) -> FakeProject:
-        project = FakeProject(project_id, next(self._numbers), state=state, permissions=permissions)
+        project = FakeProject(
+            project_id, next(self._numbers), state=state, permissions=permissions, labels=dict(labels or {})
+        )
         if state == "DELETE_REQUESTED":
             project.delete_time = _now()
         self.projects[project_id] = project

@@ -185,6 +185,22 @@ async def test_repoint_refuses_when_the_service_changed_since_it_was_read(record
     assert recorder.count("PATCH") == 1  # only the other party's
 
 
+async def test_a_retry_whose_first_answer_was_lost_sees_its_own_repoint_despite_another_edit(
+    recorder: RecordingTransport,
+) -> None:
+    async with running_emulator(config=sandbox_config(8443)) as kong:
+        async with client_for(kong, recorder) as client:
+            original = (await inspect_service(client, strategy="alias", record=ALIAS, target=TARGET)).service
+            await repoint_service(client, original, ALIAS)  # applied; its answer lost on the way back
+            async with httpx.AsyncClient(transport=recorder) as someone_else:
+                response = await someone_else.patch(f"{kong.admin_url}/services/orders-api", json={"port": 9443})
+                assert response.status_code == 200
+            retried = await repoint_service(client, original, ALIAS)  # the activity's retry
+    assert retried.host == "origin-api.example.test", "applied by cutover, not 'changed outside, nothing written'"
+    assert kong.store.service("orders-api")["port"] == 9443, "the other party's edit is kept"
+    assert recorder.count("PATCH") == 2  # cutover's one write and the other party's
+
+
 async def test_restore_refuses_when_someone_changed_the_service_after_the_repoint(
     recorder: RecordingTransport,
 ) -> None:

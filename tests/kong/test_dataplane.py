@@ -49,15 +49,22 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-async def watch(proxy: str, until: float, interval: float = 0.1) -> list[tuple[float, str]]:
-    """Request through Kong every ``interval`` until ``until``; (send time, runtime that answered)."""
+async def watch(proxy: str, until: float, interval: float = 0.1, connections: int = 1) -> list[tuple[float, str]]:
+    """Request through Kong every ``interval`` until ``until``, in turn over ``connections`` connections
+    (each pinned to one worker); (send time, runtime that answered)."""
     seen: list[tuple[float, str]] = []
-    async with httpx.AsyncClient(base_url=proxy, timeout=5) as client:
+    clients = [httpx.AsyncClient(base_url=proxy, timeout=5) for _ in range(connections)]
+    try:
+        turn = 0
         while time.monotonic() < until:
             sent = time.monotonic()
-            response = await client.get("/orders/v1/items")
+            response = await clients[turn % connections].get("/orders/v1/items")
+            turn += 1
             seen.append((sent, response.json().get("served_by", str(response.status_code))))
             await asyncio.sleep(interval)
+    finally:
+        for client in clients:
+            await client.aclose()
     return seen
 
 
@@ -85,12 +92,12 @@ async def test_cname_flip_switches_each_worker_after_the_ttl_serving_stale_once(
             config=config, dns=("127.0.0.1", bind.primary.port), log=log, upstream_ca=pki.ca, workers=2
         ) as kong:
             assert kong.proxy_url
-            async with httpx.AsyncClient(base_url=kong.proxy_url) as client:
-                first = time.monotonic()
-                for _ in range(2):  # one request per worker: each caches CNAME:origin-api for 2 s
+            first = time.monotonic()
+            for _ in range(2):  # one connection per worker (nginx pins a connection): each caches CNAME:origin-api
+                async with httpx.AsyncClient(base_url=kong.proxy_url) as client:
                     assert (await client.get("/orders/v1/items")).json()["served_by"] == "A"
             await update(bind, ("replace", "origin-api", 2, "CNAME b-project"))
-            seen = await watch(kong.proxy_url, first + 3.2)
+            seen = await watch(kong.proxy_url, first + 3.2, connections=2)
             cache = await dns_cache(kong.admin_url)
     expiry = first + 2
     assert all(who == "A" for sent, who in seen if sent < expiry - 0.05), seen

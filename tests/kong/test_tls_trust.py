@@ -13,7 +13,7 @@ import pytest
 
 from models.plan import KongSection, WebhookDecommission
 from models.readiness import ReadinessInput
-from providers.decommission.webhook import WebhookDecommissioner
+from providers.decommission.webhook import DeletionContext, WebhookDecommissioner
 from providers.errors import ConfigError
 from providers.gateway.kong import KongAdminClient
 from providers.readiness import probe_readiness
@@ -69,7 +69,7 @@ def test_every_client_refuses_an_unusable_bundle_naming_its_own_field(not_pem: s
         {"kind": "webhook", "url": "https://127.0.0.1:1/decommission", "ca_bundle": not_pem}
     )
     with pytest.raises(ConfigError, match=r"^decommission\.ca_bundle "):
-        WebhookDecommissioner(webhook, "wf")._verify()
+        WebhookDecommissioner(webhook, DeletionContext(workflow_id="wf"))._verify()
 
 
 async def test_readiness_refuses_an_unusable_bundle(pki: Pki, not_pem: str) -> None:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cli.live import current_activity as _current_activity
 from models.workflow import CutoverStatus, StepRecord, WaitRecord
-from sandbox.demo import _approve_cli, _current_activity, _starter_cli, build_parser, demo_timings
+from sandbox.demo import _approve_cli, _starter_cli, build_parser, demo_timings
 from sandbox.topology import Topology
 
 

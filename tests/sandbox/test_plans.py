@@ -46,15 +46,17 @@ def test_written_plan_validates_with_the_starter_cli_and_holds_no_secret(topo, s
     assert "${" not in text
     assert topo.tsig_secret not in text and topo.decommission_auth not in text
     assert "#" in text  # the template's comments are kept for the reader
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "starter.py"), "validate", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "valid. plan digest" in result.stdout
+    # Without a policy (the rules that need none), and under the sandbox worker's own policy.
+    for policy in ([], ["--policy", str(REPO_ROOT / "sandbox" / "policy.yaml")]):
+        result = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "starter.py"), "validate", str(path), *policy],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "valid (" in result.stdout and "plan digest" in result.stdout
 
 
 def test_overrides_merge_per_section(topo):

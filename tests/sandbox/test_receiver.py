@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from providers.decommission.webhook import sign
 from sandbox.decommission_receiver import ReceiverState, build_app
 from sandbox.topology import REPO_ROOT, _free_runtime_port
 
@@ -153,6 +155,34 @@ async def test_collects_notifications(receiver):
     _, state, _ = await call("GET", f"{url}/_receiver/state")
     assert state["notifications"][0]["event"] == "flipped"
     assert state["notifications"][0]["text"] == "flipped\nmore"
+
+
+async def test_a_signing_key_receiver_accepts_only_bodies_signed_with_it(tmp_path, runtime_a):
+    key = "sandbox-signing-key"
+    app = build_app(ReceiverState.load(None), runtime_a.pid_file, ("127.0.0.2", runtime_a.port), None, key)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/projects/a-project"
+    body = b'{"action":"decommission"}'
+    try:
+        async with aiohttp.ClientSession() as session:
+            for signature, status in (
+                ("", 401),
+                (sign(b"another key", body, int(time.time())), 401),
+                (sign(key.encode(), body, int(time.time()) - 3600), 401),
+                (sign(key.encode(), body + b" ", int(time.time())), 401),
+            ):
+                headers = {"Idempotency-Key": "k", "X-Cutover-Signature": signature}
+                async with session.delete(url, headers=headers, data=body) as response:
+                    assert response.status == status
+            assert await a_answers(runtime_a.port), "a refused deletion leaves A running"
+            headers = {"Idempotency-Key": "k", "X-Cutover-Signature": sign(key.encode(), body, int(time.time()))}
+            async with session.delete(url, headers=headers, data=body) as response:
+                assert response.status == 200
+        assert not await a_answers(runtime_a.port)
+    finally:
+        await runner.cleanup()
 
 
 def test_cli_refuses_an_unset_auth_variable():

@@ -33,6 +33,7 @@ from sandbox.topology import (
     Topology,
     TopologyError,
     kill_leftovers,
+    process_identity,
     zone_records,
 )
 from settings import TemporalSettings
@@ -82,6 +83,24 @@ def test_leftovers_of_a_killed_run_are_stopped_and_nothing_else(tmp_path, sleepe
     assert kill_leftovers(tmp_path / "work") == [inside.pid]
     assert inside.wait(timeout=5) == -signal.SIGKILL
     assert outside.poll() is None
+
+
+def test_a_recycled_pid_is_never_killed_whatever_its_working_directory(tmp_path, sleepers):
+    inside, outside = sleepers
+    dead_owner = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    identity = process_identity(inside.pid)
+    assert identity is not None
+    recycled = {**identity, "start": identity["start"] - 1}
+    record = {
+        "owner": int(dead_owner.stdout),
+        "processes": {"kong": inside.pid, "worker": outside.pid},
+        # The crashed run's kong had this pid but started earlier: the pid now belongs to another program.
+        "identities": {str(inside.pid): recycled, str(outside.pid): process_identity(outside.pid)},
+    }
+    (tmp_path / "work" / "pids.json").write_text(json.dumps(record))
+    assert kill_leftovers(tmp_path / "work") == [outside.pid]  # the identity matches: killed wherever it runs
+    assert inside.poll() is None
+    assert outside.wait(timeout=5) == -signal.SIGKILL
 
 
 async def test_a_running_sandboxs_directory_is_neither_touched_nor_wiped(tmp_path, sleepers):

@@ -9,7 +9,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import google.auth.exceptions
 import httpx
@@ -38,7 +38,9 @@ async def fake() -> AsyncIterator[CloudLoggingFake]:
         yield server
 
 
-def source_for(fake: CloudLoggingFake, *, payload: str = "auto", page_size: int = 1000, **kwargs: Any) -> CloudLogging:
+def source_for(
+    fake: CloudLoggingFake, *, payload: Literal["auto", "json", "text"] = "auto", page_size: int = 1000, **kwargs: Any
+) -> CloudLogging:
     plan_source = CloudLoggingSource(
         kind="cloud-logging", project=PROJECT, filter=USER_FILTER, payload=payload, api_endpoint=fake.endpoint
     )

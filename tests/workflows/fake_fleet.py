@@ -8,6 +8,8 @@ Helpers build campaign data and run a campaign with its cutovers on the time-ski
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,14 +23,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.campaign import CampaignActivities
+from activities.locks import LockActivities
 from models.campaign_status import CampaignStatus
 from models.kong import KongDnsSettings, KongInspectInput, KongInspection, KongRequestShape, ServiceSnapshot
 from models.telemetry import MonitorInput, MonitorResult, WindowSummary, evaluate
 from models.workflow import CutoverStatus
 from tests.conftest import base_plan_data
 from tests.workflows.fake_world import FakeWorld, _a
-from workflows.campaign import CampaignWorkflow
-from workflows.cutover import CutoverWorkflow
+from workflows import WORKFLOWS
 
 TTL = 30
 """The records' TTL is already the cutover TTL: no old-TTL wait, so runs are short in skipped time too."""
@@ -150,11 +152,15 @@ async def campaign_running(
 ) -> AsyncIterator[WorkflowHandle[Any, CampaignStatus]]:
     """A worker with both workflows, the world's activities and the campaign's; the campaign started."""
     queue = str(uuid.uuid4())
-    activities = [*world.activities(), *CampaignActivities(env.client).activities()]
+    activities = [
+        *world.activities(),
+        *LockActivities(env.client).activities(),
+        *CampaignActivities(env.client).activities(),
+    ]
     async with Worker(
         env.client,
         task_queue=queue,
-        workflows=[CutoverWorkflow, CampaignWorkflow],
+        workflows=WORKFLOWS,
         activities=activities,
         max_heartbeat_throttle_interval=timedelta(seconds=1),
     ):
@@ -187,18 +193,31 @@ async def until_campaign(
     handle: WorkflowHandle[Any, Any],
     predicate: Callable[[CampaignStatus], bool],
     what: str,
-    step: timedelta = timedelta(seconds=5),
+    timeout: float = 60.0,
 ) -> CampaignStatus:
-    """Query until ``predicate`` holds, skipping ``step`` of workflow time between looks."""
+    """Query until ``predicate`` holds, time skipping meanwhile.
+
+    Time skips while a ``result()`` waits (the test server unlocks it around the call), not through
+    ``env.sleep``: the Java test server can leave ``UnlockTimeSkippingWithSleep`` hanging once child
+    workflows and signals are involved (temporalio/sdk-java#1618), and cutovers signal their locks.
+    """
     status = await campaign_status(handle)
-    for _ in range(400):
-        status = await campaign_status(handle)
-        if predicate(status):
-            return status
-        if status.phase in ("completed", "aborted", "failed"):
-            break
-        await env.sleep(step)
-    raise AssertionError(f"never {what}: {status.phase}\n{status.model_dump_json(indent=1)[:4000]}")
+    if predicate(status):
+        return status
+    waiting = asyncio.ensure_future(handle.result())
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await campaign_status(handle)
+            if predicate(status):
+                return status
+            if status.phase in ("completed", "aborted", "failed") or time.monotonic() > deadline:
+                raise AssertionError(f"never {what}: {status.phase}\n{status.model_dump_json(indent=1)[:4000]}")
+            await asyncio.sleep(0.05)
+    finally:
+        waiting.cancel()
+        with contextlib.suppress(BaseException):
+            await waiting
 
 
 async def cutover_status(env: WorkflowEnvironment, workflow_id: str) -> CutoverStatus:

@@ -39,6 +39,8 @@ from models.kong import (
     RestoreServiceInput,
     ServiceSnapshot,
 )
+from models.policy import WorkerPolicy
+from models.policy_rules import PolicyCheckInput, PolicyReport, check_plan
 from models.readiness import ReadinessInput, ReadinessReport
 from models.telemetry import (
     BaselineInput,
@@ -89,6 +91,8 @@ class FakeWorld:
         self.monitor_cancelled = asyncio.Event()
         self.monitor_seconds = 0.0
         self.decommission_seconds = 0.0
+        self.kong_stale_ttl = 4
+        """Kong's dns_stale_ttl as kong_inspect reports it."""
         self.data_planes_in_sync = True
         self.readiness_seconds = 0.0
         self.readiness_started = asyncio.Event()
@@ -96,8 +100,13 @@ class FakeWorld:
         self.undo_seconds = 0.0
         self.apply_deadlines: list[timedelta | None] = []
         """The schedule-to-close timeout of every dns_apply call: how patient the workflow was."""
+        self.flaky: set[str] = set()
+        """Activity names that always fail with a retryable error (a server that never comes back)."""
         self.secondary_answers: tuple[RRset, ...] | None = None
         """What the secondary answers for the record, when it should disagree with the primary."""
+        self.policy: WorkerPolicy | None = None
+        """The worker policy ``policy_check`` judges plans by (the real pure rules); None: the rules needing none."""
+        self.decommission_inputs: list[DecommissionInput] = []
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -111,6 +120,8 @@ class FakeWorld:
             )
         if failure is not None:
             raise failure
+        if name in self.flaky:
+            raise ApplicationError(f"injected outage of {name}", type="InjectedOutage")
 
     def fail(self, name: str, message: str = "injected failure") -> None:
         """Make activity ``name`` fail, non-retryable."""
@@ -133,6 +144,11 @@ class FakeWorld:
     def activities(self) -> list[Callable[..., Any]]:
         """Activities with the names the workflow calls."""
         world = self
+
+        @activity.defn(name="policy_check")
+        async def policy_check(input: PolicyCheckInput) -> PolicyReport:
+            world._enter("policy_check")
+            return check_plan(input.plan, world.policy)
 
         @activity.defn(name="dns_snapshot")
         async def dns_snapshot(input: SnapshotInput) -> DnsSnapshot:
@@ -213,7 +229,12 @@ class FakeWorld:
                 writable=True,
                 service=world.snapshot_service(),
                 dns=KongDnsSettings(
-                    client="legacy", valid_ttl=None, stale_ttl=4, not_found_ttl=30, error_ttl=1, source="fake"
+                    client="legacy",
+                    valid_ttl=None,
+                    stale_ttl=world.kong_stale_ttl,
+                    not_found_ttl=30,
+                    error_ttl=1,
+                    source="fake",
                 ),
                 shape_after=KongRequestShape(scheme="https", host_header=host + ":8443", sni=host, port=8443),
             )
@@ -314,7 +335,10 @@ class FakeWorld:
         @activity.defn(name="decommission_delete")
         async def decommission_delete(input: DecommissionInput) -> DecommissionResult:
             world._enter("decommission_delete")
-            await asyncio.sleep(world.decommission_seconds)
+            world.decommission_inputs.append(input)
+            for _ in range(int(world.decommission_seconds * 10)):
+                activity.heartbeat("deleting")
+                await asyncio.sleep(0.1)
             world.deleted = True
             return DecommissionResult(kind=input.decommission.kind, done=True, state="deleted", detail="fake")
 
@@ -331,6 +355,7 @@ class FakeWorld:
             return world.notify_ok
 
         return [
+            policy_check,
             dns_snapshot,
             dns_apply,
             dns_verify_propagation,

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import uuid
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities.locks import LockActivities
+from models.plan import CutoverPlan
 from models.workflow import TERMINAL_PHASES, CutoverStatus
+from tests.conftest import base_plan_data
+from tests.workflows.fake_world import ALIAS, FakeWorld
+from workflows import WORKFLOWS
+from workflows.cutover import CutoverWorkflow
 
 
 async def status_of(handle: WorkflowHandle[Any, Any]) -> CutoverStatus:
@@ -45,3 +58,63 @@ async def until_phase(
             continue
         await asyncio.sleep(0.025)
     raise AssertionError(f"never reached {phase}: {status.phase}")
+
+
+def make(strategy: str = "cname", flip_gate: bool = False, decommission_gate: bool = False, **over: Any) -> CutoverPlan:
+    data = base_plan_data(**over)
+    data["strategy"] = strategy
+    if strategy == "alias":
+        data["dns"]["record"] = ALIAS
+    data.setdefault("approvals", {})
+    data["approvals"] = {
+        "flip": flip_gate,
+        "decommission": decommission_gate,
+        "timeout": "1h",
+        **over.get("approvals", {}),
+    }
+    data["dns"]["cutover_ttl"] = 30
+    return CutoverPlan.model_validate(data)
+
+
+@asynccontextmanager
+async def started(env, world: FakeWorld, plan: CutoverPlan):
+    queue = str(uuid.uuid4())
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(env, world),
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+    ):
+        handle = await env.client.start_workflow(
+            CutoverWorkflow.run, plan, id=f"cutover-{uuid.uuid4()}", task_queue=queue, result_type=CutoverStatus
+        )
+        try:
+            yield handle
+        finally:
+            await end_if_open(handle)
+
+
+def activities_for(env: WorkflowEnvironment, world: FakeWorld) -> list[Any]:
+    """The fake world's activities plus the real lock look-up (it asks this Temporal server)."""
+    return [*world.activities(), *LockActivities(env.client).activities()]
+
+
+async def end_if_open(handle: WorkflowHandle) -> None:
+    """Terminate a run a test left open (its locks then go stale, and the next run takes them over)."""
+    try:
+        await handle.terminate("test finished")
+    except RPCError:
+        pass  # already closed
+
+
+async def failure_of(handle: WorkflowHandle) -> ApplicationError:
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause
+
+
+def snapshot(world: FakeWorld) -> tuple[dict, dict]:
+    return copy.deepcopy(world.records), copy.deepcopy(world.service)

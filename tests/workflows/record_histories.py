@@ -25,8 +25,8 @@ from models.workflow import AbortRequest, ApproveRequest, CutoverStatus
 from tests.conftest import base_plan_data
 from tests.temporal_env import time_skipping_env
 from tests.workflows.fake_world import ALIAS, FakeWorld
-from tests.workflows.helpers import until_phase
-from workflows.cutover import CutoverWorkflow
+from tests.workflows.helpers import activities_for, until_phase
+from workflows import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -85,7 +85,7 @@ async def record() -> None:
             world = FakeWorld()
             prepare(world)
             queue = str(uuid.uuid4())
-            async with Worker(env.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
+            async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(env, world)):
                 handle = await env.client.start_workflow("CutoverWorkflow", p, id=f"cutover-{name}", task_queue=queue)
                 await drive(env, handle, p, world)
                 try:

@@ -21,7 +21,8 @@ from temporalio.worker import Worker
 from tests.conftest import base_plan_data
 from tests.temporal_env import local_env, venv_binary
 from tests.workflows.fake_world import ALIAS, FakeWorld
-from workflows.cutover import CutoverWorkflow
+from tests.workflows.helpers import activities_for
+from workflows import WORKFLOWS
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -59,7 +60,7 @@ async def until(env: WorkflowEnvironment, workflow_id: str, phase: str) -> dict[
         if status["phase"] == phase:
             return status
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{workflow_id} never reached {phase}: {status['phase']}")
+    raise AssertionError(f"{workflow_id} never reached {phase}: {status['phase']} ({status.get('error')})")
 
 
 async def test_a_run_driven_by_the_temporal_cli(dev_server, tmp_path):
@@ -75,7 +76,7 @@ async def test_a_run_driven_by_the_temporal_cli(dev_server, tmp_path):
     plan_file.write_text(json.dumps(data))
     workflow_id = f"cutover-cli-{uuid.uuid4().hex[:8]}"
     queue = f"cutover-{uuid.uuid4().hex[:8]}"
-    async with Worker(env.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
+    async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(env, world)):
         started = await start_from_file(env, queue, workflow_id, plan_file)
         assert started.returncode == 0, started.stderr
         status = await until(env, workflow_id, "awaiting-flip-approval")
@@ -159,7 +160,7 @@ async def test_describe_shows_memo_and_metadata(dev_server, tmp_path):
     queue = f"cutover-{uuid.uuid4().hex[:8]}"
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(data))
-    async with Worker(env.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
+    async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(env, world)):
         started = await start_from_file(env, queue, workflow_id, plan_file)
         assert started.returncode == 0, started.stderr
         status = await until(env, workflow_id, f"awaiting-{gate}-approval")

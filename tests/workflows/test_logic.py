@@ -7,69 +7,19 @@ semantics, so "restored" below means the fake records and Kong Service are exact
 from __future__ import annotations
 
 import asyncio
-import copy
 import uuid
-from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from models.plan import CutoverPlan
 from models.workflow import AbortRequest, ApproveRequest, CutoverStatus
 from tests.conftest import base_plan_data
 from tests.workflows.fake_world import ALIAS, A, B, FakeWorld
-from tests.workflows.helpers import status_of, until_phase
-from workflows.cutover import CutoverWorkflow
-
-
-def make(strategy: str = "cname", flip_gate: bool = False, decommission_gate: bool = False, **over: Any) -> CutoverPlan:
-    data = base_plan_data(**over)
-    data["strategy"] = strategy
-    if strategy == "alias":
-        data["dns"]["record"] = ALIAS
-    data.setdefault("approvals", {})
-    data["approvals"] = {
-        "flip": flip_gate,
-        "decommission": decommission_gate,
-        "timeout": "1h",
-        **over.get("approvals", {}),
-    }
-    data["dns"]["cutover_ttl"] = 30
-    return CutoverPlan.model_validate(data)
-
-
-@asynccontextmanager
-async def started(env, world: FakeWorld, plan: CutoverPlan):
-    queue = str(uuid.uuid4())
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[CutoverWorkflow],
-        activities=world.activities(),
-        max_heartbeat_throttle_interval=timedelta(seconds=1),
-    ):
-        handle = await env.client.start_workflow(
-            CutoverWorkflow.run, plan, id=f"cutover-{uuid.uuid4()}", task_queue=queue, result_type=CutoverStatus
-        )
-        yield handle
-
-
-async def failure_of(handle: WorkflowHandle) -> ApplicationError:
-    with pytest.raises(WorkflowFailureError) as info:
-        await handle.result()
-    cause = info.value.cause
-    assert isinstance(cause, ApplicationError)
-    return cause
-
-
-def snapshot(world: FakeWorld) -> tuple[dict, dict]:
-    return copy.deepcopy(world.records), copy.deepcopy(world.service)
-
+from tests.workflows.helpers import activities_for, failure_of, make, snapshot, started, status_of, until_phase
+from workflows import WORKFLOWS
 
 # --- happy paths ---------------------------------------------------------------------------------
 
@@ -455,7 +405,7 @@ async def test_bad_input_fails_at_once_with_the_validation_message(ts_env):
     bad = base_plan_data()
     bad["dns"]["cutover_ttl"] = 0
     bad["dns"]["record"] = "example.test."
-    async with Worker(ts_env.client, task_queue=queue, workflows=[CutoverWorkflow], activities=world.activities()):
+    async with Worker(ts_env.client, task_queue=queue, workflows=WORKFLOWS, activities=activities_for(ts_env, world)):
         handle = await ts_env.client.start_workflow("CutoverWorkflow", bad, id=str(uuid.uuid4()), task_queue=queue)
         with pytest.raises(WorkflowFailureError) as info:
             await asyncio.wait_for(handle.result(), timeout=20)
@@ -543,3 +493,72 @@ async def test_cancelling_during_a_rollback_still_runs_every_undo(ts_env):
     assert [c.state for c in status.compensations] == ["done", "done", "done"]
     assert snapshot(world) == before
     assert any("cancellation requested during rollback" in w for w in status.warnings)
+
+
+# --- no request reaches A after it is deleted (issue 12 §2) --------------------------------------------
+
+
+def about(delta, seconds: int) -> bool:
+    """Within a second: the flip's time is taken once its propagation was proven, a moment after the step."""
+    return abs(delta - timedelta(seconds=seconds)) < timedelta(seconds=1)
+
+
+def step_started(status: CutoverStatus, prefix: str):
+    return next(s.started_at for s in status.timeline if s.step.startswith(prefix))
+
+
+async def test_a_is_never_deleted_before_idle_kong_workers_moved_on(ts_env):
+    world = FakeWorld()
+    world.kong_stale_ttl = 3600
+    # The alias strategy flips CNAME -> CNAME: Kong's cache bound (drain) is 30 + 2 s, but an idle worker
+    # keeps A's answer until TTL + dns_stale_ttl.
+    plan = make(
+        "alias", decommission_gate=True, decommission={"kind": "webhook", "url": "https://hooks.example.test/a"}
+    )
+    async with started(ts_env, world, plan) as handle:
+        at_gate = await until_phase(ts_env, handle, "awaiting-decommission-approval")
+        await handle.execute_update("approve", ApproveRequest(gate="decommission", by="alice", digest=plan.digest()))
+        status = await handle.result()
+    flipped = next(s.finished_at for s in status.timeline if s.step.startswith("Flip"))
+    assert at_gate.decommission_not_before == status.decommission_not_before
+    assert about(status.decommission_not_before - flipped, 30 + 3600 + 2 + 5)
+    assert step_started(status, "Decommission A") >= status.decommission_not_before
+    assert step_started(status, "Prove A received nothing") >= status.decommission_not_before  # drain proof after
+    waits = [w for w in status.waits if w.phase == "decommissioning" and "after the flip" in w.reason]
+    assert len(waits) == 1 and "3637 s after the flip" in waits[0].reason
+    assert world.deleted is True and status.phase == "completed"
+
+
+@pytest.mark.parametrize("confirmed", [True, False])
+async def test_a_confirmed_restart_of_the_data_planes_lets_a_go_sooner(ts_env, confirmed):
+    world = FakeWorld()
+    world.kong_stale_ttl = 3600
+    plan = make(
+        "alias",
+        decommission_gate=True,
+        decommission={"kind": "webhook", "url": "https://hooks.example.test/a"},
+        kong={"admin_url": "http://127.0.0.1:8001", "service": "orders-api", "dns_caches_cleared": "restart"},
+    )
+    async with started(ts_env, world, plan) as handle:
+        await until_phase(ts_env, handle, "awaiting-decommission-approval")
+        request = ApproveRequest(gate="decommission", by="alice", digest=plan.digest(), caches_cleared=confirmed)
+        await handle.execute_update("approve", request)
+        status = await handle.result()
+    flipped = next(s.finished_at for s in status.timeline if s.step.startswith("Flip"))
+    expected = 30 + 2 + 5 if confirmed else 30 + 3600 + 2 + 5
+    assert about(status.decommission_not_before - flipped, expected)
+    assert status.approvals[-1].caches_cleared is confirmed
+    assert bool([w for w in status.waits if "after the flip" in w.reason]) is not confirmed  # monitoring took longer
+    assert world.deleted is True
+
+
+async def test_the_dry_run_shows_the_earliest_decommission_time(ts_env):
+    world = FakeWorld()
+    world.kong_stale_ttl = 20
+    plan = make(decommission={"kind": "webhook", "url": "https://hooks.example.test/a"}).model_copy(
+        update={"dry_run": True}
+    )
+    async with started(ts_env, world, plan) as handle:
+        status = await handle.result()
+    earliest = [w for w in status.waits if "after the flip" in w.reason]
+    assert [w.seconds for w in earliest] == [30 + 20 + 2 + 5]

@@ -35,7 +35,9 @@ from temporalio.worker import Worker
 from activities.decommission import DecommissionActivities
 from activities.dns import DnsActivities
 from activities.kong import KongActivities
+from activities.locks import LockActivities
 from activities.notify import NotifyActivities
+from activities.policy import PolicyActivities
 from activities.readiness import ReadinessActivities
 from models.plan import CutoverPlan
 from models.telemetry import (
@@ -55,6 +57,7 @@ from sandbox.pki import issue
 from sandbox.runtime import running_runtime
 from tests.conftest import TSIG_ENV, base_plan_data
 from tests.workflows.helpers import until_phase
+from workflows import WORKFLOWS
 from workflows.cutover import CutoverWorkflow
 
 HOUR_RECORDS = """\
@@ -222,6 +225,7 @@ class ScriptedTraffic:
 def real_activities(script: ScriptedTraffic) -> list[Any]:
     secrets = EnvSecrets()
     groups: list[Any] = [
+        PolicyActivities(secrets=secrets),
         DnsActivities(secrets=secrets),
         KongActivities(secrets=secrets),
         ReadinessActivities(),
@@ -241,8 +245,8 @@ def worker(env, queue: str, script: ScriptedTraffic) -> Worker:
     return Worker(
         env.client,
         task_queue=queue,
-        workflows=[CutoverWorkflow],
-        activities=real_activities(script),
+        workflows=WORKFLOWS,
+        activities=[*real_activities(script), *LockActivities(env.client).activities()],
         max_heartbeat_throttle_interval=timedelta(seconds=1),
     )
 

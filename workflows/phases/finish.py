@@ -11,7 +11,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from models.decommission import DecommissionInput
     from models.durations import format_duration
+    from models.kong_hazards import decommission_timing
     from models.telemetry import DrainInput, DrainProof
     from workflows import planning
     from workflows.activity_refs import DECOMMISSION_DELETE, DECOMMISSION_UNDO, TRAFFIC_PROVE_DRAINED
@@ -22,14 +24,42 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import CHANGE_RETRY
 
 
+DECOMMISSION_NOT_BEFORE = "decommission-not-before-idle-workers"
+"""Patch id: runs recorded before this wait existed replay without it."""
+
+
+async def wait_for_idle_workers(kit: Kit) -> None:
+    """Keep A until no Kong worker can still hold its address (``models.kong_hazards.decommission_timing``).
+
+    A durable timer from the flip, whatever the approvals say; a confirmed restart/reload of the data
+    planes (the decommission approval's ``caches_cleared``) shortens it. The drain proof follows.
+    """
+    run = kit.run
+    kong, bound = run.inspection, run.bound
+    if run.flipped_at is None or kong is None or bound is None:
+        return
+    timing = decommission_timing(run.plan, kong, bound, confirmed=run.caches_cleared_confirmed())
+    run.decommission_timing = timing
+    run.decommission_not_before = run.flipped_at + timedelta(seconds=timing.seconds_after_flip)
+    remaining = run.decommission_not_before - workflow.now()
+    if remaining > timedelta(0):
+        await kit.steps.wait(
+            remaining,
+            f"A stays until {timing.seconds_after_flip} s after the flip (idle Kong workers may still use it)",
+            interruptible=False,
+        )
+
+
 async def decommission_a(kit: Kit, verified: Verified) -> str | None:
     """Delete A once it is proven drained; return why A was not deleted, or None."""
     run, steps = kit.run, kit.steps
     plan = run.plan
     decommission = plan.decommission
     set_phase(run, "decommissioning", f"Decommissioning A ({decommission.kind}).")
+    if decommission.kind != "none" and workflow.patched(DECOMMISSION_NOT_BEFORE):
+        await wait_for_idle_workers(kit)
     proof: DrainProof | None = None
-    if decommission.require_drained and decommission.kind != "none":
+    if run.require_drained:
         proof = await steps.call(
             TRAFFIC_PROVE_DRAINED,
             DrainInput(
@@ -48,7 +78,7 @@ async def decommission_a(kit: Kit, verified: Verified) -> str | None:
                 "delete A by hand."
             )
             return f"A is not drained, so it was not deleted: {proof.reason}"
-    request = decommission_input(kit, drain_proof=proof)
+    request = delete_input(kit, verified, proof)
     try:
         run.decommission = await steps.call(
             DECOMMISSION_DELETE,
@@ -83,6 +113,31 @@ async def decommission_a(kit: Kit, verified: Verified) -> str | None:
         run.manual_steps.append("Delete A by hand once the cause is fixed.")
         return message
     return None
+
+
+OWN_DRAIN_PROOF_PATCH = "decommission-proves-drain-itself"
+"""Runs from before it pass the proof in; newer ones give the delete step what it proves the drain from."""
+
+
+def delete_input(kit: Kit, verified: Verified, proof: DrainProof | None) -> DecommissionInput:
+    """What ``decommission_delete`` is told: where it proves the drain from, and what a webhook is told.
+
+    The traffic source and A's addresses let it prove A drained itself, every Kong service counted;
+    digest, record, target and A's addresses go into a webhook's body and idempotency key.
+    """
+    run = kit.run
+    plan = run.plan
+    if not workflow.patched(OWN_DRAIN_PROOF_PATCH):
+        return decommission_input(kit, drain_proof=proof)
+    return decommission_input(
+        kit,
+        monitor=plan.monitor,
+        a_addresses=verified.addresses_a,
+        b_addresses=verified.addresses_b,
+        plan_digest=run.digest,
+        record=plan.dns.record,
+        target=plan.dns.target,
+    )
 
 
 async def restore_final_ttl(kit: Kit) -> None:

@@ -6,6 +6,8 @@ bound to the plan's digest, an abort, or its timeout (``on_timeout``: abort, or 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -16,11 +18,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.status import set_phase
 
 
-def approve_command(workflow_id: str, gate: str, digest: str) -> str:
-    """The Temporal CLI command that approves ``gate``."""
+def approve_command(workflow_id: str, gate: str, digest: str, confirm_caches: bool = False) -> str:
+    """The Temporal CLI command that approves ``gate`` (with the restart confirmation when the plan announces one)."""
+    extra = ',"caches_cleared":true' if confirm_caches else ""
     return (
         f"temporal workflow update execute -w {workflow_id} --name approve "
-        f'--input \'{{"gate":"{gate}","by":"<you>","digest":"{digest}"}}\''
+        f'--input \'{{"gate":"{gate}","by":"<you>","digest":"{digest}"{extra}}}\''
     )
 
 
@@ -36,6 +39,11 @@ async def await_gate(kit: Kit, gate: str, question: str) -> None:
     run.gate = Gate(gate)
     wid = workflow.info().workflow_id
     approve = approve_command(wid, gate, run.digest)
+    if gate == "decommission" and plan.kong.dns_caches_cleared != "no":
+        approve += (
+            f"\n# once every data plane was {plan.kong.dns_caches_cleared}ed after the flip, approve with:\n"
+            + approve_command(wid, gate, run.digest, confirm_caches=True)
+        )
     abort = abort_command(wid)
     set_phase(
         run,
@@ -55,7 +63,8 @@ async def await_gate(kit: Kit, gate: str, question: str) -> None:
             if plan.approvals.on_timeout == "abort":
                 run.gate = None
                 raise StepFailed(
-                    f"no {gate} approval within {format_duration(plan.approvals.timeout)} (on_timeout: abort)"
+                    f"no {gate} approval within {format_duration(plan.approvals.timeout)} (on_timeout: abort)",
+                    kind="approval-timeout",
                 ) from None
             run.warnings.append(
                 f"{gate} approval still pending after {format_duration(plan.approvals.timeout)}; waiting on"
@@ -77,7 +86,21 @@ def decommission_question(kit: Kit) -> str:
         "webhook": "call the decommission webhook",
     }
     verdict = f" (traffic verdict: {run.verdict.status})" if run.verdict else ""
-    return f"{target.get(d.kind, 'finish and leave A in place')}{verdict}; this is the point of no return"
+    question = f"{target.get(d.kind, 'finish and leave A in place')}{verdict}; this is the point of no return"
+    timing = run.decommission_timing
+    if timing is None or run.flipped_at is None:
+        return question
+    run.decommission_not_before = run.flipped_at + timedelta(seconds=timing.seconds_after_flip)
+    question += (
+        f". A is not deleted before {run.decommission_not_before:%Y-%m-%d %H:%M:%S} UTC ({timing.seconds_after_flip} s "
+        "after the flip): a Kong worker idle since before the flip may still send its next request to A"
+    )
+    if run.plan.kong.dns_caches_cleared != "no":
+        question += (
+            f"; confirm (caches_cleared) that every data plane was {run.plan.kong.dns_caches_cleared}ed at least "
+            f"{run.plan.dns.cutover_ttl} s after the flip to shorten that"
+        )
+    return question
 
 
 def pass_point_of_no_return(kit: Kit) -> None:

@@ -19,10 +19,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.errors import StepFailed
     from workflows.kit import Kit
     from workflows.phases.verify import Verified
-    from workflows.saga import KONG_SYNC_TIMEOUT, data_plane_sync_input
+    from workflows.saga import GUARD_KONG_OFF_ALIAS, KONG_SYNC_TIMEOUT, data_plane_sync_input
     from workflows.state import Undo
     from workflows.status import set_phase
     from workflows.steps import CHANGE_RETRY
+
+REPOINT_ATTEMPT = timedelta(seconds=30)
 
 
 async def repoint(kit: Kit, verified: Verified) -> tuple[RRset, ...]:
@@ -39,6 +41,8 @@ async def repoint(kit: Kit, verified: Verified) -> tuple[RRset, ...]:
             planning.undo_of(change, f"delete the alias {plan.dns.record} cutover created"),
             f"the alias {plan.dns.record} exists (CNAME {reality.old_name})",
         )
+        # Deleting the alias while Kong still resolves it is the outage the rollback exists to avoid.
+        undo.requires, undo.guard = ("restore-kong-service",), GUARD_KONG_OFF_ALIAS
         current = await kit.dns.apply_and_prove(change, f"Create alias {plan.dns.record} -> {reality.old_name}", undo)
         # A resolver that answered NXDOMAIN for the alias before it existed may keep that answer for
         # the zone's negative TTL (RFC 2308): Kong must not be pointed at it before that runs out.
@@ -56,6 +60,7 @@ async def repoint(kit: Kit, verified: Verified) -> tuple[RRset, ...]:
                 target=f"Kong Service {plan.kong.service}",
                 original=f"host {kong.service.host}",
                 settle=True,
+                attempt_timeout=REPOINT_ATTEMPT,
             )
         )
         try:
@@ -64,7 +69,7 @@ async def repoint(kit: Kit, verified: Verified) -> tuple[RRset, ...]:
                 RepointInput(kong=plan.kong, expected=kong.service, new_host=alias),
                 f"Repoint Kong Service {plan.kong.service}: {kong.service.host} -> {alias}",
                 retry=CHANGE_RETRY,
-                attempt_timeout=timedelta(seconds=30),
+                attempt_timeout=REPOINT_ATTEMPT,
                 deadline=plan.dns.retry_deadline,
             )
         except StepFailed as exc:

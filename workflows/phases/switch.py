@@ -82,9 +82,11 @@ async def monitor(kit: Kit, verified: Verified) -> bool:
         if verdict.status == "healthy":
             return False
         if verdict.status == "unhealthy":
-            raise StepFailed(f"B is unhealthy behind Kong: {verdict.reason}")
+            raise StepFailed(f"B is unhealthy behind Kong: {verdict.reason}", kind="unhealthy")
         if monitor.on_inconclusive == "rollback":
-            raise StepFailed(f"traffic verdict inconclusive and on_inconclusive is rollback: {verdict.reason}")
+            raise StepFailed(
+                f"traffic verdict inconclusive and on_inconclusive is rollback: {verdict.reason}", kind="inconclusive"
+            )
         if monitor.on_inconclusive == "wait" and window_index < monitor.max_windows:
             window_index += 1
             continue

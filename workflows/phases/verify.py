@@ -1,7 +1,10 @@
 """Verifying: read DNS on every nameserver and Kong, probe B as Kong will call it, resolve A and B.
 
-Nothing is changed here. Any reason not to start raises ``Refused``; the dry run stops after this
-phase with the planned changes, waits and risks.
+Nothing is changed here. First of all the worker's policy judges the plan (``policy_check``): a
+violation refuses the run (a dry run too) before anything is read, naming each rule, and the policy's
+effective settings (forced gates, drain proof, approval rules) are kept on the run's state. Any other
+reason not to start raises ``Refused``; the dry run stops after this phase with the planned changes,
+waits and risks.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from models.decommission import DecommissionInput
     from models.dns import DnsSnapshot, ResolveInput, SnapshotInput
-    from models.kong import KongInspectInput, KongInspection, kong_host
+    from models.kong import KongInspection, kong_host
+    from models.kong_hazards import decommission_timing, ipv6_only_refusal
+    from models.policy_rules import PolicyCheckInput
     from models.readiness import ReadinessInput
     from models.telemetry import BaselineInput, WindowSummary
     from workflows import planning
@@ -24,11 +29,13 @@ with workflow.unsafe.imports_passed_through():
         DNS_RESOLVE,
         DNS_SNAPSHOT,
         KONG_INSPECT,
+        POLICY_CHECK,
         READINESS_PROBE,
         TRAFFIC_BASELINE,
     )
     from workflows.errors import Refused
     from workflows.kit import Kit
+    from workflows.lock import service_lock_id
     from workflows.status import set_phase
 
 
@@ -65,11 +72,34 @@ def decommission_input(kit: Kit, **extra: Any) -> DecommissionInput:
     )
 
 
+POLICY_CHECK_PATCH = "policy-check-first"
+"""Runs started before the worker policy existed replay without ``policy_check`` (golden histories)."""
+
+
+async def check_policy(kit: Kit) -> None:
+    """Have the worker's policy judge the plan; refuse on any violation, keep the effective settings."""
+    run = kit.run
+    if not workflow.patched(POLICY_CHECK_PATCH):
+        return
+    report = await kit.steps.call(
+        POLICY_CHECK, PolicyCheckInput(plan=run.plan), "Check the plan against the worker policy"
+    )
+    run.policy = report
+    run.warnings.extend(report.warnings)
+    if report.violations:
+        run.risks.extend(violation.describe() for violation in report.violations)
+        raise Refused(
+            f"the worker policy ({report.policy}) refuses this plan: "
+            + "; ".join(violation.describe() for violation in report.violations)
+        )
+
+
 async def verify(kit: Kit) -> Verified:
-    """Read everything, refuse if the plan doesn't fit reality; record the planned changes and waits."""
+    """Check the policy, read everything, refuse if the plan doesn't fit reality; record changes and waits."""
     run, steps = kit.run, kit.steps
     plan = run.plan
     set_phase(run, "verifying", "Reading DNS on every nameserver, Kong, and probing B.")
+    await check_policy(kit)
     snapshot = await steps.call(
         DNS_SNAPSHOT,
         SnapshotInput(dns=plan.dns, name=plan.dns.record),
@@ -77,10 +107,15 @@ async def verify(kit: Kit) -> Verified:
     )
     kong = await steps.call(
         KONG_INSPECT,
-        KongInspectInput(kong=plan.kong, strategy=plan.strategy, record=plan.dns.record, target=plan.dns.target),
+        planning.kong_inspect_input(plan),
         f"Read Kong Service {plan.kong.service}, routes and DNS settings",
     )
     run.inspection = kong
+    if run.locking:
+        service = kong.service
+        await kit.locks.acquire(
+            f"Kong Service {service.name or service.id} ({service.id})", service_lock_id(service.id)
+        )
     reality, problems = planning.assess_reality(plan, snapshot, kong)
     if reality is None:
         raise Refused(" ".join(problems))
@@ -116,6 +151,11 @@ async def verify(kit: Kit) -> Verified:
     addresses_b = tuple(addresses.addresses.get(plan.dns.target, ()))
     if not addresses_b:
         raise Refused(f"the target {plan.dns.target} resolves to no address")
+    ipv6_only = ipv6_only_refusal(kong.dns, addresses_b)
+    if ipv6_only:
+        if not plan.dry_run:
+            raise Refused(ipv6_only)
+        run.risks.append(ipv6_only)
     if set(addresses_a) & set(addresses_b):
         run.warnings.append(
             f"A and B share addresses {sorted(set(addresses_a) & set(addresses_b))}: "
@@ -139,5 +179,7 @@ async def verify(kit: Kit) -> Verified:
             abortable=True,
         )
         verified = Verified(snapshot, kong, reality, addresses_a, addresses_b, baseline)
-    run.estimates = planning.estimated_waits(plan, snapshot, reality, run.bound)
+    if plan.decommission.kind != "none":
+        run.decommission_timing = decommission_timing(plan, kong, run.bound)
+    run.estimates = planning.estimated_waits(plan, snapshot, reality, run.bound, kong)
     return verified
