@@ -59,6 +59,9 @@ class ApproveRequest(BaseModel):
     by: str | None = None
     digest: str | None = None
     comment: str | None = None
+    signature: str | None = None
+    """The armored SSH signature (``ssh-keygen -Y sign -n cutover-approval``) over
+    ``models.approval_signature.approval_message``: required when the worker's policy says so."""
 
 
 class AbortRequest(BaseModel):
@@ -99,6 +102,8 @@ class ApprovalRecord(_Model):
     via: Literal["signal", "update"]
     at: datetime
     comment: str | None = None
+    key_fingerprint: str | None = None
+    """The SHA256 fingerprint of the SSH key that signed the approval, when it was signed and checked."""
 
 
 class IgnoredMessage(_Model):
