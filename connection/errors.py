@@ -11,13 +11,13 @@ class TemporalConfigError(Exception):
 
 _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
     (
-        ("unknownissuer", "unknown issuer", "certificate verify failed", "invalidcertificate", "unknown ca"),
-        "the server's certificate is not signed by a CA this client trusts: set TEMPORAL_TLS_SERVER_CA_CERT_PATH "
-        "to the CA that signed it (or unset it to use the system's roots, as for Temporal Cloud)",
-    ),
-    (
         ("notvalidforname", "not valid for name", "hostname mismatch", "certificate is not valid for"),
         "the server's certificate does not name this address: set TEMPORAL_TLS_SERVER_NAME to a name in it",
+    ),
+    (
+        ("unknownissuer", "unknown issuer", "certificate verify failed", "unknown ca", "badsignature"),
+        "the server's certificate is not signed by a CA this client trusts: set TEMPORAL_TLS_SERVER_CA_CERT_PATH "
+        "to the CA that signed it (or unset it to use the system's roots, as for Temporal Cloud)",
     ),
     (
         ("certificaterequired", "certificate required", "handshakefailure", "bad certificate", "badcertificate"),
@@ -40,6 +40,9 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
+_HUNG_UP = ("closenotify", "unexpectedeof", "broken pipe", "connection reset", "connection closed")
+
+
 def describe_connect_failure(target: str, tls: bool | TLSConfig, detail: str) -> str:
     """One clear sentence about why connecting failed, the SDK's own words kept at the end.
 
@@ -48,6 +51,18 @@ def describe_connect_failure(target: str, tls: bool | TLSConfig, detail: str) ->
     """
     lowered = detail.lower().replace("_", "")
     reason = next((hint for words, hint in _HINTS if any(word in lowered for word in words)), None)
+    closed = any(word in lowered for word in _HUNG_UP)
+    if reason is None and closed and tls:
+        # TLS 1.3: the client finishes its handshake before the server checks the client certificate, so
+        # a refused (or missing) certificate shows up as the server hanging up on the first call.
+        has_cert = isinstance(tls, TLSConfig) and bool(tls.client_cert)
+        reason = (
+            "the server hung up after the TLS handshake: it refused this client certificate (is it signed by a CA "
+            "the server accepts?)"
+            if has_cert
+            else "the server hung up after the TLS handshake: it requires a client certificate (mTLS): set "
+            "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH"
+        )
     if reason is None:
         reason = "see the detail below" if tls else "the server may require TLS (set TEMPORAL_TLS=true) or be down"
     detail = " ".join(detail.split())
