@@ -70,6 +70,9 @@ class TemporalSettings:
             TemporalConfigError: a profile, file or variable is unusable; the message names it.
         """
         env = dict(os.environ if environ is None else environ)
+        config_file = env.get("TEMPORAL_CONFIG_FILE")
+        if config_file and not Path(config_file).expanduser().exists():
+            raise TemporalConfigError(f"TEMPORAL_CONFIG_FILE: {config_file} does not exist")
         try:
             profile = ClientConfigProfile.load(override_env_vars=env)
         except Exception as exc:  # the SDK's native loader raises plain RuntimeErrors
@@ -79,16 +82,18 @@ class TemporalSettings:
                 "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION is not honoured by the Python SDK (it would verify anyway): "
                 "set TEMPORAL_TLS_SERVER_NAME to a name in the server's certificate instead"
             )
-        config = profile.to_client_connect_config()
-        tls = _read_tls(profile.tls) if profile.tls is not None else bool(config.get("tls", False))
+        # As the SDK's to_client_connect_config: an API key turns TLS on unless a TLS section says otherwise.
+        tls: bool | TLSConfig = profile.api_key is not None
+        if profile.tls is not None:
+            tls = _read_tls(profile.tls)
         return cls(
-            address=config.get("target_host") or DEFAULT_ADDRESS,
-            namespace=config.get("namespace") or "default",
+            address=profile.address or DEFAULT_ADDRESS,
+            namespace=profile.namespace or "default",
             task_queue=env.get("CUTOVER_TASK_QUEUE") or TASK_QUEUE,
             ui_url=env.get("TEMPORAL_UI_URL"),
-            api_key=config.get("api_key"),
+            api_key=profile.api_key,
             tls=tls,
-            rpc_metadata=dict(config.get("rpc_metadata") or {}),
+            rpc_metadata=dict(profile.grpc_meta),
             data_converter=_converter(env),
             source=_describe_source(env),
         )
@@ -160,13 +165,15 @@ def _read_tls(tls: ClientConfigTLS) -> bool | TLSConfig:
     """The profile's TLS section with its files read now, so a missing file is named before connecting."""
     if tls.disabled:
         return False
-    client_cert = _read_source(tls.client_cert, "TEMPORAL_TLS_CLIENT_CERT_PATH")
-    client_key = _read_source(tls.client_private_key, "TEMPORAL_TLS_CLIENT_KEY_PATH")
+    client_cert = _read_source(tls.client_cert, "TEMPORAL_TLS_CLIENT_CERT_PATH (or the profile's tls.client_cert)")
+    client_key = _read_source(tls.client_private_key, "TEMPORAL_TLS_CLIENT_KEY_PATH (or the profile's tls.client_key)")
     if bool(client_cert) != bool(client_key):
         missing = "TEMPORAL_TLS_CLIENT_KEY_PATH" if client_cert else "TEMPORAL_TLS_CLIENT_CERT_PATH"
         raise TemporalConfigError(f"mTLS needs both a client certificate and its key: {missing} (or _DATA) is not set")
     return TLSConfig(
-        server_root_ca_cert=_read_source(tls.server_root_ca_cert, "TEMPORAL_TLS_SERVER_CA_CERT_PATH"),
+        server_root_ca_cert=_read_source(
+            tls.server_root_ca_cert, "TEMPORAL_TLS_SERVER_CA_CERT_PATH (or the profile's tls.server_ca_cert)"
+        ),
         domain=tls.server_name,
         client_cert=client_cert,
         client_private_key=client_key,
