@@ -1,0 +1,143 @@
+"""Verifying: read DNS on every nameserver and Kong, probe B as Kong will call it, resolve A and B.
+
+Nothing is changed here. Any reason not to start raises ``Refused``; the dry run stops after this
+phase with the planned changes, waits and risks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from models.decommission import DecommissionInput
+    from models.dns import DnsSnapshot, ResolveInput, SnapshotInput
+    from models.kong import KongInspectInput, KongInspection, kong_host
+    from models.readiness import ReadinessInput
+    from models.telemetry import BaselineInput, WindowSummary
+    from workflows import planning
+    from workflows.activity_refs import (
+        DECOMMISSION_PREFLIGHT,
+        DNS_RESOLVE,
+        DNS_SNAPSHOT,
+        KONG_INSPECT,
+        READINESS_PROBE,
+        TRAFFIC_BASELINE,
+    )
+    from workflows.errors import Refused
+    from workflows.kit import Kit
+    from workflows.status import set_phase
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What verifying read, for the phases after it."""
+
+    snapshot: DnsSnapshot
+    kong: KongInspection
+    reality: planning.Reality
+    addresses_a: tuple[str, ...]
+    addresses_b: tuple[str, ...]
+    baseline: WindowSummary | None
+
+    def traffic_scope(self, kit: Kit) -> dict[str, Any]:
+        """What every telemetry activity is told: the source, the service, and A's and B's addresses."""
+        plan = kit.run.plan
+        return {
+            "monitor": plan.monitor,
+            "service": plan.monitor_service,
+            "a_addresses": self.addresses_a,
+            "b_addresses": self.addresses_b,
+        }
+
+
+def decommission_input(kit: Kit, **extra: Any) -> DecommissionInput:
+    """What the decommission activities are told about A and the run."""
+    plan = kit.run.plan
+    return DecommissionInput(
+        decommission=plan.decommission,
+        workflow_id=workflow.info().workflow_id,
+        dns_project=plan.dns.provider.project if plan.dns.provider.kind == "clouddns" else None,
+        **extra,
+    )
+
+
+async def verify(kit: Kit) -> Verified:
+    """Read everything, refuse if the plan doesn't fit reality; record the planned changes and waits."""
+    run, steps = kit.run, kit.steps
+    plan = run.plan
+    set_phase(run, "verifying", "Reading DNS on every nameserver, Kong, and probing B.")
+    snapshot = await steps.call(
+        DNS_SNAPSHOT,
+        SnapshotInput(dns=plan.dns, name=plan.dns.record),
+        f"Snapshot {plan.dns.record} on every nameserver",
+    )
+    kong = await steps.call(
+        KONG_INSPECT,
+        KongInspectInput(kong=plan.kong, strategy=plan.strategy, record=plan.dns.record, target=plan.dns.target),
+        f"Read Kong Service {plan.kong.service}, routes and DNS settings",
+    )
+    run.inspection = kong
+    reality, problems = planning.assess_reality(plan, snapshot, kong)
+    if reality is None:
+        raise Refused(" ".join(problems))
+    run.bound = planning.cache_bound_for(plan, kong, reality)
+    run.planned = planning.planned_changes(plan, reality, kong)
+    run.risks = planning.risks(plan, reality, kong, run.bound)
+    run.warnings.extend(run.bound.warnings)
+
+    readiness = await steps.call(
+        READINESS_PROBE,
+        ReadinessInput(
+            readiness=plan.readiness,
+            shape=kong.shape_after,
+            parity_hosts=(kong_host(plan.dns.record),) if plan.strategy == "alias" else (),
+            started_at=workflow.now(),
+        ),
+        f"Probe B with Host {kong.shape_after.host_header} / SNI {kong.shape_after.sni}",
+        attempt_timeout=plan.readiness.timeout + timedelta(minutes=1),
+        heartbeat=timedelta(seconds=30),
+        abortable=True,
+    )
+    if not readiness.ready:
+        run.risks.extend(readiness.failures())
+        if not plan.dry_run:
+            raise Refused("B is not ready for what Kong will send: " + "; ".join(readiness.failures()))
+
+    addresses = await steps.call(
+        DNS_RESOLVE,
+        ResolveInput(dns=plan.dns, names=(reality.old_name, plan.dns.target)),
+        f"Resolve A ({reality.old_name}) and B ({plan.dns.target})",
+    )
+    addresses_a = tuple(addresses.addresses.get(reality.old_name, ()))
+    addresses_b = tuple(addresses.addresses.get(plan.dns.target, ()))
+    if not addresses_b:
+        raise Refused(f"the target {plan.dns.target} resolves to no address")
+    if set(addresses_a) & set(addresses_b):
+        run.warnings.append(
+            f"A and B share addresses {sorted(set(addresses_a) & set(addresses_b))}: "
+            "the traffic share can't tell them apart"
+        )
+
+    preflight = await steps.call(
+        DECOMMISSION_PREFLIGHT, decommission_input(kit), f"Preflight: {plan.decommission.kind} decommission of A"
+    )
+    if not preflight.ok:
+        raise Refused("decommission preflight failed: " + "; ".join(preflight.problems))
+
+    verified = Verified(snapshot, kong, reality, addresses_a, addresses_b, None)
+    if plan.monitor.baseline:
+        baseline = await steps.call(
+            TRAFFIC_BASELINE,
+            BaselineInput(**verified.traffic_scope(kit)),
+            "Measure A's error ratio before the flip (baseline)",
+            attempt_timeout=plan.monitor.poll_interval * 2 + timedelta(minutes=1),
+            heartbeat=max(plan.monitor.poll_interval * 3, timedelta(seconds=30)),
+            abortable=True,
+        )
+        verified = Verified(snapshot, kong, reality, addresses_a, addresses_b, baseline)
+    run.estimates = planning.estimated_waits(plan, snapshot, reality, run.bound)
+    return verified
