@@ -130,7 +130,11 @@ def render_status(status: CutoverStatus) -> str:
         v = status.last_verdict
         out.append(f"  last verdict: {v.status}: {v.reason}; {v.share.describe()}")
     if status.approvals:
-        out += [f"  approved {a.gate} by {a.by} via {a.via} at {a.at:%H:%M:%S}" for a in status.approvals]
+        out += [
+            f"  approved {a.gate} by {a.by} via {a.via} at {a.at:%H:%M:%S}"
+            + (f" (signed, key {a.key_fingerprint})" if a.key_fingerprint else "")
+            for a in status.approvals
+        ]
     if status.ignored:
         out += [f"  ignored {m.name} from {m.by}: {m.reason}" for m in status.ignored]
     if status.warnings:

@@ -29,6 +29,7 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.decommission import DecommissionActivities
 from activities.dns import DnsActivities
@@ -121,6 +122,17 @@ async def ensure_search_attributes(client: Client, namespace: str, register: boo
     )
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The default workflow sandbox, with ``cryptography`` passed through.
+
+    The approve validator verifies SSH signatures (models/approval_signature.py). cryptography's Rust
+    extension imports its exception types lazily, and inside the sandbox that import would re-import the
+    extension per run and abort the process; passed through, it is imported once, like the models.
+    Every worker (and Replayer) running CutoverWorkflow with signed approvals needs this runner.
+    """
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography"))
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -134,6 +146,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=[CutoverWorkflow],
         activities=list(activities),
+        workflow_runner=workflow_runner(),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=shutdown_grace),
         # Heartbeats carry cancellation (abort) and resume points (monitoring): flush them often.

@@ -29,11 +29,11 @@ with workflow.unsafe.imports_passed_through():
         RECORD_ATTRIBUTE,
         WORKFLOW_TYPE,
         AbortRequest,
-        ApprovalRecord,
         ApproveRequest,
         CutoverStatus,
         IgnoredMessage,
     )
+    from workflows.approvals import approval_record, rules_problem
     from workflows.errors import Aborted, Refused, StepFailed, describe_failure
     from workflows.kit import Kit
     from workflows.messages import abort_problem, approval_problem, decode_payload
@@ -154,10 +154,14 @@ class CutoverWorkflow:
     def _ignore(self, name: str, reason: str, by: str | None = None) -> None:
         self._run.ignored.append(IgnoredMessage(name=name, at=workflow.now(), reason=reason, by=by))
 
+    def _approval_problem(self, request: ApproveRequest) -> str | None:
+        """The run's own checks (gate awaited, digest), then the policy's approval rules."""
+        return approval_problem(self._run, request) or rules_problem(self._run, request)
+
     def _approve(self, request: ApproveRequest, via: str) -> str:
         run = self._run
         assert run.gate is not None and request.by and request.gate
-        record = ApprovalRecord(gate=request.gate, by=request.by, via=via, at=workflow.now(), comment=request.comment)
+        record = approval_record(run, request, via)
         run.gate.approval = record
         run.approvals.append(record)
         return f"{request.gate} approved by {request.by}"
@@ -173,7 +177,7 @@ class CutoverWorkflow:
         if request is None:
             self._ignore("approve", malformed)
             return
-        problem = approval_problem(self._run, request)
+        problem = self._approval_problem(request)
         if problem:
             self._ignore("approve", problem, request.by)
             return
@@ -181,12 +185,12 @@ class CutoverWorkflow:
 
     @workflow.update(name="approve")
     def approve_update(self, request: ApproveRequest) -> str:
-        """Approve a gate; the validator rejects a gate not awaited or a wrong digest."""
+        """Approve a gate; the validator rejects a gate not awaited, a wrong digest, or what the rules refuse."""
         return self._approve(request, "update")
 
     @approve_update.validator
     def _validate_approve(self, request: ApproveRequest) -> None:
-        problem = approval_problem(self._run, request)
+        problem = self._approval_problem(request)
         if problem:
             raise ValueError(problem)
 

@@ -27,6 +27,9 @@ def approval_problem(run: Run, request: ApproveRequest) -> str | None:
         return "approve needs 'by': who approves"
     if request.gate not in ("flip", "decommission"):
         return f"unknown gate {request.gate!r}: use 'flip' or 'decommission'"
+    earlier = next((a for a in run.approvals if a.gate == request.gate), None)
+    if earlier is not None:
+        return f"gate {request.gate!r} is already approved by {earlier.by}"
     if run.gate is None or run.gate.name != request.gate:
         awaited = run.gate.name if run.gate else "none"
         return f"gate {request.gate!r} is not awaited (phase {run.phase}, awaiting: {awaited})"

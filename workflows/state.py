@@ -13,6 +13,8 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from models.approval_checks import Approver
+    from models.approval_rules import ApprovalRules
     from models.decommission import DecommissionResult
     from models.kong import CacheBound, KongInspection
     from models.plan import CutoverPlan
@@ -94,6 +96,11 @@ class Run:
     estimates: list[WaitRecord] = field(default_factory=list)
     repointed_hashes: dict[str, str] = field(default_factory=dict)
     flipped_at: datetime | None = None
+    approval_rules: ApprovalRules = field(default_factory=ApprovalRules)
+    """Who may approve: the worker policy's approval rules. The policy check in ``verifying`` sets them
+    (the ``policy_check`` activity's answer); until then, and without a policy, the defaults."""
+    starter: Approver | None = None
+    """Who started the run, as established from its memo in ``verifying`` (workflows/approvals.py)."""
 
     def abort_pending(self) -> bool:
         """An abort arrived and can still stop forward steps."""

@@ -192,3 +192,20 @@ def test_rules_validate_their_signers():
         ApprovalRules(require_signed_approvals=True)
     text = "\n".join(SIGNERS)
     assert ApprovalRules.model_validate({"allowed_signers": text}).allowed_signers == SIGNERS
+
+
+def test_any_corruption_of_a_signature_is_a_problem_never_an_exception():
+    """A handler accepts any payload: every single-byte change of a valid signature is refused in words."""
+    from models.approval_signature import armor, dearmor
+
+    good = signed("alice", ALICE_KEY)
+    blob = dearmor(good.signature or "")
+    for position in range(len(blob)):
+        for flip in (0x01, 0x80, 0xFF):
+            corrupted = bytearray(blob)
+            corrupted[position] ^= flip
+            request = good.model_copy(update={"signature": armor(bytes(corrupted))})
+            problem = approval_problem(SIGNED, request, facts())
+            assert problem, (position, flip)
+    for junk in ("", "-----BEGIN SSH SIGNATURE-----", "x" * 20_000, "U1NIU0lH", armor(b"SSHSIG" + b"\xff" * 40)):
+        assert approval_problem(SIGNED, good.model_copy(update={"signature": junk}), facts())

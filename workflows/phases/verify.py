@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         READINESS_PROBE,
         TRAFFIC_BASELINE,
     )
+    from workflows.approvals import establish_starter
     from workflows.errors import Refused
     from workflows.kit import Kit
     from workflows.status import set_phase
@@ -70,6 +71,11 @@ async def verify(kit: Kit) -> Verified:
     run, steps = kit.run, kit.steps
     plan = run.plan
     set_phase(run, "verifying", "Reading DNS on every nameserver, Kong, and probing B.")
+    # Once the worker's policy has set run.approval_rules (its policy check belongs first in this phase):
+    # a run whose starter can't be established under approver_not_starter could never be approved.
+    starter_problem = establish_starter(run)
+    if starter_problem:
+        raise Refused(starter_problem)
     snapshot = await steps.call(
         DNS_SNAPSHOT,
         SnapshotInput(dns=plan.dns, name=plan.dns.record),
