@@ -10,6 +10,9 @@ worker policy binds them to (docs/security.md).
 
 Without a policy the worker refuses to start (exit 2): a production worker must never run on a
 laptop's defaults by accident, and ``dev`` is an explicit choice that reaches loopback only.
+The Temporal connection (address, namespace, API key, TLS and mTLS, profiles) comes from the same
+variables the ``temporal`` CLI reads; see settings.py. ``CUTOVER_PAYLOAD_KEYS`` turns on payload
+encryption (connection/codec.py).
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from typing import Any, Protocol
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.decommission import DecommissionActivities
 from activities.dns import DnsActivities
@@ -41,7 +45,7 @@ from activities.policy import PolicyActivities
 from activities.readiness import ReadinessActivities
 from providers.policy_file import POLICY_VARIABLE, PolicyFileError, load_policy, policy_source
 from providers.secrets import EnvSecrets
-from settings import SEARCH_ATTRIBUTES, TemporalSettings, search_attribute_commands
+from settings import SEARCH_ATTRIBUTES, TemporalConfigError, TemporalSettings, search_attribute_commands
 from workflows import WORKFLOWS
 
 log = logging.getLogger("cutover.worker")
@@ -57,6 +61,10 @@ class ActivityGroup(Protocol):
 
 class MissingSearchAttributes(RuntimeError):
     """The namespace lacks CutoverPhase/CutoverRecord: workflows would hang on their first upsert."""
+
+
+_NOT_ALLOWED = (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.UNIMPLEMENTED)
+"""What a server answers when this client may not manage search attributes (Temporal Cloud's answer)."""
 
 
 def build_activities(client: Client, secrets: EnvSecrets | None = None) -> list[Callable[..., Any]]:
@@ -80,23 +88,61 @@ def build_activities(client: Client, secrets: EnvSecrets | None = None) -> list[
 
 async def ensure_search_attributes(client: Client, namespace: str, register: bool) -> None:
     """Check the custom search attributes exist; create them if asked, else say exactly what to run."""
-    response = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    try:
+        response = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+    except RPCError as exc:
+        if exc.status not in _NOT_ALLOWED:
+            raise
+        # Some deployments let a worker run workflows but not read the namespace's schema: go on, and say
+        # what to check, since a missing attribute would stall every run.
+        log.warning(
+            "cannot list search attributes in namespace %s (%s: %s): make sure %s exist (Keyword):\n%s",
+            namespace,
+            exc.status.name,
+            exc.message,
+            " and ".join(SEARCH_ATTRIBUTES),
+            search_attribute_commands(),
+        )
+        return
     missing = [name for name in SEARCH_ATTRIBUTES if name not in response.custom_attributes]
     if not missing:
         return
     if register:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=namespace,
-                search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing},
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=namespace,
+                    search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing},
+                )
             )
-        )
+        except RPCError as exc:
+            if exc.status not in _NOT_ALLOWED:
+                raise
+            raise MissingSearchAttributes(
+                f"namespace {namespace!r} lacks the search attributes {', '.join(missing)} and this client may not "
+                f"create them ({exc.status.name}: {exc.message}). On Temporal Cloud, search attributes are created "
+                f"in the Cloud UI or with tcld, not through the namespace's endpoint; elsewhere ask an admin of the "
+                f"cluster:\n{search_attribute_commands()}"
+            ) from None
         log.info("registered search attributes %s in namespace %s", ", ".join(missing), namespace)
         return
     raise MissingSearchAttributes(
         f"namespace {namespace!r} lacks the search attributes {', '.join(missing)}; without them every cutover "
         f"would stay Running with failing workflow tasks. Register them:\n{search_attribute_commands()}"
     )
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The default workflow sandbox, with ``cryptography`` passed through.
+
+    The approve validator verifies SSH signatures (models/approval_signature.py). cryptography's Rust
+    extension imports its exception types lazily, and inside the sandbox that import would re-import the
+    extension per run and abort the process; passed through, it is imported once, like the models.
+    Every worker (and Replayer) running CutoverWorkflow with signed approvals needs this runner.
+    """
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography"))
 
 
 def build_worker(
@@ -112,6 +158,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=list(activities),
+        workflow_runner=workflow_runner(),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=shutdown_grace),
         # Heartbeats carry cancellation (abort) and resume points (monitoring): flush them often.
@@ -153,23 +200,22 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    settings = TemporalSettings.from_env()
-    address = args.address or settings.address
-    namespace = args.namespace or settings.namespace
-    task_queue = args.task_queue or settings.task_queue
     runtime = None
     if args.metrics:
         runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=args.metrics)))
         log.info("SDK metrics on http://%s/metrics", args.metrics)
-    client = await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter, runtime=runtime)
     try:
-        await ensure_search_attributes(client, namespace, args.register_search_attributes)
-    except MissingSearchAttributes as exc:
+        settings = TemporalSettings.from_env().override(address=args.address, namespace=args.namespace)
+        client = await settings.connect(runtime=runtime)
+        await ensure_search_attributes(client, settings.namespace, args.register_search_attributes)
+    except (TemporalConfigError, MissingSearchAttributes) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    task_queue = args.task_queue or settings.task_queue
     activities = build_activities(client, EnvSecrets(policy=policy))
     worker = build_worker(client, task_queue, activities, args.max_concurrent_activities, args.shutdown_grace)
-    log.info("worker polling task queue %s on %s (namespace %s)", task_queue, address, namespace)
+    encrypted = ", payloads encrypted" if settings.data_converter and settings.data_converter.payload_codec else ""
+    log.info("worker polling task queue %s on %s%s", task_queue, settings.describe(), encrypted)
     running = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         READINESS_PROBE,
         TRAFFIC_BASELINE,
     )
+    from workflows.approvals import establish_starter
     from workflows.errors import Refused
     from workflows.kit import Kit
     from workflows.lock import service_lock_id
@@ -100,6 +101,11 @@ async def verify(kit: Kit) -> Verified:
     plan = run.plan
     set_phase(run, "verifying", "Reading DNS on every nameserver, Kong, and probing B.")
     await check_policy(kit)
+    # Now that the policy's approval rules are known: a run whose starter can't be established under
+    # approver_not_starter could never be approved.
+    starter_problem = establish_starter(run)
+    if starter_problem:
+        raise Refused(starter_problem)
     snapshot = await steps.call(
         DNS_SNAPSHOT,
         SnapshotInput(dns=plan.dns, name=plan.dns.record),
