@@ -205,7 +205,7 @@ async def record_lock_conflict() -> None:
                 except RPCError:
                     await asyncio.sleep(0.1)
             save(LOCK_CONFLICT[0], await second.fetch_history(), await ending_of(second))
-            save(LOCK_CONFLICT[1], await lock.fetch_history(), (await lock.describe()).status.name)
+            save(LOCK_CONFLICT[1], await lock.fetch_history(), str((await lock.describe()).status))
 
 
 async def record(only: str | None = None) -> None:
