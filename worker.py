@@ -56,7 +56,7 @@ from models.durations import parse_duration
 from providers.policy_file import POLICY_VARIABLE, PolicyFileError, load_policy, policy_source
 from providers.secrets import EnvSecrets
 from settings import SEARCH_ATTRIBUTES, TemporalConfigError, TemporalSettings, search_attribute_commands
-from workflows import WORKFLOWS
+from workflows import WORKFLOWS, metrics
 
 log = logging.getLogger("cutover.worker")
 
@@ -225,6 +225,12 @@ def build_worker(
     )
 
 
+def metrics_runtime(bind_address: str) -> Runtime:
+    """A runtime serving the SDK's and cutover's metrics (workflows/metrics.py) for Prometheus on ``bind_address``."""
+    prometheus = PrometheusConfig(bind_address=bind_address, histogram_bucket_overrides=metrics.HISTOGRAM_BUCKETS)
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+
+
 def setup_logging(level: str, cloud_logging: str) -> None:
     """Standard logging; on GCP (or when asked) also a google-cloud-logging handler."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -265,8 +271,8 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     runtime = None
     if args.metrics:
-        runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=args.metrics)))
-        log.info("SDK metrics on http://%s/metrics", args.metrics)
+        runtime = metrics_runtime(args.metrics)
+        log.info("SDK and cutover metrics on http://%s/metrics", args.metrics)
     try:
         settings = TemporalSettings.from_env().override(address=args.address, namespace=args.namespace)
         client = await settings.connect(runtime=runtime)
