@@ -40,6 +40,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.service import RPCError
 
 from cli import codec_server
+from cli.approve_digest import digest_for_run, run_digest
 from cli.live import approve_command as _approve_command
 from cli.signing import SigningError, sign_approval, start_memo
 from cli.watch import EXIT_INTERRUPTED, watch
@@ -277,7 +278,12 @@ async def wait_and_print(client: Client, workflow_id: str) -> int:
 
 async def approve(client: Client, handle: WorkflowHandle[Any, Any], args: argparse.Namespace) -> int:
     """Approve a gate by update (or signal), signed when asked; the run id comes from the server."""
-    digest = args.digest or (load_plan(args.plan).digest() if args.plan else None)
+    digest = args.digest
+    if digest is None and args.plan:
+        plan = load_plan(args.plan)
+        digest = digest_for_run(plan, await run_digest(handle))
+        if digest != plan.digest():
+            print(f"this run was started before the stable plan digest: approving its digest {digest}", file=sys.stderr)
     if digest is None:
         digest = await confirm_digest(handle, args.gate)
         if digest is None:
