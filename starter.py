@@ -2,20 +2,24 @@
 
     python starter.py validate PLAN [--policy POLICY]   every problem, exit 2; or the digest, exit 0
     python starter.py plan PLAN               dry run through the worker: changes, waits, risks, digest
-    python starter.py start PLAN [--wait]     prints the workflow id, UI link and approve command
+    python starter.py start PLAN [--wait] [--by NAME] [--sign-with KEY]
+                                              prints the workflow id, UI link and approve command
     python starter.py approve ID --gate flip|decommission --by NAME [--plan PLAN | --digest D]
+                              [--sign-with ~/.ssh/id_ed25519 | --signature-file FILE | --print-message]
     python starter.py abort ID --reason R [--by NAME]
     python starter.py status ID [--json]
     python starter.py watch ID                live view until the run ends; exit code = outcome (cli/watch.py)
     python starter.py list [--phase P]
     python starter.py traffic PLAN --since 10m
     python starter.py campaign validate|plan|start|status|approve|pause|resume|abort FILE-or-ID   (docs/campaigns.md)
+    python starter.py codec-server [--port 8081] [--ui-origin http://localhost:8233]
 
 PLAN is YAML or JSON. ``validate`` checks the plan against a worker policy with ``--policy`` and,
 without one, against every rule that needs none (docs/security.md); ``start`` and ``plan`` apply the
 same checks first. Read-only commands (``validate``, ``traffic``) never need the worker's secrets.
-Temporal settings come from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and CUTOVER_TASK_QUEUE. Everything
-here is also reachable with the plain ``temporal`` CLI.
+Temporal settings come from the variables the ``temporal`` CLI reads (TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE; see settings.py) and
+CUTOVER_TASK_QUEUE. Everything here is also reachable with the plain ``temporal`` CLI.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,8 +40,12 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, Work
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from cli import codec_server
+from cli.approve_digest import digest_for_run, run_digest
 from cli.live import approve_command as _approve_command
+from cli.signing import SigningError, sign_approval, start_memo
 from cli.watch import EXIT_INTERRUPTED, watch
+from models.approval_signature import approval_message
 from models.durations import parse_duration
 from models.input_file import InputFileError
 from models.plan import CutoverPlan, describe_problems
@@ -56,7 +65,7 @@ from providers.input_files import read_document
 from providers.policy_file import PolicyFileError, load_policy
 from providers.secrets import EnvSecrets
 from providers.telemetry.report import traffic_report
-from settings import TemporalSettings
+from settings import TemporalConfigError, TemporalSettings
 
 EXIT_INVALID = 2
 
@@ -103,7 +112,7 @@ def check_against_policy(path: str, plan: CutoverPlan, policy: WorkerPolicy | No
 
 
 def approve_command(workflow_id: str, gate: str, digest: str) -> str:
-    """The exact CLI command (plain temporal CLI) to approve a gate."""
+    """The exact CLI command (plain temporal CLI) to approve a gate (add "signature" when the worker requires it)."""
     return _approve_command(workflow_id, gate, digest)
 
 
@@ -143,7 +152,11 @@ def render_status(status: CutoverStatus) -> str:
         v = status.last_verdict
         out.append(f"  last verdict: {v.status}: {v.reason}; {v.share.describe()}")
     if status.approvals:
-        out += [f"  approved {a.gate} by {a.by} via {a.via} at {a.at:%H:%M:%S}" for a in status.approvals]
+        out += [
+            f"  approved {a.gate} by {a.by} via {a.via} at {a.at:%H:%M:%S}"
+            + (f" (signed, key {a.key_fingerprint})" if a.key_fingerprint else "")
+            for a in status.approvals
+        ]
     if status.ignored:
         out += [f"  ignored {m.name} from {m.by}: {m.reason}" for m in status.ignored]
     if status.warnings:
@@ -182,10 +195,17 @@ async def start(
     plan: CutoverPlan,
     *,
     workflow_id: str | None = None,
+    started_by: str | None = None,
+    sign_with: str | None = None,
 ) -> str:
-    """Start a run with UI summary/details, memo (digest, ticket) and the CutoverRecord attribute."""
+    """Start a run with UI summary/details, memo (digest, ticket, starter) and the CutoverRecord attribute.
+
+    The memo names the starter (``started_by``, signed with ``sign_with``) so the worker's
+    ``approver_not_starter`` rule knows who may not approve (models/approval_checks.py).
+    """
     workflow_id = workflow_id or plan.workflow_id
     digest = plan.digest()
+    starter_memo = start_memo(started_by or _whoami(), workflow_id, digest, sign_with)
     details = (
         f"**{plan.strategy}** cutover of `{plan.dns.record}` to `{plan.dns.target}`\n\n"
         f"- Kong: `{plan.kong.admin_url}` Service `{plan.kong.service}`\n"
@@ -201,13 +221,21 @@ async def start(
         task_queue=settings.task_queue,
         static_summary=f"{'Dry run: ' if plan.dry_run else ''}cutover {plan.dns.record} -> {plan.dns.target}"[:190],
         static_details=details,
-        memo={"plan_digest": digest, "ticket": plan.ticket or ""},
+        memo={"plan_digest": digest, "ticket": plan.ticket or "", **starter_memo},
         search_attributes=TypedSearchAttributes(
             [SearchAttributePair(SearchAttributeKey.for_keyword(RECORD_ATTRIBUTE), plan.dns.record)]
         ),
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )
     return workflow_id
+
+
+def _whoami() -> str:
+    """The local user name, for the memo; containers with no passwd entry for the uid get "unknown"."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 async def confirm_digest(handle: WorkflowHandle[Any, Any], gate: str) -> str | None:
@@ -249,9 +277,55 @@ async def wait_and_print(client: Client, workflow_id: str) -> int:
     return 0
 
 
+async def approve(client: Client, handle: WorkflowHandle[Any, Any], args: argparse.Namespace) -> int:
+    """Approve a gate by update (or signal), signed when asked; the run id comes from the server."""
+    digest = args.digest
+    if digest is None and args.plan:
+        plan = load_plan(args.plan)
+        digest = digest_for_run(plan, await run_digest(handle))
+        if digest != plan.digest():
+            print(f"this run was started before the stable plan digest: approving its digest {digest}", file=sys.stderr)
+    if digest is None:
+        digest = await confirm_digest(handle, args.gate)
+        if digest is None:
+            return EXIT_INVALID
+    signature = None
+    if args.sign_with or args.print_message:
+        run_id = (await handle.describe()).run_id
+        # Address this very run: a signature for it must not land on a newer run of the same id.
+        handle = client.get_workflow_handle(handle.id, run_id=run_id)
+        if args.print_message:
+            sys.stdout.write(approval_message(handle.id, run_id, args.gate, digest).decode())
+            return 0
+        signature = sign_approval(args.sign_with, handle.id, run_id, args.gate, digest)
+    elif args.signature_file:
+        try:
+            signature = await asyncio.to_thread(Path(args.signature_file).read_text)
+        except OSError as exc:
+            print(f"error: cannot read {args.signature_file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_INVALID
+    request = ApproveRequest(
+        gate=args.gate,
+        by=args.by,
+        digest=digest,
+        comment=args.comment,
+        caches_cleared=True if args.caches_cleared else None,
+        signature=signature,
+    )
+    if args.signal:
+        await handle.signal("approve", request)
+        print("approve signal sent (signals are not validated: check `status` for ignored messages)")
+        return 0
+    try:
+        print(await handle.execute_update("approve", request, result_type=str))
+    except WorkflowUpdateFailedError as exc:
+        print(f"rejected: {exc.cause}", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def run_command(args: argparse.Namespace) -> int:
     """Dispatch one sub-command."""
-    settings = TemporalSettings.from_env()
     if args.command == "validate":
         plan = load_plan(args.plan)
         policy = load_policy_option(args.policy)
@@ -282,13 +356,14 @@ async def run_command(args: argparse.Namespace) -> int:
     if args.command == "campaign":
         from cli import campaign
 
-        return await campaign.run(args, settings)
+        return await campaign.run(args, TemporalSettings.from_env())
     if args.command in ("start", "plan"):
         check_against_policy(args.plan, load_plan(args.plan), load_policy_option(args.policy))
+    settings = TemporalSettings.from_env()
     client = await settings.connect()
     if args.command == "start":
         plan = load_plan(args.plan)
-        workflow_id = await start(client, settings, plan)
+        workflow_id = await start(client, settings, plan, started_by=args.by, sign_with=args.sign_with)
         print(f"started {workflow_id}")
         print(f"  web UI:  {settings.workflow_url(workflow_id)}")
         print(f"  status:  python starter.py status {workflow_id}")
@@ -322,28 +397,7 @@ async def run_command(args: argparse.Namespace) -> int:
         print(status.model_dump_json(indent=2) if args.json else render_status(status))
         return 0
     if args.command == "approve":
-        digest = args.digest or (load_plan(args.plan).digest() if args.plan else None)
-        if digest is None:
-            digest = await confirm_digest(handle, args.gate)
-            if digest is None:
-                return EXIT_INVALID
-        request = ApproveRequest(
-            gate=args.gate,
-            by=args.by,
-            digest=digest,
-            comment=args.comment,
-            caches_cleared=True if args.caches_cleared else None,
-        )
-        if args.signal:
-            await handle.signal("approve", request)
-            print("approve signal sent (signals are not validated: check `status` for ignored messages)")
-            return 0
-        try:
-            print(await handle.execute_update("approve", request, result_type=str))
-        except WorkflowUpdateFailedError as exc:
-            print(f"rejected: {exc.cause}", file=sys.stderr)
-            return 1
-        return 0
+        return await approve(client, handle, args)
     if args.command == "abort":
         request_abort = AbortRequest(by=args.by, reason=args.reason)
         try:
@@ -370,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("plan")
     p.add_argument("--policy", help=policy_help)
     p.add_argument("--wait", action="store_true", help="wait for the end and print the final status")
+    p.add_argument("--by", default=getpass.getuser(), help="who starts (recorded in the memo as started_by)")
+    p.add_argument("--sign-with", metavar="KEY", help="SSH private key signing the start (signed-approval policies)")
     p = sub.add_parser("approve", help="approve a gate (update; --signal to send a signal)")
     p.add_argument("id")
     p.add_argument("--gate", required=True, choices=["flip", "decommission"])
@@ -383,6 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="decommission gate: every Kong data plane was restarted (or reloaded) after the flip, as the plan says",
     )
     p.add_argument("--signal", action="store_true")
+    signing = p.add_mutually_exclusive_group()
+    signing.add_argument("--sign-with", metavar="KEY", help="SSH private key to sign the approval with (SSHSIG)")
+    signing.add_argument("--signature-file", help="an armored signature made with ssh-keygen -Y sign")
+    signing.add_argument(
+        "--print-message", action="store_true", help="print the exact bytes to sign with ssh-keygen, and exit"
+    )
     p = sub.add_parser("abort", help="roll back (until the point of no return)")
     p.add_argument("id")
     p.add_argument("--reason", required=True)
@@ -401,14 +463,20 @@ def build_parser() -> argparse.ArgumentParser:
     from cli import campaign
 
     campaign.add_parser(sub)
+    codec_server.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     args = build_parser().parse_args(argv)
+    if args.command == "codec-server":
+        return codec_server.serve(args)
     try:
         return asyncio.run(run_command(args))
+    except (TemporalConfigError, SigningError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except RPCError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

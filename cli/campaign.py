@@ -43,6 +43,8 @@ from models.campaign_status import CAMPAIGN_NAME_ATTRIBUTE, CAMPAIGN_WORKFLOW_TY
 from models.durations import format_duration
 from models.input_file import InputFileError
 from models.plan import CutoverPlan
+from models.policy import WorkerPolicy
+from models.policy_rules import check_plan
 from models.workflow import PHASE_ATTRIBUTE, ApproveRequest, CutoverStatus
 from settings import TemporalSettings
 from workflows.campaign_logic import WAVE_GATE
@@ -96,6 +98,18 @@ def load_campaign(path: str) -> LoadedCampaign:
         print(f"{path}: {describe_campaign_problems(problems)}", file=sys.stderr)
         raise SystemExit(EXIT_INVALID)
     return LoadedCampaign(path, campaign, resolved)
+
+
+def check_plans_against_policy(loaded: LoadedCampaign, policy: WorkerPolicy | None) -> None:
+    """Every plan of the campaign against the worker policy; exit 2 listing every violation of every plan."""
+    problems = [
+        f"plans[{index}] ({plan.name}): {violation.describe()}"
+        for index, plan in enumerate(loaded.campaign.plans)
+        for violation in check_plan(plan, policy).violations
+    ]
+    if problems:
+        print(f"{loaded.path}: {describe_campaign_problems(problems)}", file=sys.stderr)
+        raise SystemExit(EXIT_INVALID)
 
 
 def is_file(target: str) -> bool:
@@ -270,20 +284,20 @@ async def wave_digest_from_status(client: Client, workflow_id: str, gate: str) -
 async def run(args: argparse.Namespace, settings: TemporalSettings) -> int:
     """Dispatch one ``campaign`` sub-command."""
     command = args.campaign_command
-    if command == "validate":
+    if command in ("validate", "plan", "start"):
         loaded = load_campaign(args.target)
+        check_plans_against_policy(loaded, starter.load_policy_option(args.policy))
+    if command == "validate":
         print(json.dumps(loaded.resolved, indent=2, default=str) if args.json else describe_campaign(loaded))
         return 0
     client = await settings.connect()
     if command == "plan":
-        loaded = load_campaign(args.target)
         print(f"dry run of {len(loaded.campaign.plans)} cutovers: reading DNS, Kong and B; nothing will be changed")
         results = await dry_run_all(client, settings, loaded.campaign.plans)
         print(plan_table(loaded, results))
         planned = all(not isinstance(r, str) and r.phase == "planned" for r in results.values())
         return 0 if planned else 1
     if command == "start":
-        loaded = load_campaign(args.target)
         try:
             await start_campaign(client, settings, loaded)
         except WorkflowAlreadyStartedError:
@@ -336,12 +350,15 @@ def add_parser(sub: Any) -> None:
     p = commands.add_parser("validate", help="check a campaign file; every problem, exit 2")
     p.add_argument("target", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the campaign with its plan files inlined")
-    commands.add_parser("plan", help="dry run of every cutover: changes, waits, risks; wave digests").add_argument(
-        "target", metavar="FILE"
-    )
-    commands.add_parser("start", help="start the campaign; prints its workflow id").add_argument(
-        "target", metavar="FILE"
-    )
+    planning = commands.add_parser("plan", help="dry run of every cutover: changes, waits, risks; wave digests")
+    starting = commands.add_parser("start", help="start the campaign; prints its workflow id")
+    for parser_ in (planning, starting):
+        parser_.add_argument("target", metavar="FILE")
+    for parser_ in (p, planning, starting):
+        parser_.add_argument(
+            "--policy",
+            help="check every plan against this worker policy (docs/security.md); default: the rules that need none",
+        )
     p = commands.add_parser("status", help="waves, cutovers by state and phase, what it waits for")
     p.add_argument("target", metavar="FILE-or-ID")
     p.add_argument("--json", action="store_true")

@@ -62,6 +62,9 @@ class ApproveRequest(BaseModel):
     caches_cleared: bool | None = None
     """Decommission gate: the operator confirms every data plane was restarted (or reloaded) at least the
     cutover TTL after the flip, as the plan's ``kong.dns_caches_cleared`` announces; A may then go sooner."""
+    signature: str | None = None
+    """The armored SSH signature (``ssh-keygen -Y sign -n cutover-approval``) over
+    ``models.approval_signature.approval_message``: required when the worker's policy says so."""
 
 
 class AbortRequest(BaseModel):
@@ -103,6 +106,8 @@ class ApprovalRecord(_Model):
     at: datetime
     comment: str | None = None
     caches_cleared: bool | None = None
+    key_fingerprint: str | None = None
+    """The SHA256 fingerprint of the SSH key that signed the approval, when it was signed and checked."""
 
 
 class IgnoredMessage(_Model):

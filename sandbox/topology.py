@@ -53,10 +53,10 @@ import aiohttp
 import yaml
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from sandbox import pki
 from sandbox.bind import BindPair, bind_pair, free_port
+from settings import TemporalSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLANS_DIR = Path(__file__).resolve().parent / "plans"
@@ -611,6 +611,9 @@ class Topology:
 
     def _python_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CUTOVER_", "TEMPORAL_"))}
+        # No Temporal profile file either: an operator's default profile (a Cloud namespace, an API key)
+        # must not redirect the sandbox's worker and commands away from its own dev server.
+        env["TEMPORAL_CONFIG_FILE"] = os.devnull
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
         env.update(extra or {})
@@ -878,8 +881,10 @@ class Topology:
         return f"{self.ui_url}/namespaces/{namespace}/workflows/{workflow_id}"
 
     async def temporal_client(self) -> Client:
-        """A new client with the pydantic data converter (plans and statuses travel as JSON)."""
-        return await Client.connect(self.temporal_address, data_converter=pydantic_data_converter)
+        """A new client connected the way the worker and starter connect (settings.py), to this dev server."""
+        env = {"TEMPORAL_ADDRESS": self.temporal_address, "TEMPORAL_CONFIG_FILE": os.devnull}
+        settings = TemporalSettings.from_env(env)
+        return await settings.connect()
 
     @property
     def nameservers(self) -> list[str]:

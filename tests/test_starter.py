@@ -13,16 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
+import temporalio.workflow
 import yaml
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from cli.approve_digest import digest_for_run
 from models.plan import CutoverPlan
 from sandbox.bind import BindPair
 from tests.conftest import TSIG_ENV, base_plan_data, plan_for_bind
 from tests.temporal_env import local_env
 from tests.workflows.fake_world import ALIAS, FakeWorld
-from tests.workflows.helpers import activities_for
+from tests.workflows.helpers import activities_for, quick_plan, quick_world, start, status_of
 from workflows import WORKFLOWS
+from workflows.cutover import STABLE_DIGEST
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -192,3 +195,50 @@ async def test_start_status_approve_abort_list(dev_server, tmp_path):
     assert "aborted by bob: changed my mind" in final["error"]
     assert world.records[ALIAS][0].rdatas == ("a-project.example.test.",), "the alias points at A again"
     assert world.service["host"] == "a-project.example.test", "Kong's Service is restored"
+
+
+async def test_approve_with_the_plan_file_sends_an_old_runs_legacy_digest(dev_server, tmp_path, monkeypatch):
+    """A run started before the stable digest shows (and expects) the legacy one; --plan FILE still approves it.
+
+    The run is made old the way its history makes it old on replay: ``workflow.patched("stable-digest")``
+    answers False. The workflow runs unsandboxed so the test can say so.
+    """
+    unpatched = temporalio.workflow.patched
+    monkeypatch.setattr(temporalio.workflow, "patched", lambda patch: patch != STABLE_DIGEST and unpatched(patch))
+    world = quick_world()
+    plan = quick_plan(f"legacy-{uuid.uuid4().hex[:6]}", flip_gate=True)
+    assert plan.legacy_digest() != plan.digest()
+    path = tmp_path / "plan.json"
+    path.write_text(plan.model_dump_json(exclude_defaults=True))
+    queue = f"cutover-{uuid.uuid4().hex[:6]}"
+    env = {"TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host, "CUTOVER_TASK_QUEUE": queue}
+    async with Worker(
+        dev_server.client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(dev_server, world),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await start(dev_server, plan, queue)
+        for _ in range(200):
+            status = await status_of(handle)
+            if status.phase == "awaiting-flip-approval":
+                break
+            await asyncio.sleep(0.1)
+        assert status.phase == "awaiting-flip-approval", status.error
+        assert status.plan_digest == plan.legacy_digest(), "an old run's digest"
+        approved = await run_starter(
+            "approve", handle.id, "--gate", "flip", "--by", "alice", "--plan", str(path), env=env
+        )
+        await handle.terminate("test over")
+    assert approved.returncode == 0, approved.stderr
+    assert "flip approved by alice" in approved.stdout
+    assert f"approving its digest {plan.legacy_digest()}" in approved.stderr
+
+
+def test_the_digest_sent_is_always_one_of_the_plans_own():
+    plan = quick_plan("digests")
+    assert digest_for_run(plan, plan.digest()) == plan.digest()
+    assert digest_for_run(plan, plan.legacy_digest()) == plan.legacy_digest()
+    assert digest_for_run(plan, None) == plan.digest(), "no answer: the stable digest"
+    assert digest_for_run(plan, "f" * 64) == plan.digest(), "another plan's run rejects it, naming its digest"

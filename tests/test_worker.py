@@ -97,6 +97,9 @@ def test_the_worker_refuses_to_start_without_a_policy_or_with_a_bad_one(tmp_path
     duplicate = tmp_path / "dup.yaml"
     duplicate.write_text("network: {}\nnetwork: {}\n")
     assert "duplicate key" in worker(CUTOVER_POLICY=str(duplicate)).stderr
+    half_versioned = worker("--policy", "dev", CUTOVER_BUILD_ID="2026-05-01.1")
+    assert half_versioned.returncode == 2
+    assert "a build id without a deployment name: set CUTOVER_DEPLOYMENT_NAME" in half_versioned.stderr
 
 
 async def test_worker_process_checks_serves_metrics_and_stops_on_sigterm(bare_server):
@@ -110,7 +113,14 @@ async def test_worker_process_checks_serves_metrics_and_stops_on_sigterm(bare_se
 
     metrics_port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "worker.py", "--register-search-attributes", "--metrics", f"127.0.0.1:{metrics_port}"],
+        [
+            sys.executable,
+            "worker.py",
+            "--register-search-attributes",
+            "--metrics",
+            f"127.0.0.1:{metrics_port}",
+            "--otel",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -135,4 +145,6 @@ async def test_worker_process_checks_serves_metrics_and_stops_on_sigterm(bare_se
             process.kill()
     assert process.returncode == 0, output
     assert "worker polling task queue cutover" in output
+    assert "Worker Versioning off (CUTOVER_DEPLOYMENT_NAME and CUTOVER_BUILD_ID not set)" in output
+    assert "OpenTelemetry tracing off: no tracer provider is configured" in output
     assert "shutting down" in output

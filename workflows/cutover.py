@@ -29,11 +29,11 @@ with workflow.unsafe.imports_passed_through():
         RECORD_ATTRIBUTE,
         WORKFLOW_TYPE,
         AbortRequest,
-        ApprovalRecord,
         ApproveRequest,
         CutoverStatus,
         IgnoredMessage,
     )
+    from workflows.approvals import approval_record, rules_problem
     from workflows.errors import Aborted, Refused, StepFailed, describe_failure
     from workflows.kit import Kit
     from workflows.lock import record_lock_id
@@ -202,17 +202,14 @@ class CutoverWorkflow:
     def _ignore(self, name: str, reason: str, by: str | None = None) -> None:
         self._run.ignored.append(IgnoredMessage(name=name, at=workflow.now(), reason=reason, by=by))
 
+    def _approval_problem(self, request: ApproveRequest) -> str | None:
+        """The run's own checks (gate awaited, digest), then the policy's approval rules."""
+        return approval_problem(self._run, request) or rules_problem(self._run, request)
+
     def _approve(self, request: ApproveRequest, via: str) -> str:
         run = self._run
         assert run.gate is not None and request.by and request.gate
-        record = ApprovalRecord(
-            gate=request.gate,
-            by=request.by,
-            via=via,
-            at=workflow.now(),
-            comment=request.comment,
-            caches_cleared=request.caches_cleared if request.gate == "decommission" else None,
-        )
+        record = approval_record(run, request, via)
         run.gate.approval = record
         run.approvals.append(record)
         return f"{request.gate} approved by {request.by}"
@@ -228,7 +225,7 @@ class CutoverWorkflow:
         if request is None:
             self._ignore("approve", malformed)
             return
-        problem = approval_problem(self._run, request)
+        problem = self._approval_problem(request)
         if problem:
             self._ignore("approve", problem, request.by)
             return
@@ -236,7 +233,7 @@ class CutoverWorkflow:
 
     @workflow.update(name="approve")
     def approve_update(self, *args: Any) -> str:
-        """Approve a gate; the validator rejects a gate not awaited or a wrong digest."""
+        """Approve a gate; the validator rejects a gate not awaited, a wrong digest, or what the rules refuse."""
         request, _ = decode_payload(args, ApproveRequest, APPROVE_EXAMPLE)
         assert request is not None  # the validator accepted it
         return self._approve(request, "update")
@@ -244,7 +241,7 @@ class CutoverWorkflow:
     @approve_update.validator
     def _validate_approve(self, *args: Any) -> None:
         request, malformed = decode_payload(args, ApproveRequest, APPROVE_EXAMPLE)
-        problem = malformed if request is None else approval_problem(self._run, request)
+        problem = malformed if request is None else self._approval_problem(request)
         if problem:
             raise ValueError(problem)
 

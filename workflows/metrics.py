@@ -18,6 +18,12 @@ ROLLBACKS = "cutover_rollbacks_total"
 UNDO_FAILURES = "cutover_undo_failures_total"
 GATE_WAIT_SECONDS = "cutover_gate_wait_seconds"
 
+HISTOGRAM_BUCKETS: dict[str, list[float]] = {
+    name: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 604800]
+    for name in (PHASE_SECONDS, GATE_WAIT_SECONDS)
+}
+"""Buckets from a second to a week: gates wait up to a day or more, and the SDK's default stops at 10,000 s."""
+
 _OUTCOMES = {"completed": "completed", "planned": "planned", "rolled-back": "rolled-back", "failed": "failed"}
 
 

@@ -174,7 +174,8 @@ class Saga:
     async def _run_activity_undo(self, undo: Undo) -> None:
         run = self.run
         step = self.steps.started(f"Undo: {undo.description}")
-        attempt = max(UNDO_ATTEMPT, undo.attempt_timeout)
+        # As long as one attempt of the step it undoes (never shorter), or two minutes when unknown.
+        attempt = undo.attempt_timeout or UNDO_ATTEMPT
         try:
             raw = await workflow.execute_activity(
                 undo.activity.name,

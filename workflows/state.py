@@ -13,6 +13,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from models.approval_checks import Approver
     from models.approval_rules import ApprovalRules
     from models.decommission import DecommissionResult
     from models.kong import CacheBound, KongInspection
@@ -114,6 +115,8 @@ class Run:
     policy: PolicyReport | None = None
     """The worker policy's verdict on the plan (``policy_check``, first in verifying); None for runs
     started before it existed, which keep the plan's own settings."""
+    starter: Approver | None = None
+    """Who started the run, as established from its memo in ``verifying`` (workflows/approvals.py)."""
 
     @property
     def approval_rules(self) -> ApprovalRules:

@@ -54,12 +54,12 @@ async def pinned_clients(topo: Topology) -> AsyncIterator[tuple[httpx.AsyncClien
         yield clients[0], clients[1]
 
 
-async def deletion_seen(topo: Topology, workflow_id: str) -> dict[str, Any]:
+async def deletion_seen(topo: Topology, key: str) -> dict[str, Any]:
     """The decommission receiver's state once it has deleted A (stopped runtime A) for this run."""
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         state = await topo.receiver_state()
-        if workflow_id in state.get("deletions", {}):
+        if key in state.get("deletions", {}):
             return dict(state)
         await asyncio.sleep(0.1)
     raise AssertionError("A was never deleted")
@@ -98,7 +98,8 @@ async def test_an_idle_kong_worker_never_sends_a_request_to_a_deleted_a(tmp_path
                     gate="decommission", by=E2E_BY, digest=plan.digest(), caches_cleared=wait_removed or None
                 )
                 await run.handle.execute_update("approve", request, result_type=str)
-                receiver = await deletion_seen(topo, run.workflow_id)
+                key = await run.idempotency_key()
+                receiver = await deletion_seen(topo, key)
                 late_at = time.time()
                 late = await idle.get("/orders/v1/items")  # worker 1's first request since before the flip
                 outcome = await run.outcome()
@@ -109,7 +110,7 @@ async def test_an_idle_kong_worker_never_sends_a_request_to_a_deleted_a(tmp_path
     assert outcome.failure_type is None and status.phase == "completed", run.describe(status)
     flipped = step(status, "flipping", "Flip").finished_at
     assert flipped is not None and status.decommission_not_before is not None
-    deleted_at = parse_time(receiver["deletions"][run.workflow_id]["at"])
+    deleted_at = parse_time(receiver["deletions"][key]["at"])
     assert {who for at, who in seen if at > flipped.timestamp() + 5} == {"B"}  # the busy worker moved on
     if wait_removed:
         # The operator's (false) restart confirmation shortened the wait to cutover TTL + q + margin.

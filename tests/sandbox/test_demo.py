@@ -105,7 +105,8 @@ def test_demo_runs_a_whole_cutover_under_load_with_zero_failures(tmp_path):
     assert "runtime A is gone (decommissioned)" in output
     assert ">>> --auto-approve: approving the flip gate" in output
     assert ">>> --auto-approve: approving the decommission gate" in output
-    seen = re.findall(r"== phase: (\S+)", output)
+    # "starting" (taking the record's lock, before verifying) shows only when a poll falls in it
+    seen = [p for p in re.findall(r"== phase: (\S+)", output) if p != "starting"]
     assert seen == PHASES_IN_ORDER, seen
     assert wall < 150, f"the demo took {wall:.0f} s"
 
@@ -125,7 +126,7 @@ def test_demo_runs_a_whole_cutover_under_load_with_zero_failures(tmp_path):
     first, last = load["buckets"][0], load["buckets"][-1]
     assert first["served"] == {"A": first["requests"]}
     assert last["served"] == {"B": last["requests"]}
-    assert [phase for _, phase in load["phases"]] == PHASES_IN_ORDER
+    assert [phase for _, phase in load["phases"] if phase != "starting"] == PHASES_IN_ORDER
     status = json.loads((workdir / "status.json").read_text())
     assert status["phase"] == "completed" and status["decommission"]["done"] is True
     receiver = json.loads((workdir / "run" / "receiver-state.json").read_text())

@@ -38,6 +38,7 @@ from models.kong import (
     RepointInput,
     RestoreServiceInput,
     ServiceSnapshot,
+    UpstreamInfo,
 )
 from models.policy import WorkerPolicy
 from models.policy_rules import PolicyCheckInput, PolicyReport, check_plan
@@ -100,6 +101,8 @@ class FakeWorld:
         self.undo_seconds = 0.0
         self.apply_deadlines: list[timedelta | None] = []
         """The schedule-to-close timeout of every dns_apply call: how patient the workflow was."""
+        self.upstream: UpstreamInfo | None = None
+        """Kong's Upstream when the record is one of its targets (kong_inspect reports it)."""
         self.flaky: set[str] = set()
         """Activity names that always fail with a retryable error (a server that never comes back)."""
         self.secondary_answers: tuple[RRset, ...] | None = None
@@ -237,6 +240,7 @@ class FakeWorld:
                     source="fake",
                 ),
                 shape_after=KongRequestShape(scheme="https", host_header=host + ":8443", sni=host, port=8443),
+                upstream=world.upstream,
             )
 
         @activity.defn(name="kong_repoint_service")

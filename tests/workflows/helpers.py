@@ -118,3 +118,29 @@ async def failure_of(handle: WorkflowHandle) -> ApplicationError:
 
 def snapshot(world: FakeWorld) -> tuple[dict, dict]:
     return copy.deepcopy(world.records), copy.deepcopy(world.service)
+
+
+def quick_world() -> FakeWorld:
+    """Records with a 1 s TTL, so a real-time run's waits are a few seconds."""
+    world = FakeWorld()
+    for name in world.records:
+        world.records[name] = tuple(r.with_ttl(1) for r in world.records[name])
+    return world
+
+
+def quick_plan(name: str, *, flip_gate: bool = False) -> CutoverPlan:
+    data = base_plan_data(name=name)
+    data["dns"].update(cutover_ttl=1, final_ttl=5, wait_margin="0s")
+    data["approvals"] = {"flip": flip_gate, "decommission": False, "timeout": "1h"}
+    return CutoverPlan.model_validate(data)
+
+
+async def start(env: WorkflowEnvironment, plan: CutoverPlan, queue: str) -> WorkflowHandle[Any, CutoverStatus]:
+    """Start a cutover of ``plan`` with a unique workflow id (a worker must poll ``queue``)."""
+    return await env.client.start_workflow(
+        "CutoverWorkflow",
+        plan,
+        id=f"cutover-{plan.name}-{uuid.uuid4().hex[:6]}",
+        task_queue=queue,
+        result_type=CutoverStatus,
+    )

@@ -15,6 +15,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
+from models.dns import RRset
+from models.kong import TargetInfo, UpstreamInfo
 from models.workflow import AbortRequest, ApproveRequest
 from tests.conftest import base_plan_data
 from tests.workflows.fake_world import ALIAS, A, FakeWorld
@@ -262,3 +264,26 @@ async def test_an_approval_bound_to_the_digest_keeps_working_while_waiting(ts_en
         await ts_env.sleep(timedelta(minutes=5))
         await handle.execute_update("approve", ApproveRequest(gate="flip", by="alice", digest=plan.digest()))
         await until_phase(ts_env, handle, "completed")
+
+
+async def test_an_upstream_target_that_is_a_cname_adds_as_ttl_to_the_cache_bound(ts_env):
+    """Kong's balancer renews a CNAME target when A's addresses expire (kong/runloop/balancer/targets.lua)."""
+    origin = "a-origin.example.test."
+
+    def world_with_origin_ttl(ttl: int) -> FakeWorld:
+        world = FakeWorld()
+        world.upstream = UpstreamInfo(
+            id="up-1", name="orders.upstream", targets=(TargetInfo(target="a-project.example.test:8443", weight=100),)
+        )
+        world.records[A] = (RRset(name=A, type="CNAME", ttl=300, rdatas=(origin,)),)
+        world.records[origin] = (RRset(name=origin, type="A", ttl=ttl, rdatas=("127.0.0.2",)),)
+        return world
+
+    bounds = {}
+    for ttl in (300, 30):
+        async with started(ts_env, world_with_origin_ttl(ttl), make(dry_run=True, name=f"t{ttl}")) as handle:
+            status = await bounded(handle.result())
+        assert status.cache_bound is not None
+        assert any(f"Read the TTL of {origin}" in s.step for s in status.timeline)
+        bounds[ttl] = status.cache_bound.seconds
+    assert bounds[300] - bounds[30] == 300 - 30, "A's address TTL counts in the bound"

@@ -1,39 +1,73 @@
-"""Replay the committed golden histories: a non-deterministic change to CutoverWorkflow fails here.
+"""Replay the committed golden histories through the replay check: a non-deterministic change fails here.
 
 Running cutovers live for hours or days; a worker deployed mid-run replays their history with the new
-code. Record new histories with ``python -m tests.workflows.record_histories`` only for a deliberate,
-patched change (see that module).
+code. The check is the one operators run before a deploy (``worker.py --replay-check``,
+cli/replay_check.py), with the worker's own Replayer (workflows, data converter, sandbox). Record new
+histories with ``python -m tests.workflows.record_histories``; never re-record an existing one (it
+stands for open runs of the code that wrote it).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
-from workflows.cutover import CutoverWorkflow
+from cli.replay_check import history_files, replay
+from worker import build_replayer
+from workflows.lock import CutoverLock
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+DIRECTORY = Path(__file__).parent / "histories"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_path_has_a_golden_history():
-    names = {path.stem for path in HISTORIES}
-    assert {"completed-cname", "completed-alias-gates", "rolled-back-abort-alias", "rolled-back-unhealthy"} <= names
+    names = {path.stem for path in DIRECTORY.glob("*.json")}
+    assert {
+        "completed-cname",
+        "completed-alias-gates",
+        "rolled-back-abort-alias",
+        "rolled-back-unhealthy",
+        "cancelled-before-point-of-no-return",
+        "completed-hybrid-data-planes",
+        "completed-gate-timeout-wait",
+        "failed-undo-kong-restore",
+        "failed-after-point-of-no-return",
+        "failed-gcp-delete-undeleted",
+        "rolled-back-malformed-signals",
+        "refused-record-locked",
+        "lock-released",
+    } <= names
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_replay(path: Path):
-    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=[CutoverWorkflow], data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+async def test_every_golden_history_replays_with_the_current_code():
+    histories = history_files(DIRECTORY)
+    results = await replay(histories, build_replayer(pydantic_data_converter))
+    assert [r.workflow_id for r in results] == [h.workflow_id for h in histories]
+    failures = [r.line() for r in results if not r.ok]
+    assert not failures, "\n".join(failures)
+
+
+def test_the_command_line_replays_the_golden_histories():
+    """What CI and an operator run: one line per history, exit 0."""
+    done = subprocess.run(
+        [sys.executable, "worker.py", "--replay-check", "--histories", str(DIRECTORY)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    count = len(list(DIRECTORY.glob("*.json")))
+    assert sum(line.startswith("ok    ") for line in done.stdout.splitlines()) == count, done.stdout
+    assert f"{count} replayed, 0 failed" in done.stdout
 
 
 @workflow.defn(name="CutoverWorkflow", sandboxed=False)
@@ -46,9 +80,22 @@ class ReorderedCutover:
 
 
 async def test_the_replay_check_catches_a_reordered_workflow():
-    path = next(p for p in HISTORIES if p.stem == "completed-cname")
+    path = DIRECTORY / "completed-cname.json"
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=[ReorderedCutover], data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is not None
-    assert "Nondeterminism" in str(result.replay_failure) or "does not match" in str(result.replay_failure)
+    replayer = build_replayer(pydantic_data_converter, workflows=[ReorderedCutover, CutoverLock])
+    [result] = await replay([history], replayer)
+    assert not result.ok
+    assert result.failure is not None and "Nondeterminism" in result.failure, result.failure
+    assert result.line().startswith("FAIL  completed-cname (run ")
+
+
+def test_an_unreadable_history_file_is_named(tmp_path):
+    (tmp_path / "broken.json").write_text('{"events": [{"eventType": "nonsense"}]}')
+    done = subprocess.run(
+        [sys.executable, "worker.py", "--replay-check", "--histories", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "broken.json: not a workflow history" in done.stderr, done.stderr

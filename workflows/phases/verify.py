@@ -33,7 +33,8 @@ with workflow.unsafe.imports_passed_through():
         READINESS_PROBE,
         TRAFFIC_BASELINE,
     )
-    from workflows.errors import Refused
+    from workflows.approvals import establish_starter
+    from workflows.errors import Refused, StepFailed
     from workflows.kit import Kit
     from workflows.lock import service_lock_id
     from workflows.status import set_phase
@@ -94,12 +95,43 @@ async def check_policy(kit: Kit) -> None:
         )
 
 
+TARGET_TTL_PATCH = "upstream-target-address-ttl"
+"""Runs from before it replay without the extra read."""
+
+
+async def target_address_ttl(kit: Kit, kong: KongInspection, reality: planning.Reality) -> int | None:
+    """The TTL of A's address records when the record is an Upstream target that is a CNAME today.
+
+    Kong's balancer keeps the addresses a CNAME target led to and renews them only when *they* expire
+    (kong/runloop/balancer/targets.lua), so their TTL adds to the cache bound. None when it does not
+    apply, or when A's name can't be read through the plan's DNS (the bound then says it is unknown).
+    """
+    if kong.upstream is None or reality.flip_kind != "cname-to-cname" or not workflow.patched(TARGET_TTL_PATCH):
+        return None
+    plan = kit.run.plan
+    try:
+        snapshot = await kit.steps.call(
+            DNS_SNAPSHOT,
+            SnapshotInput(dns=plan.dns, name=reality.old_name),
+            f"Read the TTL of {reality.old_name} (what Kong's balancer renews the target on)",
+        )
+    except StepFailed as exc:
+        kit.run.warnings.append(f"the TTL of {reality.old_name} could not be read: {exc}")
+        return None
+    return snapshot.max_ttl or None
+
+
 async def verify(kit: Kit) -> Verified:
     """Check the policy, read everything, refuse if the plan doesn't fit reality; record changes and waits."""
     run, steps = kit.run, kit.steps
     plan = run.plan
     set_phase(run, "verifying", "Reading DNS on every nameserver, Kong, and probing B.")
     await check_policy(kit)
+    # Now that the policy's approval rules are known: a run whose starter can't be established under
+    # approver_not_starter could never be approved.
+    starter_problem = establish_starter(run)
+    if starter_problem:
+        raise Refused(starter_problem)
     snapshot = await steps.call(
         DNS_SNAPSHOT,
         SnapshotInput(dns=plan.dns, name=plan.dns.record),
@@ -119,7 +151,7 @@ async def verify(kit: Kit) -> Verified:
     reality, problems = planning.assess_reality(plan, snapshot, kong)
     if reality is None:
         raise Refused(" ".join(problems))
-    run.bound = planning.cache_bound_for(plan, kong, reality)
+    run.bound = planning.cache_bound_for(plan, kong, reality, await target_address_ttl(kit, kong, reality))
     run.planned = planning.planned_changes(plan, reality, kong)
     run.risks = planning.risks(plan, reality, kong, run.bound)
     run.warnings.extend(run.bound.warnings)
