@@ -32,9 +32,11 @@ from temporalio.service import TLSConfig
 
 from connection.codec import PayloadKeyError, data_converter_from_env
 from connection.errors import TemporalConfigError, describe_connect_failure
+from models.campaign_status import CAMPAIGN_NAME_ATTRIBUTE, CAMPAIGN_WAVE_ATTRIBUTE
 from models.workflow import PHASE_ATTRIBUTE, RECORD_ATTRIBUTE, TASK_QUEUE
 
-SEARCH_ATTRIBUTES = (PHASE_ATTRIBUTE, RECORD_ATTRIBUTE)
+SEARCH_ATTRIBUTES = (PHASE_ATTRIBUTE, RECORD_ATTRIBUTE, CAMPAIGN_NAME_ATTRIBUTE, CAMPAIGN_WAVE_ATTRIBUTE)
+"""Keyword attributes: a run's phase and record; a campaign's name and wave (on the campaign and its cutovers)."""
 DEFAULT_ADDRESS = "localhost:7233"
 
 __all__ = [

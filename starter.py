@@ -11,6 +11,7 @@
     python starter.py watch ID                live view until the run ends; exit code = outcome (cli/watch.py)
     python starter.py list [--phase P]
     python starter.py traffic PLAN --since 10m
+    python starter.py campaign validate|plan|start|status|approve|pause|resume|abort FILE-or-ID   (docs/campaigns.md)
     python starter.py codec-server [--port 8081] [--ui-origin http://localhost:8233]
 
 PLAN is YAML or JSON. ``validate`` checks the plan against a worker policy with ``--policy`` and,
@@ -352,6 +353,10 @@ async def run_command(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
         return 0
 
+    if args.command == "campaign":
+        from cli import campaign
+
+        return await campaign.run(args, TemporalSettings.from_env())
     if args.command in ("start", "plan"):
         check_against_policy(args.plan, load_plan(args.plan), load_policy_option(args.policy))
     settings = TemporalSettings.from_env()
@@ -455,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("traffic", help="window summary and verdict from the plan's telemetry source, now")
     p.add_argument("plan")
     p.add_argument("--since", default="10m")
+    from cli import campaign
+
+    campaign.add_parser(sub)
     codec_server.add_parser(sub)
     return parser
 

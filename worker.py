@@ -42,6 +42,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Interceptor, Replayer, Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.campaign import CampaignActivities
 from activities.decommission import DecommissionActivities
 from activities.dns import DnsActivities
 from activities.kong import KongActivities
@@ -73,7 +74,7 @@ class ActivityGroup(Protocol):
 
 
 class MissingSearchAttributes(RuntimeError):
-    """The namespace lacks CutoverPhase/CutoverRecord: workflows would hang on their first upsert."""
+    """The namespace lacks cutover's search attributes: workflows would hang on their first upsert."""
 
 
 _NOT_ALLOWED = (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.UNIMPLEMENTED)
@@ -83,7 +84,8 @@ _NOT_ALLOWED = (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED, 
 def build_activities(client: Client, secrets: EnvSecrets | None = None) -> list[Callable[..., Any]]:
     """Every activity of cutover, bound to providers that read secrets (and the worker policy) from ``secrets``.
 
-    ``client`` is the worker's own Temporal client, for the lock look-up.
+    ``client`` is the worker's own Temporal client, for the lock look-up and the campaign's reads and approvals
+    of its cutovers.
     """
     secrets = secrets or EnvSecrets()
     groups: list[ActivityGroup] = [
@@ -95,6 +97,7 @@ def build_activities(client: Client, secrets: EnvSecrets | None = None) -> list[
         DecommissionActivities(secrets=secrets),
         NotifyActivities(secrets=secrets),
         LockActivities(client),
+        CampaignActivities(client),
     ]
     return [fn for group in groups for fn in group.activities()]
 
@@ -207,7 +210,10 @@ def build_worker(
     deployment: WorkerDeploymentConfig | None = None,
     interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
-    """A worker for CutoverWorkflow and the given activities (versioned when ``deployment`` is given)."""
+    """A worker for every workflow of cutover (``workflows.WORKFLOWS``) and the given activities.
+
+    Versioned when ``deployment`` is given.
+    """
     options: dict[str, Any] = {"deployment_config": deployment} if deployment else {}
     return Worker(
         client,

@@ -405,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--auto-approve", action="store_true", help="approve both gates without asking")
     parser.add_argument("--rate", type=float, default=20.0, help="client requests per second (20)")
     parser.add_argument("--exit-when-done", action="store_true", help="stop everything after the report")
+    parser.add_argument(
+        "--campaign", action="store_true", help="six APIs in three waves, one failing B (sandbox/demo_campaign.py)"
+    )
     parser.add_argument("--workdir", default=".demo", help="work directory, wiped at start (.demo)")
     parser.add_argument(
         "--ports", choices=["default", "auto"], default="default", help="default: 7233/8233/5353/...; auto: free ports"
@@ -450,6 +453,10 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
     console.stream.on_gone = stdout_gone
     watcher = asyncio.ensure_future(console.stream.watch())
     try:
+        if args.campaign:
+            from sandbox.demo_campaign import run_campaign_demo
+
+            return await run_campaign_demo(args)
         return await run_demo(args, console)
     except asyncio.CancelledError:
         if not received:

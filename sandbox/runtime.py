@@ -20,8 +20,9 @@ Requests:
     a Host not in ``--hosts`` (port ignored) -> 404; other paths -> 404.
 
 Control (never subject to the Host check; JSON bodies):
-    ``POST /_runtime/fail {"status": 503, "count": N|null, "delay": seconds}`` answer ``status`` (N times
-    or until recovered), optionally after a delay; ``POST /_runtime/recover``;
+    ``POST /_runtime/fail {"status": 503, "count": N|null, "delay": seconds, "hosts": [...]|null}`` answer
+    ``status`` (N times or until recovered), optionally after a delay, to every Host or only to those listed
+    (one API of many failing on a shared B); ``POST /_runtime/recover``;
     ``POST /_runtime/flap {"pattern": [503, 200, ...], "repeat": false}`` answer the statuses in turn;
     ``GET /_runtime/stats`` request counts per Host, SNI, status; ``POST /_runtime/reset-stats``.
 
@@ -56,6 +57,8 @@ class RuntimeState:
     prefix: str = DEFAULT_PREFIX
     fail_status: int | None = None
     fail_remaining: int | None = None
+    fail_hosts: frozenset[str] | None = None
+    """Only requests for these Hosts fail (None: every Host)."""
     delay: float = 0.0
     flap: list[int] = field(default_factory=list)
     flap_repeat: bool = False
@@ -65,14 +68,18 @@ class RuntimeState:
     by_sni: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
 
-    def fail(self, status: int = 503, count: int | None = None, delay: float = 0.0) -> None:
-        """Answer ``status`` for the next ``count`` requests (None: until :meth:`recover`)."""
+    def fail(
+        self, status: int = 503, count: int | None = None, delay: float = 0.0, hosts: Sequence[str] | None = None
+    ) -> None:
+        """Answer ``status`` for the next ``count`` requests (None: until :meth:`recover`), for ``hosts`` or all."""
         self.fail_status, self.fail_remaining, self.delay = status, count, delay
+        self.fail_hosts = frozenset(h.lower() for h in hosts) if hosts is not None else None
         self.flap = []
 
     def recover(self) -> None:
         """Serve normally again."""
         self.fail_status, self.fail_remaining, self.delay = None, None, 0.0
+        self.fail_hosts = None
         self.flap, self.flap_index = [], 0
 
     def set_flap(self, pattern: Sequence[int], repeat: bool = False) -> None:
@@ -80,8 +87,8 @@ class RuntimeState:
         self.recover()
         self.flap, self.flap_repeat = list(pattern), repeat
 
-    def next_injected_status(self) -> int | None:
-        """The status a failure knob imposes on this request, or None to serve normally."""
+    def next_injected_status(self, host: str = "") -> int | None:
+        """The status a failure knob imposes on this request (for ``host``), or None to serve normally."""
         if self.flap:
             if self.flap_index >= len(self.flap):
                 if not self.flap_repeat:
@@ -90,7 +97,7 @@ class RuntimeState:
             status = self.flap[self.flap_index]
             self.flap_index += 1
             return None if status == 200 else status
-        if self.fail_status is None:
+        if self.fail_status is None or (self.fail_hosts is not None and host.lower() not in self.fail_hosts):
             return None
         if self.fail_remaining is not None:
             if self.fail_remaining <= 0:
@@ -138,7 +145,13 @@ def build_app(state: RuntimeState) -> web.Application:
         if request.method != "POST":
             return web.json_response({"message": "use POST"}, status=405)
         if action == "fail":
-            state.fail(int(body.get("status", 503)), body.get("count"), float(body.get("delay", 0.0)))
+            hosts = body.get("hosts")
+            state.fail(
+                int(body.get("status", 503)),
+                body.get("count"),
+                float(body.get("delay", 0.0)),
+                [str(h) for h in hosts] if isinstance(hosts, list) else None,
+            )
         elif action == "recover":
             state.recover()
         elif action == "flap":
@@ -164,8 +177,8 @@ def build_app(state: RuntimeState) -> web.Application:
         elif not (request.path == state.prefix or request.path.startswith(state.prefix + "/")):
             response = web.json_response({"message": "not found", "served_by": state.name}, status=404)
         else:
-            injected = state.next_injected_status()
-            if state.delay:
+            injected = state.next_injected_status(host)
+            if state.delay and (state.fail_hosts is None or host.lower() in state.fail_hosts):
                 await asyncio.sleep(state.delay)
             if injected is not None:
                 response = web.json_response(

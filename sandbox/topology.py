@@ -74,7 +74,7 @@ RUNTIME_HOSTS = {
     "B": ("b-project.example.test", "a-project.example.test", "origin-api.example.test"),
 }
 """Host names each runtime answers; B also serves the names Kong sends before and after the flip."""
-SEARCH_ATTRIBUTES = ("CutoverPhase", "CutoverRecord")
+SEARCH_ATTRIBUTES = ("CutoverPhase", "CutoverRecord", "CampaignName", "CampaignWave")
 TSIG_KEY_NAME = "update-key"
 TSIG_ENV = "CUTOVER_TSIG_SECRET"
 DECOMMISSION_AUTH_ENV = "CUTOVER_DECOMMISSION_AUTH"

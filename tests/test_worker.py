@@ -45,10 +45,11 @@ async def test_missing_search_attributes_say_exactly_what_to_run(bare_server):
     with pytest.raises(MissingSearchAttributes) as info:
         await ensure_search_attributes(bare_server.client, "default", register=False)
     message = str(info.value)
-    assert "CutoverPhase" in message and "CutoverRecord" in message
+    assert all(name in message for name in ("CutoverPhase", "CutoverRecord", "CampaignName", "CampaignWave"))
     assert "temporal server start-dev --search-attribute CutoverPhase=Keyword" in message
     assert (
-        "temporal operator search-attribute create --name CutoverPhase --name CutoverRecord --type Keyword" in message
+        "temporal operator search-attribute create --name CutoverPhase --name CutoverRecord --name CampaignName "
+        "--name CampaignWave --type Keyword" in message
     )
 
 
@@ -57,7 +58,7 @@ async def test_register_creates_them(bare_server):
     listed = await bare_server.client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace="default")
     )
-    assert {"CutoverPhase", "CutoverRecord"} <= set(listed.custom_attributes)
+    assert {"CutoverPhase", "CutoverRecord", "CampaignName", "CampaignWave"} <= set(listed.custom_attributes)
     await ensure_search_attributes(bare_server.client, "default", register=False)
 
 

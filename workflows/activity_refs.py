@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar, get_type_hints
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.campaign import CampaignActivities
     from activities.decommission import DecommissionActivities
     from activities.dns import DnsActivities
     from activities.kong import KongActivities
@@ -62,3 +63,5 @@ DECOMMISSION_DELETE = ref(DecommissionActivities.delete)
 DECOMMISSION_UNDO = ref(DecommissionActivities.undo)
 NOTIFY = ref(NotifyActivities.notify)
 LOCK_HOLDER = ref(LockActivities.lock_holder)
+CAMPAIGN_READ_CUTOVERS = ref(CampaignActivities.read_cutovers)
+CAMPAIGN_APPROVE_CUTOVER = ref(CampaignActivities.approve_cutover)

@@ -48,13 +48,21 @@ async def topo(shared_topology: Topology) -> AsyncIterator[Topology]:
     await restore(shared_topology)
 
 
+async def take_lanes(topo: Topology, count: int) -> list[Lane]:
+    """``count`` lanes no other test uses, with their Kong Services created."""
+    lanes = []
+    for _ in range(count):
+        index = next(_next_lane)
+        assert index <= LANES, f"the shared topology has only {LANES} lanes: raise LANES"
+        lanes.append(numbered_lane(index))
+        await create_kong_service(topo, lanes[-1])
+    return lanes
+
+
 @pytest_asyncio.fixture
 async def lane(topo: Topology) -> AsyncIterator[Lane]:
     """A lane of its own on the shared topology; a run it left unfinished is terminated afterwards."""
-    index = next(_next_lane)
-    assert index <= LANES, f"the shared topology has only {LANES} lanes: raise LANES"
-    lane = numbered_lane(index)
-    await create_kong_service(topo, lane)
+    (lane,) = await take_lanes(topo, 1)
     yield lane
     client = await topo.temporal_client()
     handle = client.get_workflow_handle(lane.workflow_id)
