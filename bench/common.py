@@ -1,6 +1,6 @@
 """What every benchmark shares: machine facts, a quiet machine, timed runs, gate approval, DNS watching.
 
-The benchmarks drive the sandbox (sandbox/topology.py) as the demo does: one ``Topology`` per
+The benchmarks drive the sandbox (sandbox/topology/) as the demo does: one ``Topology`` per
 measurement on free ports in its own temporary directory, cutovers started exactly as
 ``python starter.py start`` starts them, gates approved through the ``approve`` update. Every
 address is on 127.0.0.0/8.
