@@ -1,0 +1,84 @@
+"""Many Kong Services and a recording decommission webhook, for runs of many cutovers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from bench.common.output import BenchError
+from sandbox.load import require_loopback
+from sandbox.topology import Topology
+
+# --- Kong services and a decommission sink for many cutovers ----------------------------------------------
+
+
+async def seed_kong_services(topo: Topology, names: Sequence[str]) -> None:
+    """Create one Kong Service (host ``<name>.example.test``) and one route (``/<name>``) per name.
+
+    Shaped like sandbox/services.yaml's orders-api, through Kong's Admin API as an operator would.
+    """
+    admin = require_loopback(topo.kong_admin_url)
+    semaphore = asyncio.Semaphore(20)
+    async with aiohttp.ClientSession() as session:
+
+        async def create(name: str) -> None:
+            service = {
+                "name": name,
+                "protocol": "https",
+                "host": f"{name}.example.test",
+                "port": topo.ports.runtime,
+                "path": "/orders/v1",
+                "retries": 5,
+                "connect_timeout": 5000,
+                "read_timeout": 10000,
+                "write_timeout": 10000,
+                "tls_verify": True,
+            }
+            route = {"name": name, "paths": [f"/{name}"], "strip_path": True, "preserve_host": False}
+            async with semaphore:
+                for url, body in ((f"{admin}/services", service), (f"{admin}/services/{name}/routes", route)):
+                    async with session.post(url, json=body) as response:
+                        if response.status != 201:
+                            text = await response.text()
+                            raise BenchError(f"Kong Admin API: POST {url} -> {response.status}: {text}")
+
+        await asyncio.gather(*(create(name) for name in names))
+
+
+@dataclass
+class DecommissionSink:
+    """A loopback webhook that accepts "delete project <name>" and only records it.
+
+    The sandbox's receiver really stops runtime A, which serves every benchmark record: deleting it
+    after the first of many cutovers would break the others. This sink keeps A running while each
+    cutover still proves A drained for its own Service and calls its webhook.
+    """
+
+    calls: dict[str, int] = field(default_factory=dict)
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> DecommissionSink:
+        app = web.Application()
+        app.router.add_route("DELETE", "/projects/{project}", self._delete)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(self._runner, sock).start()
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        project = request.match_info["project"]
+        self.calls[project] = self.calls.get(project, 0) + 1
+        return web.json_response({"project": project, "deleted": True})
