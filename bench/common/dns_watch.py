@@ -16,8 +16,6 @@ import dns.rdatatype
 from bench.figures import Observation
 from sandbox.load import require_loopback
 
-# --- DNS -------------------------------------------------------------------------------------------------------
-
 
 def describe_answer(response: dns.message.Message, name: str) -> tuple[str, int | None]:
     """The record's own RRset in an answer as ``("A 127.0.0.2", ttl)``; ``("none", None)`` if absent."""

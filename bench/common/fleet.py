@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import aiohttp
 from aiohttp import web
 
 from bench.common.output import BenchError
-from sandbox.load import require_loopback
+from sandbox.fleet import AdminApiError, create_services
 from sandbox.topology import Topology
 
-# --- Kong services and a decommission sink for many cutovers ----------------------------------------------
+BENCH_SERVICE_FIELDS = {"retries": 5, "connect_timeout": 5000, "read_timeout": 10000, "write_timeout": 10000}
+"""Kong Service timeouts of the benchmarks: a dead upstream fails a request in seconds, not a minute."""
 
 
 async def seed_kong_services(topo: Topology, names: Sequence[str]) -> None:
@@ -22,32 +21,10 @@ async def seed_kong_services(topo: Topology, names: Sequence[str]) -> None:
 
     Shaped like sandbox/services.yaml's orders-api, through Kong's Admin API as an operator would.
     """
-    admin = require_loopback(topo.kong_admin_url)
-    semaphore = asyncio.Semaphore(20)
-    async with aiohttp.ClientSession() as session:
-
-        async def create(name: str) -> None:
-            service = {
-                "name": name,
-                "protocol": "https",
-                "host": f"{name}.example.test",
-                "port": topo.ports.runtime,
-                "path": "/orders/v1",
-                "retries": 5,
-                "connect_timeout": 5000,
-                "read_timeout": 10000,
-                "write_timeout": 10000,
-                "tls_verify": True,
-            }
-            route = {"name": name, "paths": [f"/{name}"], "strip_path": True, "preserve_host": False}
-            async with semaphore:
-                for url, body in ((f"{admin}/services", service), (f"{admin}/services/{name}/routes", route)):
-                    async with session.post(url, json=body) as response:
-                        if response.status != 201:
-                            text = await response.text()
-                            raise BenchError(f"Kong Admin API: POST {url} -> {response.status}: {text}")
-
-        await asyncio.gather(*(create(name) for name in names))
+    try:
+        await create_services(topo, names, service_fields=BENCH_SERVICE_FIELDS, route_fields={"preserve_host": False})
+    except AdminApiError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 @dataclass

@@ -11,8 +11,6 @@ from pathlib import Path
 from bench.common.output import stop_loop
 from sandbox.topology import Topology
 
-# --- process figures ------------------------------------------------------------------------------------------
-
 
 def proc_status_kib(pid: int, field_name: str) -> int | None:
     """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM), None when the process is gone."""

@@ -26,8 +26,6 @@ from models.workflow import CutoverStatus
 from sandbox.topology import Topology
 from settings import TemporalSettings
 
-# --- topology ---------------------------------------------------------------------------------------------
-
 
 @contextlib.asynccontextmanager
 async def bench_topology(keep: bool, **options: Any) -> AsyncIterator[Topology]:
