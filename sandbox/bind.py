@@ -22,12 +22,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.asyncquery
 import dns.flags
 import dns.message
 import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
 
 DEFAULT_ZONE = "example.test"
 DEFAULT_RECORDS = """\
@@ -287,3 +291,29 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+async def signed_update(bind: BindPair, zone: str, *changes: tuple[str, str, int, str | None]) -> None:
+    """Apply ``(action, name, ttl, "TYPE data")`` changes in one TSIG-signed UPDATE to the primary.
+
+    ``action`` is an UPDATE operation (``add``, ``replace``, ``delete``; a delete with data removes that
+    type or rdata only). Names and CNAME targets are relative to ``zone`` unless they end in a dot.
+
+    Raises:
+        RuntimeError: the primary refused the UPDATE.
+    """
+    keyring = dns.tsigkeyring.from_text({bind.key_name: bind.secret})
+    message = dns.update.Update(zone, keyring=keyring, keyalgorithm=dns.tsig.HMAC_SHA256)
+    for action, name, ttl, data in changes:
+        if action == "delete":
+            if data:
+                message.delete(name, data)
+            else:
+                message.delete(name)
+        else:
+            assert data is not None
+            rdtype, rdata = data.split(" ", 1)
+            getattr(message, action)(name, ttl, rdtype, rdata)
+    response = await dns.asyncquery.tcp(message, "127.0.0.1", port=bind.primary.port, timeout=5)
+    if response.rcode() != dns.rcode.NOERROR:
+        raise RuntimeError(f"UPDATE refused: {dns.rcode.to_text(response.rcode())}")
