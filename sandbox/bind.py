@@ -88,6 +88,18 @@ def soa_serial(host: str, port: int, zone: str, timeout: float = 1.0) -> int | N
     return int(response.answer[0][0].serial)
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM a server that still runs, SIGKILL it after ``timeout`` seconds; it is reaped either way."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class NamedServer:
     """One named process and its directory."""
@@ -113,13 +125,7 @@ class NamedServer:
         """SIGTERM, then SIGKILL after 5 s."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
     @property
