@@ -238,6 +238,25 @@ def _whoami() -> str:
         return "unknown"
 
 
+async def digest_typed(prompt: str, digest: str) -> bool:
+    """Have a human type the first 8 characters of ``digest``: proof they read what they approve."""
+    answer = (await asyncio.to_thread(input, prompt)).strip()
+    if len(answer) < 8 or not digest.startswith(answer):
+        print("not confirmed: nothing was approved", file=sys.stderr)
+        return False
+    return True
+
+
+async def send_update(handle: WorkflowHandle[Any, Any], name: str, request: Any) -> int:
+    """Send update ``name`` and print its answer; a rejection goes to stderr and exits 1."""
+    try:
+        print(await handle.execute_update(name, request, result_type=str))
+    except WorkflowUpdateFailedError as exc:
+        print(f"rejected: {exc.cause}", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def confirm_digest(handle: WorkflowHandle[Any, Any], gate: str) -> str | None:
     """Without --digest or --plan, show what the run will do and have a human confirm its digest.
 
@@ -254,9 +273,7 @@ async def confirm_digest(handle: WorkflowHandle[Any, Any], gate: str) -> str | N
         return None
     print(render_status(status))
     prompt = f"approve gate {gate!r}? type the first 8 characters of the plan digest to confirm: "
-    answer = (await asyncio.to_thread(input, prompt)).strip()
-    if not answer or not status.plan_digest.startswith(answer) or len(answer) < 8:
-        print("not confirmed: nothing was approved", file=sys.stderr)
+    if not await digest_typed(prompt, status.plan_digest):
         return None
     return status.plan_digest
 
@@ -316,12 +333,7 @@ async def approve(client: Client, handle: WorkflowHandle[Any, Any], args: argpar
         await handle.signal("approve", request)
         print("approve signal sent (signals are not validated: check `status` for ignored messages)")
         return 0
-    try:
-        print(await handle.execute_update("approve", request, result_type=str))
-    except WorkflowUpdateFailedError as exc:
-        print(f"rejected: {exc.cause}", file=sys.stderr)
-        return 1
-    return 0
+    return await send_update(handle, "approve", request)
 
 
 async def run_command(args: argparse.Namespace) -> int:
@@ -399,13 +411,7 @@ async def run_command(args: argparse.Namespace) -> int:
     if args.command == "approve":
         return await approve(client, handle, args)
     if args.command == "abort":
-        request_abort = AbortRequest(by=args.by, reason=args.reason)
-        try:
-            print(await handle.execute_update("abort", request_abort, result_type=str))
-        except WorkflowUpdateFailedError as exc:
-            print(f"rejected: {exc.cause}", file=sys.stderr)
-            return 1
-        return 0
+        return await send_update(handle, "abort", AbortRequest(by=args.by, reason=args.reason))
     raise AssertionError(args.command)
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.overhead [--runs 5] [--strategy cname|alias] [--approvals auto|off]
                                        [--rate 20] [--no-dry-run] [--json out.json] [--keep]
 
-Each run gets a fresh sandbox (sandbox/topology.py, free ports, a temporary directory) with the
+Each run gets a fresh sandbox (sandbox/topology/, free ports, a temporary directory) with the
 sandbox plan (sandbox/plans/<strategy>.yaml, its short timings, ``min_requests`` fitted to the load as
 the demo does), a steady client load through Kong (the monitor and the drain proof need traffic),
 first a dry run (``starter.py plan``, as an operator does before a real run; it also means the

@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -274,9 +274,7 @@ async def wave_digest_from_status(client: Client, workflow_id: str, gate: str) -
         return None
     print(f"wave {number} of {workflow_id}: {', '.join(wave.cutovers)}; digest {wave.digest}")
     prompt = f"approve {gate}? type the first 8 characters of wave {number}'s digest to confirm: "
-    answer = (await asyncio.to_thread(input, prompt)).strip()
-    if len(answer) < 8 or not wave.digest.startswith(answer):
-        print("not confirmed: nothing was approved", file=sys.stderr)
+    if not await starter.digest_typed(prompt, wave.digest):
         return None
     return wave.digest
 
@@ -333,12 +331,7 @@ async def run(args: argparse.Namespace, settings: TemporalSettings) -> int:
         await handle.signal(command, request)
         print(f"{command} signal sent (signals get no answer: check `campaign status` for ignored messages)")
         return 0
-    try:
-        print(await handle.execute_update(command, request, result_type=str))
-    except WorkflowUpdateFailedError as exc:
-        print(f"rejected: {exc.cause}", file=sys.stderr)
-        return 1
-    return 0
+    return await starter.send_update(handle, command, request)
 
 
 def add_parser(sub: Any) -> None:

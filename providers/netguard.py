@@ -48,6 +48,24 @@ class NetworkGuard:
         if problem:
             raise PolicyViolation(f"{field}: {problem}")
 
+    def _allow_lists_for(self, host: str, field: str, what: str) -> WorkerPolicy | None:
+        """Check ``host`` by the address rules and the dev policy; the policy whose allow-lists decide, or None.
+
+        None when no policy is loaded, or when the dev policy (loopback only) has already decided.
+
+        Raises:
+            PolicyViolation: the address rules refuse ``host``, or the dev policy refuses a non-loopback ``what``.
+        """
+        self.check_host(host, field)
+        policy = self.policy
+        if policy is None:
+            return None
+        if policy.dev_loopback_only:
+            if not is_loopback_host(host):
+                raise PolicyViolation(f"{field}: the dev policy allows loopback {what} only")
+            return None
+        return policy
+
     def check_url(self, kind: str, url: str, field: str) -> None:
         """Refuse ``url`` unless it is in the policy's allow-list for ``kind`` (and its host may be reached).
 
@@ -55,13 +73,8 @@ class NetworkGuard:
             PolicyViolation: naming the plan field and the allow-list.
         """
         host = url_host(url)
-        self.check_host(host, field)
-        policy = self.policy
+        policy = self._allow_lists_for(host, field, "destinations")
         if policy is None:
-            return
-        if policy.dev_loopback_only:
-            if not is_loopback_host(host):
-                raise PolicyViolation(f"{field}: the dev policy allows loopback destinations only")
             return
         entries: Iterable[str] = getattr(policy.endpoints, kind)
         if not any(url_entry_matches(entry, url) for entry in entries):
@@ -75,13 +88,8 @@ class NetworkGuard:
         Raises:
             PolicyViolation: naming the field.
         """
-        self.check_host(host, field)
-        policy = self.policy
+        policy = self._allow_lists_for(host, field, "servers")
         if policy is None:
-            return
-        if policy.dev_loopback_only:
-            if not is_loopback_host(host):
-                raise PolicyViolation(f"{field}: the dev policy allows loopback servers only")
             return
         entries = policy.endpoints.dns_servers if kind == "dns_server" else policy.endpoints.nameservers
         if entries is not None and not any(server_entry_matches(entry, host, port) for entry in entries):

@@ -22,12 +22,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.asyncquery
 import dns.flags
 import dns.message
 import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
 
 DEFAULT_ZONE = "example.test"
 DEFAULT_RECORDS = """\
@@ -84,6 +88,18 @@ def soa_serial(host: str, port: int, zone: str, timeout: float = 1.0) -> int | N
     return int(response.answer[0][0].serial)
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM a server that still runs, SIGKILL it after ``timeout`` seconds; it is reaped either way."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class NamedServer:
     """One named process and its directory."""
@@ -109,13 +125,7 @@ class NamedServer:
         """SIGTERM, then SIGKILL after 5 s."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.process = None
 
     @property
@@ -287,3 +297,29 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+async def signed_update(bind: BindPair, zone: str, *changes: tuple[str, str, int, str | None]) -> None:
+    """Apply ``(action, name, ttl, "TYPE data")`` changes in one TSIG-signed UPDATE to the primary.
+
+    ``action`` is an UPDATE operation (``add``, ``replace``, ``delete``; a delete with data removes that
+    type or rdata only). Names and CNAME targets are relative to ``zone`` unless they end in a dot.
+
+    Raises:
+        RuntimeError: the primary refused the UPDATE.
+    """
+    keyring = dns.tsigkeyring.from_text({bind.key_name: bind.secret})
+    message = dns.update.Update(zone, keyring=keyring, keyalgorithm=dns.tsig.HMAC_SHA256)
+    for action, name, ttl, data in changes:
+        if action == "delete":
+            if data:
+                message.delete(name, data)
+            else:
+                message.delete(name)
+        else:
+            assert data is not None
+            rdtype, rdata = data.split(" ", 1)
+            getattr(message, action)(name, ttl, rdtype, rdata)
+    response = await dns.asyncquery.tcp(message, "127.0.0.1", port=bind.primary.port, timeout=5)
+    if response.rcode() != dns.rcode.NOERROR:
+        raise RuntimeError(f"UPDATE refused: {dns.rcode.to_text(response.rcode())}")

@@ -1,6 +1,6 @@
 """The whole thing, for real, on loopback: ``make demo`` (``python -m sandbox.demo``).
 
-It starts the sandbox topology (sandbox/topology.py: Temporal dev server with its web UI, BIND
+It starts the sandbox topology (sandbox/topology/: Temporal dev server with its web UI, BIND
 primary + secondary, runtimes A and B over HTTPS, the Kong emulator, the decommission receiver and
 the worker), puts a steady client load through Kong, starts a cutover from the sandbox plan exactly
 as ``python starter.py start`` does, and follows it with the same live view as ``python starter.py

@@ -9,7 +9,7 @@ every API, so the plans leave A in place (``decommission: none``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,22 @@ def route_url(topo: Topology, name: str) -> str:
     return f"{topo.kong_proxy_url}/{name}/orders"
 
 
-async def create_services(topo: Topology, names: Sequence[str]) -> None:
-    """One Kong Service and one route per API, through Kong's Admin API as an operator would."""
+class AdminApiError(RuntimeError):
+    """Kong's Admin API refused to create a Service or a route."""
+
+
+async def create_services(
+    topo: Topology,
+    names: Sequence[str],
+    *,
+    service_fields: Mapping[str, Any] | None = None,
+    route_fields: Mapping[str, Any] | None = None,
+) -> None:
+    """One Kong Service and one route per API, through Kong's Admin API as an operator would.
+
+    ``service_fields`` and ``route_fields`` add to (or replace) the fields of each Service and route,
+    e.g. a benchmark's shorter timeouts.
+    """
     admin = require_loopback(topo.kong_admin_url)
     semaphore = asyncio.Semaphore(20)
     async with aiohttp.ClientSession() as session:
@@ -55,13 +69,15 @@ async def create_services(topo: Topology, names: Sequence[str]) -> None:
                 "port": topo.ports.runtime,
                 "path": "/orders/v1",
                 "tls_verify": True,
+                **(service_fields or {}),
             }
-            route = {"name": name, "paths": [f"/{name}"], "strip_path": True}
+            route = {"name": name, "paths": [f"/{name}"], "strip_path": True, **(route_fields or {})}
             async with semaphore:
                 for url, body in ((f"{admin}/services", service), (f"{admin}/services/{name}/routes", route)):
                     async with session.post(url, json=body) as response:
                         if response.status != 201:
-                            raise RuntimeError(f"Kong Admin API: POST {url} -> {response.status}")
+                            text = await response.text()
+                            raise AdminApiError(f"Kong Admin API: POST {url} -> {response.status}: {text}")
 
         await asyncio.gather(*(create(name) for name in names))
 

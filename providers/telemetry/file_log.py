@@ -27,13 +27,10 @@ costs the window's lines, not the whole day's, and many concurrent cutovers on o
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import IO, Any, ClassVar
+from typing import IO, ClassVar
 
 from models.plan import KongFileLogSource
 from models.telemetry import WindowSummary
@@ -42,62 +39,27 @@ from providers.telemetry.base import (
     Cursor,
     HistoricalTelemetrySource,
     Progress,
-    decoding_cursor,
-    from_rfc3339,
     to_rfc3339,
     utc_now,
 )
-from providers.telemetry.records import RecordError, parse_serialized_request
+from providers.telemetry.log_lines import (
+    EMPTY_HEAD,
+    HEAD_BYTES,
+    FilePosition,
+    complete_lines,
+    count_line,
+    decode_cursor,
+    end_of_last_line,
+    fingerprint,
+    first_relevant_offset,
+)
 from providers.telemetry.summary import SummaryBuilder
 
-HEAD_BYTES = 256
-"""Bytes fingerprinted at the start of a file to notice it was truncated and rewritten past our offset."""
 PROGRESS_EVERY_LINES = 10_000
 """A long scan reports its progress this often, so the activity's heartbeats show it moving."""
 MAX_FOLLOWED_FILES = 4
 """The file at the path plus this many minus one rotated files are followed at once."""
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
-WRITE_ORDER_SLACK = timedelta(minutes=5)
-"""How far out of finishing order a line may be written (Kong writes in the log phase, so seconds at
-most: nginx workers append concurrently). Lines that finished this long before a window's start are
-skipped without being read."""
-SEARCH_BELOW_BYTES = 1 << 20
-"""Files smaller than this are simply read from the start; a search would not save anything."""
-SEARCH_PROBE_LINES = 8
-"""At a probe point, this many lines are tried for a time before the search gives up and reads on."""
-
-
-@dataclass
-class _FilePosition:
-    """Where reading stopped in one file (a JSON-serialisable part of the cursor)."""
-
-    device: int
-    inode: int
-    offset: int
-    head: str
-    """sha256 of the file's first ``min(offset, HEAD_BYTES)`` bytes."""
-
-    def same_file(self, stat: os.stat_result) -> bool:
-        return self.device == stat.st_dev and self.inode == stat.st_ino
-
-
-def _fingerprint(handle: IO[bytes], length: int) -> str:
-    handle.seek(0)
-    return hashlib.sha256(handle.read(min(length, HEAD_BYTES))).hexdigest()
-
-
-def _end_of_last_line(handle: IO[bytes], size: int) -> int:
-    """The offset just after the last newline: a cursor opened now starts at a line boundary."""
-    position = size
-    while position > 0:
-        start = max(0, position - 65536)
-        handle.seek(start)
-        chunk = handle.read(position - start)
-        newline = chunk.rfind(b"\n")
-        if newline >= 0:
-            return start + newline + 1
-        position = start
-    return 0
 
 
 class KongFileLog(HistoricalTelemetrySource):
@@ -129,7 +91,7 @@ class KongFileLog(HistoricalTelemetrySource):
         now = utc_now()
         return self._cursor(now, [self._position_at_end(self.path)])
 
-    def _cursor(self, polled_at: datetime, positions: list[_FilePosition]) -> Cursor:
+    def _cursor(self, polled_at: datetime, positions: list[FilePosition]) -> Cursor:
         """The cursor: the newest :data:`MAX_FOLLOWED_FILES` positions, the file at the path last."""
         return {
             "path": self.path,
@@ -137,20 +99,20 @@ class KongFileLog(HistoricalTelemetrySource):
             "files": [asdict(position) for position in positions[-MAX_FOLLOWED_FILES:]],
         }
 
-    def _position_at_end(self, path: str) -> _FilePosition:
+    def _position_at_end(self, path: str) -> FilePosition:
         """The end of ``path``'s last complete line, found without reading the lines before it."""
         try:
             with open(path, "rb") as handle:
                 stat = os.fstat(handle.fileno())
-                offset = _end_of_last_line(handle, stat.st_size)
-                head = _fingerprint(handle, offset)
+                offset = end_of_last_line(handle, stat.st_size)
+                head = fingerprint(handle, offset)
         except OSError as exc:
             raise self._error(exc) from exc
-        return _FilePosition(stat.st_dev, stat.st_ino, offset, head)
+        return FilePosition(stat.st_dev, stat.st_ino, offset, head)
 
     def check_cursor(self, cursor: Cursor) -> None:
         """Raise InvalidCursor unless ``cursor`` is this file's: a poll time and file positions."""
-        _decode_cursor(cursor, self.path)
+        decode_cursor(cursor, self.path)
 
     async def poll(self, cursor: Cursor) -> tuple[WindowSummary, Cursor]:
         """Read every complete line written since ``cursor``, across rotation and truncation.
@@ -160,10 +122,10 @@ class KongFileLog(HistoricalTelemetrySource):
             TelemetryUnavailable: the file can't be read.
             ConfigError: the worker may not read it.
         """
-        polled_at, followed = _decode_cursor(cursor, self.path)
+        polled_at, followed = decode_cursor(cursor, self.path)
         return await asyncio.to_thread(self._poll, polled_at, followed)
 
-    def _poll(self, polled_at: datetime, followed: list[_FilePosition]) -> tuple[WindowSummary, Cursor]:
+    def _poll(self, polled_at: datetime, followed: list[FilePosition]) -> tuple[WindowSummary, Cursor]:
         now = utc_now()
         builder = SummaryBuilder(
             source=self.description,
@@ -172,8 +134,8 @@ class KongFileLog(HistoricalTelemetrySource):
             window_end=now,
         )
         current = self._stat(self.path)
-        kept: list[_FilePosition] = []
-        current_position: _FilePosition | None = None
+        kept: list[FilePosition] = []
+        current_position: FilePosition | None = None
         for position in followed:
             if current is not None and position.same_file(current):
                 current_position = position
@@ -192,18 +154,18 @@ class KongFileLog(HistoricalTelemetrySource):
             if current_position is None:
                 if followed:
                     builder.note(f"{self.path} was rotated: following the new file from its start")
-                current_position = _FilePosition(current.st_dev, current.st_ino, 0, _EMPTY_HEAD)
+                current_position = FilePosition(current.st_dev, current.st_ino, 0, EMPTY_HEAD)
             kept.append(self._read_new_lines(self.path, current_position, builder))
         return builder.build(), self._cursor(now, kept)
 
     def _read_new_lines(
         self,
         path: str,
-        position: _FilePosition,
+        position: FilePosition,
         builder: SummaryBuilder,
         progress: Progress | None = None,
         not_before: datetime | None = None,
-    ) -> _FilePosition:
+    ) -> FilePosition:
         """Count the complete lines after ``position`` in ``path``; return the new position.
 
         ``not_before`` (history reads only) lets a read from the file's start skip old lines.
@@ -215,7 +177,7 @@ class KongFileLog(HistoricalTelemetrySource):
                     # Renamed again between the directory scan and open(): read it at the next poll.
                     return position
                 offset = position.offset
-                if stat.st_size < offset or (offset and _fingerprint(handle, offset) != position.head):
+                if stat.st_size < offset or (offset and fingerprint(handle, offset) != position.head):
                     builder.note(
                         f"{path} was truncated in place (copytruncate?): reading it again from the start; "
                         "lines written between the previous poll and the truncation are not counted"
@@ -227,13 +189,13 @@ class KongFileLog(HistoricalTelemetrySource):
                 )
                 head = position.head
                 if restarted or position.offset < HEAD_BYTES:
-                    head = _fingerprint(handle, offset)
+                    head = fingerprint(handle, offset)
         except FileNotFoundError:
             builder.note(f"{path} disappeared while being read")
             return position
         except OSError as exc:
             raise self._error(exc) from exc
-        return _FilePosition(position.device, position.inode, offset, head)
+        return FilePosition(position.device, position.inode, offset, head)
 
     def _count_lines(
         self,
@@ -251,9 +213,9 @@ class KongFileLog(HistoricalTelemetrySource):
         """
         size = os.fstat(handle.fileno()).st_size
         if offset == 0 and not_before is not None:
-            offset = _first_relevant_offset(handle, size, not_before)
-        for count, (line, line_offset) in enumerate(_complete_lines(handle, offset), start=1):
-            _count_line(line, f"{path}:{line_offset}", builder)
+            offset = first_relevant_offset(handle, size, not_before)
+        for count, (line, line_offset) in enumerate(complete_lines(handle, offset), start=1):
+            count_line(line, f"{path}:{line_offset}", builder)
             offset = line_offset + len(line)
             if progress is not None and count % PROGRESS_EVERY_LINES == 0:
                 progress(f"read {count} lines of {path} ({offset // 1_000_000} of {size // 1_000_000} MB)")
@@ -329,8 +291,8 @@ class KongFileLog(HistoricalTelemetrySource):
         current = self._stat(self.path)
         if not files and current is None:
             raise self._error(FileNotFoundError(self.path))
-        rotated: list[_FilePosition] = []
-        current_position: _FilePosition | None = None
+        rotated: list[FilePosition] = []
+        current_position: FilePosition | None = None
         for index, path in enumerate(files, start=1):
             if progress is not None:
                 progress(f"reading {path} ({index} of {len(files)} file(s))")
@@ -339,7 +301,7 @@ class KongFileLog(HistoricalTelemetrySource):
                 builder.note(f"{path} disappeared while being read")
                 continue
             position = self._read_new_lines(
-                path, _FilePosition(stat.st_dev, stat.st_ino, 0, _EMPTY_HEAD), builder, progress, not_before=start
+                path, FilePosition(stat.st_dev, stat.st_ino, 0, EMPTY_HEAD), builder, progress, not_before=start
             )
             if current is not None and position.same_file(current):
                 current_position = position
@@ -380,7 +342,7 @@ class KongFileLog(HistoricalTelemetrySource):
         except OSError:
             return []
 
-    def _find_rotated(self, position: _FilePosition) -> str | None:
+    def _find_rotated(self, position: FilePosition) -> str | None:
         for path in self._siblings():
             stat = self._stat(path)
             if stat is not None and position.same_file(stat):
@@ -405,115 +367,3 @@ class KongFileLog(HistoricalTelemetrySource):
                 "visible to the worker?"
             )
         return TelemetryUnavailable(f"cannot read {self.path}: {exc.strerror or exc}")
-
-
-_EMPTY_HEAD = hashlib.sha256(b"").hexdigest()
-
-
-def _decode_cursor(cursor: Cursor, path: str) -> tuple[datetime, list[_FilePosition]]:
-    """The poll time and file positions of a cursor.
-
-    Raises:
-        InvalidCursor: a field is missing or of the wrong type, or the cursor is another file's.
-    """
-
-    def decode() -> tuple[datetime, list[_FilePosition]]:
-        if cursor["path"] != path:
-            raise ValueError(f"the cursor follows {cursor['path']}, not {path}")
-        positions = []
-        for item in cursor["files"]:
-            position = _FilePosition(**item)
-            if not all(isinstance(value, int) for value in (position.device, position.inode, position.offset)):
-                raise TypeError("device, inode and offset must be integers")
-            if not isinstance(position.head, str) or position.offset < 0:
-                raise ValueError("bad head or offset")
-            positions.append(position)
-        return from_rfc3339(cursor["polled_at"]), positions
-
-    return decoding_cursor(decode)
-
-
-def _complete_lines(handle: IO[bytes], offset: int) -> Iterator[tuple[bytes, int]]:
-    """Yield ``(line, offset)`` for each newline-terminated line from ``offset``; stop at a partial one."""
-    handle.seek(offset)
-    while True:
-        line = handle.readline()
-        if not line.endswith(b"\n"):
-            return
-        yield line, offset
-        offset += len(line)
-
-
-def _finished_at(line: bytes) -> float | None:
-    """When a serialized request finished (epoch seconds), or None when the line doesn't say."""
-    try:
-        record = json.loads(line)
-        started_ms = record["started_at"]
-        latencies = record.get("latencies") or {}
-        total_ms = latencies.get("request") or 0
-        if not isinstance(started_ms, (int, float)) or not isinstance(total_ms, (int, float)):
-            return None
-        return (started_ms + max(total_ms, 0)) / 1000
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
-
-
-def _probe(handle: IO[bytes], position: int, limit: int) -> tuple[int, float] | None:
-    """The start of the first complete line after ``position`` (before ``limit``) and when it finished."""
-    handle.seek(position)
-    if position > 0:
-        handle.readline()  # the rest of the line the position fell into
-    for _ in range(SEARCH_PROBE_LINES):
-        start = handle.tell()
-        if start >= limit:
-            return None
-        line = handle.readline()
-        if not line.endswith(b"\n"):
-            return None
-        finished = _finished_at(line)
-        if finished is not None:
-            return start, finished
-    return None
-
-
-def _first_relevant_offset(handle: IO[bytes], size: int, not_before: datetime) -> int:
-    """A line start before which every line finished before ``not_before`` - slack (binary search).
-
-    Returns 0 for small files, and stops narrowing where the lines carry no time (garbage, another
-    format): reading more than needed is always safe, skipping a relevant line never is.
-    """
-    if size < SEARCH_BELOW_BYTES:
-        return 0
-    target = (not_before - WRITE_ORDER_SLACK).timestamp()
-    low, high = 0, size
-    while high - low > 65536:
-        probe = _probe(handle, (low + high) // 2, high)
-        if probe is None:
-            break
-        start, finished = probe
-        if finished < target:
-            low = start
-        else:
-            high = (low + high) // 2
-    return low
-
-
-def _count_line(line: bytes, where: str, builder: SummaryBuilder) -> None:
-    """Parse one file-log line into the builder; bad lines become counted parse failures."""
-    raw = line.strip()
-    if not raw:
-        return
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        builder.failure("not UTF-8", where)
-        return
-    try:
-        record: Any = json.loads(text)
-    except ValueError:
-        builder.failure("not JSON", where)
-        return
-    try:
-        builder.add(parse_serialized_request(record))
-    except RecordError as exc:
-        builder.failure(str(exc), where)

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from sandbox.kong.declarative import DeclarativeConfigError
 from sandbox.kong.emulator import MODES, KongEmulator
-from sandbox.kong.store import DeclarativeConfigError
 
 
 def _address(text: str) -> tuple[str, int]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from sandbox.kong.store import KongApiError
+from sandbox.kong.errors import KongApiError
 
 if TYPE_CHECKING:
     from sandbox.kong.emulator import KongEmulator

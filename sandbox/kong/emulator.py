@@ -15,10 +15,11 @@ from aiohttp import web
 
 from sandbox.kong.admin import AdminApi
 from sandbox.kong.balancer import TargetAddresses
+from sandbox.kong.declarative import load_declarative
 from sandbox.kong.dns import DnsClients, DnsSettings, Nameserver
 from sandbox.kong.metrics import KongMetrics
 from sandbox.kong.proxy import ProxyDataPlane
-from sandbox.kong.store import Store, load_declarative
+from sandbox.kong.store import Store
 
 VERSION = "3.9.1"
 MODES = ("traditional", "db-less", "data-plane", "control-plane")

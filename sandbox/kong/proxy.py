@@ -39,7 +39,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from sandbox.kong.dns import Resolution, is_ip
-from sandbox.kong.store import split_target
+from sandbox.kong.schema import split_target
 
 if TYPE_CHECKING:
     from sandbox.kong.emulator import KongEmulator

@@ -26,23 +26,10 @@ from models.campaign_status import CampaignStatus
 from models.workflow import CutoverStatus
 from sandbox.load import LoadGenerator
 from sandbox.topology import Topology
+from tests.e2e.cli import json_arg, starter_cli, temporal_cli
 from tests.e2e.conftest import take_lanes
-from tests.e2e.helpers import (
-    A_ADDRESS,
-    B_TARGET,
-    E2E_BY,
-    E2E_TIMINGS,
-    Lane,
-    a_record,
-    assert_on_both,
-    cname_record,
-    dns_view,
-    json_arg,
-    kong_service_host,
-    plan_keeping_a,
-    starter_cli,
-    temporal_cli,
-)
+from tests.e2e.dns_reads import a_record, assert_on_both, cname_record, dns_view
+from tests.e2e.lanes import A_ADDRESS, B_TARGET, E2E_BY, E2E_TIMINGS, Lane, kong_service_host, plan_keeping_a
 
 RATE = 10.0
 """Requests per second on each API's route (four routes at once)."""

@@ -9,28 +9,11 @@ import pytest
 
 from models.durations import parse_duration
 from sandbox.topology import Topology
-from tests.e2e.helpers import (
-    A_ADDRESS,
-    B_TARGET,
-    E2E_TIMINGS,
-    a_record,
-    assert_load_rate,
-    assert_on_both,
-    cname_record,
-    dns_view,
-    failures,
-    finished_at,
-    kong_service_host,
-    last_served_by,
-    load_generator,
-    parse_time,
-    read_serial,
-    sandbox_lane,
-    served_by,
-    start_run,
-    step,
-    tcp_refused,
-)
+from tests.e2e.cli import tcp_refused
+from tests.e2e.dns_reads import a_record, assert_on_both, cname_record, dns_view, read_serial
+from tests.e2e.lanes import A_ADDRESS, B_TARGET, E2E_TIMINGS, kong_service_host, sandbox_lane
+from tests.e2e.runs import finished_at, parse_time, start_run, step
+from tests.e2e.traffic import assert_load_rate, failures, last_served_by, load_generator, served_by
 
 
 @pytest.mark.e2e

@@ -14,21 +14,10 @@ import pytest
 
 from models.workflow import CutoverStatus, StepRecord
 from sandbox.topology import Topology
-from tests.e2e.helpers import (
-    B_TARGET,
-    E2E_TIMINGS,
-    Lane,
-    assert_on_both,
-    cname_record,
-    dns_view,
-    failures,
-    finished_at,
-    load_generator,
-    plan_keeping_a,
-    read_serial,
-    start_run,
-    step,
-)
+from tests.e2e.dns_reads import assert_on_both, cname_record, dns_view, read_serial
+from tests.e2e.lanes import B_TARGET, E2E_TIMINGS, Lane, plan_keeping_a
+from tests.e2e.runs import finished_at, start_run, step
+from tests.e2e.traffic import failures, load_generator
 
 DNS_STEPS = ("Lower TTL", "Flip", "Restore TTL")
 """The cname strategy's three DNS changes."""

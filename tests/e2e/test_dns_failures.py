@@ -9,24 +9,10 @@ import pytest
 
 from models.workflow import CutoverStatus
 from sandbox.topology import Topology
-from tests.e2e.helpers import (
-    A_ADDRESS,
-    B_TARGET,
-    E2E_TIMINGS,
-    Lane,
-    Rrset,
-    a_record,
-    assert_on_both,
-    cname_record,
-    dns_view,
-    finished_at,
-    load_generator,
-    plan_keeping_a,
-    read_serial,
-    signed_replace,
-    start_run,
-    step,
-)
+from tests.e2e.dns_reads import Rrset, a_record, assert_on_both, cname_record, dns_view, read_serial, signed_replace
+from tests.e2e.lanes import A_ADDRESS, B_TARGET, E2E_TIMINGS, Lane, plan_keeping_a
+from tests.e2e.runs import finished_at, start_run, step
+from tests.e2e.traffic import load_generator
 
 RETRY_DEADLINE = 1
 """Seconds the flip may keep retrying an unreachable primary (``dns.retry_deadline``) in the "stays down" case."""

@@ -26,7 +26,8 @@ import pytest
 
 from models.workflow import ApproveRequest
 from sandbox.topology import Topology
-from tests.e2e.helpers import E2E_BY, E2E_TIMINGS, parse_time, sandbox_lane, start_run, step
+from tests.e2e.lanes import E2E_BY, E2E_TIMINGS, sandbox_lane
+from tests.e2e.runs import parse_time, start_run, step
 
 STALE = 30
 """Kong's dns_stale_ttl here: longer than drain + monitoring + drain proof, so the hazard is real."""

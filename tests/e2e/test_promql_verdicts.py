@@ -24,7 +24,9 @@ from models.telemetry import Verdict, evaluate
 from providers.telemetry.file_log import KongFileLog
 from sandbox.prometheus import PrometheusServer, prometheus_server
 from sandbox.topology import REPO_ROOT, RUNTIME_ADDRESSES, TSIG_ENV, Topology
-from tests.e2e.helpers import Lane, load_generator, plan_keeping_a, start_run
+from tests.e2e.lanes import Lane, plan_keeping_a
+from tests.e2e.runs import start_run
+from tests.e2e.traffic import load_generator
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

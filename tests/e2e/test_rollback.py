@@ -8,27 +8,11 @@ import time
 import pytest
 
 from sandbox.topology import Topology
-from tests.e2e.helpers import (
-    A_ADDRESS,
-    E2E_BY,
-    E2E_TIMINGS,
-    Lane,
-    a_record,
-    assert_on_both,
-    dns_view,
-    failures,
-    json_arg,
-    kong_dns_cache,
-    kong_switch_seconds,
-    load_generator,
-    read_serial,
-    start_run,
-    starter_cli,
-    step,
-    temporal_cli,
-    traffic_moved_to,
-    what_clients_saw,
-)
+from tests.e2e.cli import json_arg, starter_cli, temporal_cli
+from tests.e2e.dns_reads import a_record, assert_on_both, dns_view, read_serial
+from tests.e2e.lanes import A_ADDRESS, E2E_BY, E2E_TIMINGS, Lane
+from tests.e2e.runs import kong_switch_seconds, start_run, step
+from tests.e2e.traffic import failures, kong_dns_cache, load_generator, traffic_moved_to, what_clients_saw
 
 RESTORED = a_record(A_ADDRESS, E2E_TIMINGS.record_ttl)
 """The lane's record as it was before the run: an A record for A at the zone's TTL."""

@@ -12,37 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dns.asyncquery
-import dns.rcode
-import dns.tsig
-import dns.tsigkeyring
-import dns.update
 import httpx
 
-from sandbox.bind import BindPair
+from sandbox.bind import BindPair, signed_update
 from sandbox.kong import running_emulator
 from sandbox.pki import Pki
 from tests.kong.fixtures import A_IP, B_IP, runtimes_ab, sandbox_config
 
 ZONE = "example.test."
-
-
-async def update(bind: BindPair, *changes: tuple[str, str, int, str | None]) -> None:
-    """Apply ``(action, name, ttl, "TYPE data")`` changes in one signed UPDATE; action is replace/delete."""
-    keyring = dns.tsigkeyring.from_text({bind.key_name: bind.secret})
-    message = dns.update.Update(ZONE, keyring=keyring, keyalgorithm=dns.tsig.HMAC_SHA256)
-    for action, name, ttl, data in changes:
-        if action == "delete":
-            if data:
-                message.delete(name, data)
-            else:
-                message.delete(name)
-        else:
-            assert data is not None
-            rdtype, rdata = data.split(" ", 1)
-            message.replace(name, ttl, rdtype, rdata)
-    response = await dns.asyncquery.tcp(message, "127.0.0.1", port=bind.primary.port, timeout=5)
-    assert response.rcode() == dns.rcode.NOERROR, dns.rcode.to_text(response.rcode())
 
 
 def log_lines(path: Path) -> list[dict[str, Any]]:
@@ -84,7 +61,7 @@ def switch_time(seen: list[tuple[float, str]]) -> float:
 async def test_cname_flip_switches_each_worker_after_the_ttl_serving_stale_once(
     bind: BindPair, pki: Pki, tmp_path: Path
 ) -> None:
-    await update(bind, ("replace", "origin-api", 2, "CNAME a-project"))
+    await signed_update(bind, ZONE, ("replace", "origin-api", 2, "CNAME a-project"))
     log = tmp_path / "file-log.json"
     async with runtimes_ab(pki) as (a, b):
         config = sandbox_config(a.port, host="origin-api.example.test")
@@ -96,7 +73,7 @@ async def test_cname_flip_switches_each_worker_after_the_ttl_serving_stale_once(
             for _ in range(2):  # one connection per worker (nginx pins a connection): each caches CNAME:origin-api
                 async with httpx.AsyncClient(base_url=kong.proxy_url) as client:
                     assert (await client.get("/orders/v1/items")).json()["served_by"] == "A"
-            await update(bind, ("replace", "origin-api", 2, "CNAME b-project"))
+            await signed_update(bind, ZONE, ("replace", "origin-api", 2, "CNAME b-project"))
             seen = await watch(kong.proxy_url, first + 3.2, connections=2)
             cache = await dns_cache(kong.admin_url)
     expiry = first + 2
@@ -117,7 +94,7 @@ async def test_cname_flip_switches_each_worker_after_the_ttl_serving_stale_once(
 async def test_legacy_client_keeps_the_old_a_record_until_ttl_plus_stale_ttl_when_it_becomes_a_cname(
     bind: BindPair, pki: Pki, tmp_path: Path
 ) -> None:
-    await update(bind, ("replace", "a-project", 1, "A 127.0.0.2"))
+    await signed_update(bind, ZONE, ("replace", "a-project", 1, "A 127.0.0.2"))
     log = tmp_path / "file-log.json"
     async with runtimes_ab(pki) as (a, _):
         async with running_emulator(
@@ -131,7 +108,9 @@ async def test_legacy_client_keeps_the_old_a_record_until_ttl_plus_stale_ttl_whe
             async with httpx.AsyncClient(base_url=kong.proxy_url) as client:
                 first = time.monotonic()
                 assert (await client.get("/orders/v1/items")).json()["served_by"] == "A"
-            await update(bind, ("delete", "a-project", 0, "A"), ("replace", "a-project", 1, "CNAME b-project"))
+            await signed_update(
+                bind, ZONE, ("delete", "a-project", 0, "A"), ("replace", "a-project", 1, "CNAME b-project")
+            )
             seen = await watch(kong.proxy_url, first + 2.5, interval=0.2)
             cache = await dns_cache(kong.admin_url)
             seen += await watch(kong.proxy_url, first + 5.0, interval=0.2)
@@ -147,7 +126,7 @@ async def test_legacy_client_keeps_the_old_a_record_until_ttl_plus_stale_ttl_whe
 
 
 async def test_new_dns_client_follows_the_cname_after_the_ttl(bind: BindPair, pki: Pki, tmp_path: Path) -> None:
-    await update(bind, ("replace", "a-project", 1, "A 127.0.0.2"))
+    await signed_update(bind, ZONE, ("replace", "a-project", 1, "A 127.0.0.2"))
     async with runtimes_ab(pki) as (a, _):
         async with running_emulator(
             config=sandbox_config(a.port),
@@ -161,14 +140,16 @@ async def test_new_dns_client_follows_the_cname_after_the_ttl(bind: BindPair, pk
                 first = time.monotonic()
                 assert (await client.get("/orders/v1/items")).json()["served_by"] == "A"
                 dns_status = await client.get(f"{kong.admin_url}/status/dns")
-            await update(bind, ("delete", "a-project", 0, "A"), ("replace", "a-project", 1, "CNAME b-project"))
+            await signed_update(
+                bind, ZONE, ("delete", "a-project", 0, "A"), ("replace", "a-project", 1, "CNAME b-project")
+            )
             seen = await watch(kong.proxy_url, first + 2.2)
     assert dns_status.status_code == 200
     assert first + 1 <= switch_time(seen) <= first + 1.5  # shared cache: one stale answer, then B for all workers
 
 
 async def test_dns_valid_ttl_overrides_the_record_ttl(bind: BindPair, pki: Pki) -> None:
-    await update(bind, ("replace", "origin-api", 1, "CNAME a-project"))
+    await signed_update(bind, ZONE, ("replace", "origin-api", 1, "CNAME a-project"))
     async with runtimes_ab(pki) as (a, _):
         async with running_emulator(
             config=sandbox_config(a.port, host="origin-api.example.test"),
@@ -181,7 +162,7 @@ async def test_dns_valid_ttl_overrides_the_record_ttl(bind: BindPair, pki: Pki) 
                 first = time.monotonic()
                 assert (await client.get("/orders/v1/items")).json()["served_by"] == "A"
                 legacy_dns_status = await client.get(f"{kong.admin_url}/status/dns")
-            await update(bind, ("replace", "origin-api", 1, "CNAME b-project"))
+            await signed_update(bind, ZONE, ("replace", "origin-api", 1, "CNAME b-project"))
             seen = await watch(kong.proxy_url, first + 3.7, interval=0.15)
     assert legacy_dns_status.status_code == 501
     assert all(who == "A" for sent, who in seen if sent < first + 2.95), seen  # the 1 s record TTL does not matter
@@ -233,7 +214,7 @@ async def test_retries_record_tries_and_upstream_status_and_tls_verify_uses_kong
                 }
             ],
         }
-        await update(bind, ("replace", "a-project", 300, "A 127.0.0.3"))  # a-project now reaches B-narrow
+        await signed_update(bind, ZONE, ("replace", "a-project", 300, "A 127.0.0.3"))  # a-project now reaches B-narrow
         async with running_emulator(
             config=config, dns=("127.0.0.1", bind.primary.port), log=log, upstream_ca=pki.ca
         ) as kong:

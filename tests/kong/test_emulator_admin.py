@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from sandbox.kong import running_emulator
-from sandbox.kong.store import DeclarativeConfigError
+from sandbox.kong.declarative import DeclarativeConfigError
 from tests.kong.fixtures import sandbox_config
 from tests.kong.openapi import Exchange, RecordingTransport, kong_spec
 
@@ -183,7 +183,8 @@ def test_declarative_config_problems_are_listed_together() -> None:
         "plugins": [],
     }
     with pytest.raises(DeclarativeConfigError) as error:
-        from sandbox.kong.store import Store, load_declarative
+        from sandbox.kong.declarative import load_declarative
+        from sandbox.kong.store import Store
 
         load_declarative(Store(), config)
     message = str(error.value)

@@ -15,7 +15,7 @@ from models.plan import CutoverPlan
 from providers.gateway.kong import dns_settings_from_configuration, inspect_service
 from providers.secrets import EnvSecrets
 from sandbox.kong import running_emulator
-from sandbox.kong.store import HEALTHCHECK_DEFAULTS
+from sandbox.kong.schema import HEALTHCHECK_DEFAULTS
 from tests.conftest import base_plan_data
 from tests.kong.openapi import RecordingTransport
 from tests.kong.test_client import RECORD, TARGET, UPSTREAM_CONFIG, client_for

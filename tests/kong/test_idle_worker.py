@@ -14,12 +14,12 @@ import time
 import httpx
 import pytest
 
-from sandbox.bind import BindPair
+from sandbox.bind import BindPair, signed_update
 from sandbox.kong import running_emulator
 from sandbox.pki import Pki
 from sandbox.runtime import running_runtime
 from tests.kong.fixtures import A_HOSTS, A_IP, B_HOSTS, B_IP, port_free_on, sandbox_config
-from tests.kong.test_dataplane import update
+from tests.kong.test_dataplane import ZONE
 
 STALE = 4
 
@@ -31,7 +31,9 @@ async def served_by(client: httpx.AsyncClient) -> str:
 
 @pytest.mark.parametrize("delete_a", [False, True], ids=["A-kept", "A-deleted"])
 async def test_an_idle_workers_first_request_after_the_flip_goes_to_a(bind: BindPair, pki: Pki, delete_a: bool) -> None:
-    await update(bind, ("replace", "origin-api", 1, "CNAME a-project"), ("replace", "a-project", 1, "A 127.0.0.2"))
+    await signed_update(
+        bind, ZONE, ("replace", "origin-api", 1, "CNAME a-project"), ("replace", "a-project", 1, "A 127.0.0.2")
+    )
     port = port_free_on([A_IP, B_IP])
     certs = pki.certs
     async with contextlib.AsyncExitStack() as stack, contextlib.AsyncExitStack() as a_stack:
@@ -54,7 +56,7 @@ async def test_an_idle_workers_first_request_after_the_flip_goes_to_a(bind: Bind
         idle = await stack.enter_async_context(httpx.AsyncClient(base_url=kong.proxy_url or ""))
         assert [await served_by(busy), await served_by(idle)] == ["A", "A"]  # worker 0, worker 1
         looked_up = time.monotonic()
-        await update(bind, ("replace", "origin-api", 1, "CNAME b-project"))  # the flip
+        await signed_update(bind, ZONE, ("replace", "origin-api", 1, "CNAME b-project"))  # the flip
         seen_busy = []
         while time.monotonic() < looked_up + 2.5:  # the busy worker moves to B after the 1 s TTL
             seen_busy.append(await served_by(busy))

@@ -15,11 +15,11 @@ import time
 
 import httpx
 
-from sandbox.bind import BindPair
+from sandbox.bind import BindPair, signed_update
 from sandbox.kong import running_emulator
 from sandbox.pki import Pki
 from tests.kong.fixtures import runtimes_ab
-from tests.kong.test_dataplane import update
+from tests.kong.test_dataplane import ZONE
 from tests.kong.test_idle_worker import served_by
 
 A_TTL = 3
@@ -45,7 +45,9 @@ def upstream_config(port: int) -> dict:
 async def test_a_cname_target_follows_the_flip_when_a_records_expire_and_idle_workers_are_renewed(
     bind: BindPair, pki: Pki
 ) -> None:
-    await update(bind, ("replace", "origin-api", 1, "CNAME a-project"), ("replace", "a-project", A_TTL, "A 127.0.0.2"))
+    await signed_update(
+        bind, ZONE, ("replace", "origin-api", 1, "CNAME a-project"), ("replace", "a-project", A_TTL, "A 127.0.0.2")
+    )
     async with runtimes_ab(pki) as (a, _), contextlib.AsyncExitStack() as stack:
         kong = await stack.enter_async_context(
             running_emulator(
@@ -60,7 +62,9 @@ async def test_a_cname_target_follows_the_flip_when_a_records_expire_and_idle_wo
         idle = await stack.enter_async_context(httpx.AsyncClient(base_url=kong.proxy_url or ""))
         looked_up = time.monotonic()
         assert [await served_by(busy), await served_by(idle)] == ["A", "A"]  # worker 0, worker 1
-        await update(bind, ("replace", "origin-api", 1, "CNAME b-project"))  # the flip; the CNAME's TTL is 1 s
+        await signed_update(
+            bind, ZONE, ("replace", "origin-api", 1, "CNAME b-project")
+        )  # the flip; the CNAME's TTL is 1 s
         seen = []
         while time.monotonic() < looked_up + A_TTL + 3:
             seen.append((time.monotonic() - looked_up, await served_by(busy)))

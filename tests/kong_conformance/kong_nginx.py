@@ -14,7 +14,6 @@ import json
 import os
 import pwd
 import re
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from sandbox.bind import free_port
+from sandbox.bind import free_port, terminate
 
 REPO = Path(__file__).resolve().parents[2]
 GLUE = Path(__file__).resolve().parent / "lua"
@@ -195,11 +194,5 @@ class KongNginx:
 
     def stop(self) -> None:
         """Fast shutdown (SIGTERM), SIGKILL after 5 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            terminate(self.process)

@@ -19,14 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import dns.asyncquery
-import dns.rcode
-import dns.tsig
-import dns.tsigkeyring
-import dns.update
 import httpx
 
-from sandbox.bind import BindPair, bind_pair, free_port
+from sandbox.bind import BindPair, bind_pair, free_port, signed_update
 from sandbox.kong.dns import ERR_EMPTY, ERR_NXDOMAIN, DnsSettings, LegacyResolver, Nameserver, NewResolver
 from sandbox.kong.dns import balancer_status as status_of
 from tests.kong_conformance.kong_nginx import KongNginx, has_search_domains, kong_commit, kong_conf, kong_lua_dir
@@ -133,27 +128,6 @@ class ConformanceRun:
     runs: dict[str, ScenarioRun]
 
 
-async def nsupdate(bind: BindPair, ops: tuple[tuple[str, str, int, str | None], ...]) -> None:
-    """One signed UPDATE with every operation of a step."""
-    keyring = dns.tsigkeyring.from_text({bind.key_name: bind.secret})
-    message = dns.update.Update(f"{ZONE}.", keyring=keyring, keyalgorithm=dns.tsig.HMAC_SHA256)
-    for action, label, ttl, data in ops:
-        name = f"{label}.{ZONE}."
-        if action == "delete":
-            if data:
-                message.delete(name, data)
-            else:
-                message.delete(name)
-        else:
-            assert data is not None
-            rdtype, rdata = data.split(" ", 1)
-            target = f"{rdata}.{ZONE}." if rdtype == "CNAME" else rdata
-            getattr(message, action)(name, ttl, rdtype, target)
-    response = await dns.asyncquery.tcp(message, "127.0.0.1", port=bind.primary.port, timeout=5)
-    if response.rcode() != dns.rcode.NOERROR:
-        raise RuntimeError(f"UPDATE refused: {dns.rcode.to_text(response.rcode())}")
-
-
 async def _sleep_until(moment: float) -> None:
     await asyncio.sleep(max(0.0, moment - time.monotonic()))
 
@@ -211,7 +185,7 @@ class Runner:
         if step.relay == "down":
             self.relay.down()
         if step.ops:
-            await nsupdate(self.bind, step.ops)
+            await signed_update(self.bind, f"{ZONE}.", *step.ops)
         if step.relay == "up":
             await self.relay.up()
         run.events.append((round(time.monotonic() - t0, 3), step.what))

@@ -19,7 +19,8 @@ from aiohttp import web
 
 from providers.decommission.webhook import sign
 from sandbox.decommission_receiver import ReceiverState, build_app
-from sandbox.topology import REPO_ROOT, _free_runtime_port
+from sandbox.topology import REPO_ROOT
+from sandbox.topology.ports import free_runtime_port
 
 AUTH = "Bearer sandbox-test-token"
 
@@ -34,7 +35,7 @@ class RuntimeA:
 @pytest.fixture
 def runtime_a(tmp_path) -> Iterator[RuntimeA]:
     """Runtime A as its own process on 127.0.0.2, as the topology runs it (plain HTTP here)."""
-    port = _free_runtime_port()
+    port = free_runtime_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox.runtime", "--name", "A", "--listen", f"127.0.0.2:{port}", "--hosts", "a"],
         cwd=REPO_ROOT,

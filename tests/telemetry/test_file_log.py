@@ -12,7 +12,8 @@ import pytest
 from models.plan import KongFileLogSource
 from providers.errors import TelemetryUnavailable
 from providers.telemetry.base import Cursor, InvalidCursor, utc_now
-from providers.telemetry.file_log import SEARCH_BELOW_BYTES, KongFileLog
+from providers.telemetry.file_log import KongFileLog
+from providers.telemetry.log_lines import SEARCH_BELOW_BYTES
 from tests.telemetry.kong_lines import A_IP, B_IP, SERVICE, SERVICE_ID, ago, kong_line
 
 

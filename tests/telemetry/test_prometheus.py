@@ -22,14 +22,6 @@ from tests.telemetry.metrics_server import HEADER, MetricsServer, exposition
 
 
 @pytest.fixture
-async def metrics() -> AsyncIterator[MetricsServer]:
-    server = MetricsServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def source(metrics: MetricsServer) -> AsyncIterator[KongPrometheus]:
     prometheus = KongPrometheus(PrometheusSource(kind="prometheus", url=metrics.url), SERVICE)
     yield prometheus

@@ -25,11 +25,11 @@ from temporalio.worker import Worker
 from activities.campaign import CampaignActivities
 from activities.locks import LockActivities
 from models.campaign_status import CampaignStatus
-from models.kong import KongDnsSettings, KongInspectInput, KongInspection, KongRequestShape, ServiceSnapshot
-from models.telemetry import MonitorInput, MonitorResult, WindowSummary, evaluate
+from models.kong import KongInspectInput, KongInspection, ServiceSnapshot
+from models.telemetry import MonitorInput, MonitorResult, WindowSummary
 from models.workflow import CutoverStatus
 from tests.conftest import base_plan_data
-from tests.workflows.fake_world import FakeWorld, _a
+from tests.workflows.fake_world import FakeWorld, _a, fake_inspection, judged
 from workflows import WORKFLOWS
 
 TTL = 30
@@ -77,20 +77,7 @@ class FleetWorld(FakeWorld):
                 entity={"name": input.kong.service, "host": host},
             )
             record = input.record.rstrip(".")
-            return KongInspection(
-                mode="traditional",
-                writable=True,
-                service=service,
-                dns=KongDnsSettings(
-                    client="legacy",
-                    valid_ttl=None,
-                    stale_ttl=world.stale_ttl,
-                    not_found_ttl=30,
-                    error_ttl=1,
-                    source="fake",
-                ),
-                shape_after=KongRequestShape(scheme="https", host_header=record + ":8443", sni=record, port=8443),
-            )
+            return fake_inspection(service, record, world.stale_ttl)
 
         @activity.defn(name="traffic_monitor")
         async def traffic_monitor(input: MonitorInput) -> MonitorResult:
@@ -104,14 +91,7 @@ class FleetWorld(FakeWorld):
                 upstream_errors=100 if unhealthy else 0,
                 requests_per_ip={"127.0.0.3": requests},
             )
-            verdict = evaluate(
-                summary,
-                input.monitor,
-                a_addresses=list(input.a_addresses),
-                b_addresses=list(input.b_addresses),
-                baseline=input.baseline,
-            )
-            return MonitorResult(verdict=verdict, polls=1, stopped_early=unhealthy)
+            return MonitorResult(verdict=judged(summary, input), polls=1, stopped_early=unhealthy)
 
         base.update(kong_inspect=kong_inspect, traffic_monitor=traffic_monitor)
         return list(base.values())

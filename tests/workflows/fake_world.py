@@ -49,6 +49,7 @@ from models.telemetry import (
     DrainProof,
     MonitorInput,
     MonitorResult,
+    Verdict,
     WindowSummary,
     evaluate,
 )
@@ -65,6 +66,38 @@ def _a(name: str, ip: str, ttl: int = 300) -> RRset:
 def change_is_undo(reason: str) -> bool:
     """The workflow words every undo's reason as "restore ..." or "delete the alias ..."."""
     return reason.startswith(("restore", "delete the alias"))
+
+
+def fake_inspection(
+    service: ServiceSnapshot, host: str, stale_ttl: int, upstream: UpstreamInfo | None = None
+) -> KongInspection:
+    """What kong_inspect reports of a writable traditional Kong (legacy DNS client) in front of ``host``."""
+    return KongInspection(
+        mode="traditional",
+        writable=True,
+        service=service,
+        dns=KongDnsSettings(
+            client="legacy",
+            valid_ttl=None,
+            stale_ttl=stale_ttl,
+            not_found_ttl=30,
+            error_ttl=1,
+            source="fake",
+        ),
+        shape_after=KongRequestShape(scheme="https", host_header=host + ":8443", sni=host, port=8443),
+        upstream=upstream,
+    )
+
+
+def judged(summary: WindowSummary, input: MonitorInput) -> Verdict:
+    """The verdict the real monitor reaches on ``summary`` for this activity input."""
+    return evaluate(
+        summary,
+        input.monitor,
+        a_addresses=list(input.a_addresses),
+        b_addresses=list(input.b_addresses),
+        baseline=input.baseline,
+    )
 
 
 class FakeWorld:
@@ -227,21 +260,7 @@ class FakeWorld:
         async def kong_inspect(input: KongInspectInput) -> KongInspection:
             world._enter("kong_inspect")
             host = input.record.rstrip(".")
-            return KongInspection(
-                mode="traditional",
-                writable=True,
-                service=world.snapshot_service(),
-                dns=KongDnsSettings(
-                    client="legacy",
-                    valid_ttl=None,
-                    stale_ttl=world.kong_stale_ttl,
-                    not_found_ttl=30,
-                    error_ttl=1,
-                    source="fake",
-                ),
-                shape_after=KongRequestShape(scheme="https", host_header=host + ":8443", sni=host, port=8443),
-                upstream=world.upstream,
-            )
+            return fake_inspection(world.snapshot_service(), host, world.kong_stale_ttl, world.upstream)
 
         @activity.defn(name="kong_repoint_service")
         async def kong_repoint_service(input: RepointInput) -> ServiceSnapshot:
@@ -311,14 +330,7 @@ class FakeWorld:
             summary = WindowSummary(
                 source="fake", requests=requests, upstream_errors=errors, requests_per_ip={"127.0.0.3": requests}
             )
-            verdict = evaluate(
-                summary,
-                input.monitor,
-                a_addresses=list(input.a_addresses),
-                b_addresses=list(input.b_addresses),
-                baseline=input.baseline,
-            )
-            return MonitorResult(verdict=verdict, polls=1, stopped_early=status == "unhealthy")
+            return MonitorResult(verdict=judged(summary, input), polls=1, stopped_early=status == "unhealthy")
 
         @activity.defn(name="traffic_prove_drained")
         async def traffic_prove_drained(input: DrainInput) -> DrainProof:

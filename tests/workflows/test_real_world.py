@@ -47,7 +47,6 @@ from models.telemetry import (
     MonitorInput,
     MonitorResult,
     WindowSummary,
-    evaluate,
 )
 from models.workflow import AbortRequest, ApproveRequest, CutoverStatus
 from providers.secrets import EnvSecrets
@@ -56,6 +55,7 @@ from sandbox.kong.emulator import running_emulator
 from sandbox.pki import issue
 from sandbox.runtime import running_runtime
 from tests.conftest import TSIG_ENV, base_plan_data
+from tests.workflows.fake_world import judged
 from tests.workflows.helpers import until_phase
 from workflows import WORKFLOWS
 from workflows.cutover import CutoverWorkflow
@@ -206,14 +206,7 @@ class ScriptedTraffic:
             summary = WindowSummary(
                 source="script", requests=300, upstream_errors=errors, requests_per_ip={"127.0.0.3": 300}
             )
-            verdict = evaluate(
-                summary,
-                input.monitor,
-                a_addresses=list(input.a_addresses),
-                b_addresses=list(input.b_addresses),
-                baseline=input.baseline,
-            )
-            return MonitorResult(verdict=verdict, polls=3, stopped_early=errors > 0)
+            return MonitorResult(verdict=judged(summary, input), polls=3, stopped_early=errors > 0)
 
         @activity.defn(name="traffic_prove_drained")
         async def drained(input: DrainInput) -> DrainProof:
