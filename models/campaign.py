@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from models.durations import Duration
 from models.names import PLAN_NAME, absolute_name
 from models.plan import CutoverPlan
+from models.policy import DESTRUCTIVE_DEFAULT
 
 CAMPAIGN_ID_PREFIX = "campaign-"
 PLAN_SUFFIXES = (".yaml", ".yml", ".json")
@@ -330,9 +331,17 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def effective_plan(plan: CutoverPlan, per_wave: PerWave) -> CutoverPlan:
-    """The plan as the campaign runs it: its gates are the campaign's (timeout and on_timeout kept)."""
+    """The plan as the campaign runs it: its gates are the campaign's (timeout and on_timeout kept).
+
+    A decommission that deletes A (``gcp-project``) keeps both gates whatever ``per_wave`` says: the
+    rule that forces them (docs/security.md) binds campaigns too. A gate the campaign has no wave gate
+    for is then approved by a human on the cutover itself.
+    """
     approvals = CampaignApprovals(per_wave=per_wave)
-    gates = plan.approvals.model_copy(update={"flip": approvals.flip, "decommission": approvals.decommission})
+    destructive = plan.decommission.kind in DESTRUCTIVE_DEFAULT
+    gates = plan.approvals.model_copy(
+        update={"flip": approvals.flip or destructive, "decommission": approvals.decommission or destructive}
+    )
     return plan.model_copy(update={"approvals": gates})
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from models.campaign import Campaign, CampaignInvalid, fill_template, inline_files, reference_problem
 from models.plan import CutoverPlan
+from models.policy_rules import check_plan
 from tests.conftest import base_plan_data
 
 
@@ -142,6 +143,19 @@ def test_the_campaign_owns_the_gates_of_its_cutovers(per_wave, flip, decommissio
     effective = Campaign.from_data(data).plans[0]
     assert (effective.approvals.flip, effective.approvals.decommission) == (flip, decommission)
     assert effective.approvals.timeout.total_seconds() == 3 * 3600, "the plan's timeout is kept"
+
+
+@pytest.mark.parametrize("per_wave", ["both", "flip", "decommission", "none"])
+def test_a_campaign_never_removes_the_gates_of_a_project_deletion(per_wave):
+    data = campaign(2, approvals={"per_wave": per_wave})
+    data["plans"][1]["decommission"] = {"kind": "gcp-project", "project_id": "api-a-prod"}
+    kept, other = Campaign.from_data(data).plans[1], Campaign.from_data(data).plans[0]
+    assert (kept.approvals.flip, kept.approvals.decommission) == (True, True)
+    assert check_plan(kept, None).violations == (), "the forced gates of a deletion hold"
+    assert (other.approvals.flip, other.approvals.decommission) == (
+        per_wave in ("flip", "both"),
+        per_wave in ("decommission", "both"),
+    )
 
 
 def test_digests_bind_approvals_to_what_was_reviewed():
