@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 from sandbox.topology import Topology
 from tests.e2e.lanes import E2E_TIMINGS, Lane, create_kong_service, lane_hosts, lane_records, numbered_lane
 
-LANES = 12
+LANES = 16
 """Records and Kong Services prepared on the shared topology: more than the tests that use it."""
 _next_lane = itertools.count(1)
 
