@@ -5,11 +5,13 @@ A cutover holds a lock by running a ``CutoverLock`` child workflow whose id name
 workflow per id, so a second cutover's start of the same child fails at once, even in the same
 second as the first (a visibility query would be eventually consistent). The lock ends when its
 holder releases it, and, with the parent-close policy TERMINATE, on *every* ending of the holder:
-completion, failure, cancellation, termination, timeout.
+completion, failure, cancellation, termination, timeout. A holder that releases its locks waits for
+them to end before it ends itself, so no lock outlives the run that held it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +27,10 @@ with workflow.unsafe.imports_passed_through():
 
 LOCK_TYPE = "CutoverLock"
 ATTEMPTS = 3
+RELEASE_AWAITED = "lock-release-awaited"
+"""Patch: runs recorded before it closed right after signalling the release, without waiting for the locks."""
+RELEASE_WAIT = timedelta(minutes=1)
+"""A released lock ends at its next workflow task; past this, the parent-close policy ends it."""
 
 
 def record_lock_id(record: str) -> str:
@@ -99,10 +105,23 @@ class Locks:
             return None
 
     async def release_all(self) -> None:
-        """Release every lock held (best effort: the parent-close policy releases them anyway)."""
-        for handle in reversed(self.held):
+        """Release every lock held and wait until each has ended (a minute at most).
+
+        Without the wait the holder could close while a lock's last workflow task is still to run:
+        the next cutover of the record or Kong Service would find the lock still held (and look its
+        holder up, and retry), and the lock would report its end to a closed parent, which stops
+        Temporal's time-skipping test server from ever skipping time again.
+        """
+        held = list(reversed(self.held))
+        for handle in held:
             try:
                 await handle.signal("release")
             except Exception:  # the lock ends with this run regardless (parent-close policy)
                 workflow.logger.warning("could not signal the release of %s; it ends with this run", handle.id)
         self.held.clear()
+        if held and workflow.patched(RELEASE_AWAITED):
+            ended = asyncio.gather(*held, return_exceptions=True)
+            try:
+                await workflow.wait_condition(ended.done, timeout=RELEASE_WAIT, timeout_summary="locks released")
+            except TimeoutError:
+                workflow.logger.warning("locks %s still running; they end with this run", [h.id for h in held])

@@ -1,9 +1,11 @@
 """A fresh time-skipping Temporal test server for each workflow test.
 
-The Java test server stops skipping time while any workflow task or activity is scheduled and not
-yet completed. A run's lock child (workflows/lock.py) takes one last workflow task after its release;
-when a test's worker stops first, that task would stay scheduled and freeze time for every later test
-on a shared server. A server per test (0.1-0.3 s to start) keeps the tests independent.
+The Java test server stops skipping time while anything holds its time lock, and some things hold it
+for good: a task scheduled that no worker polls any more (a test's worker stopped first), or a child
+workflow that ended after its parent closed or continued as new (the child's report to its parent
+keeps the lock, and a closed parent never takes the report). A server per test (0.1-0.3 s to start)
+keeps a test that leaves time stuck from freezing every later one; tests/workflows/stalls.py turns a
+stall into a quick failure that lists what is still open.
 """
 
 from __future__ import annotations

@@ -13,25 +13,29 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
+from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.campaign import CampaignActivities
 from activities.locks import LockActivities
-from models.campaign_status import CampaignStatus
+from models.campaign_status import CAMPAIGN_WAVE_ATTRIBUTE, CampaignStatus
 from models.kong import KongInspectInput, KongInspection, ServiceSnapshot
 from models.telemetry import MonitorInput, MonitorResult, WindowSummary
-from models.workflow import CutoverStatus
+from models.workflow import PHASE_ATTRIBUTE, CutoverStatus
 from tests.conftest import base_plan_data
 from tests.workflows.fake_world import FakeWorld, _a, fake_inspection, judged
+from tests.workflows.stalls import open_workflows
 from workflows import WORKFLOWS
 
+PHASE = SearchAttributeKey.for_keyword(PHASE_ATTRIBUTE)
+WAVE = SearchAttributeKey.for_keyword(CAMPAIGN_WAVE_ATTRIBUTE)
 TTL = 30
 """The records' TTL is already the cutover TTL: no old-TTL wait, so runs are short in skipped time too."""
 
@@ -157,15 +161,35 @@ async def campaign_running(
 async def campaign_status(handle: WorkflowHandle[Any, Any]) -> CampaignStatus:
     """The campaign's status query, asked again when it times out.
 
-    A query that reaches the test server just as the run continues as new can go unanswered.
+    A query that reaches the test server just as the run continues as new can go unanswered. The
+    client reports its own timeout as DEADLINE_EXCEEDED or as CANCELLED "Timeout expired".
     """
     for _ in range(10):
         try:
             return await handle.query("status", result_type=CampaignStatus, rpc_timeout=timedelta(seconds=3))
         except RPCError as exc:
-            if exc.status != RPCStatusCode.DEADLINE_EXCEEDED and "deadline" not in str(exc):
+            timed_out = exc.status == RPCStatusCode.DEADLINE_EXCEEDED or (
+                exc.status == RPCStatusCode.CANCELLED and "timeout expired" in str(exc).lower()
+            )
+            if not timed_out and "deadline" not in str(exc):
                 raise
     raise AssertionError("the campaign's status query went unanswered ten times")
+
+
+@asynccontextmanager
+async def time_skipping(handle: WorkflowHandle[Any, Any]) -> AsyncIterator[None]:
+    """Time skips while a ``result()`` waits (the test server unlocks it around the call).
+
+    Not through ``env.sleep``: the Java test server can leave ``UnlockTimeSkippingWithSleep`` hanging
+    once child workflows and signals are involved (temporalio/sdk-java#1618).
+    """
+    waiting = asyncio.ensure_future(handle.result())
+    try:
+        yield
+    finally:
+        waiting.cancel()
+        with contextlib.suppress(BaseException):
+            await waiting
 
 
 async def until_campaign(
@@ -175,31 +199,75 @@ async def until_campaign(
     what: str,
     timeout: float = 60.0,
 ) -> CampaignStatus:
-    """Query until ``predicate`` holds, time skipping meanwhile.
-
-    Time skips while a ``result()`` waits (the test server unlocks it around the call), not through
-    ``env.sleep``: the Java test server can leave ``UnlockTimeSkippingWithSleep`` hanging once child
-    workflows and signals are involved (temporalio/sdk-java#1618), and cutovers signal their locks.
-    """
+    """Query until ``predicate`` holds, time skipping meanwhile."""
     status = await campaign_status(handle)
     if predicate(status):
         return status
-    waiting = asyncio.ensure_future(handle.result())
-    try:
+    async with time_skipping(handle):
         deadline = time.monotonic() + timeout
         while True:
             status = await campaign_status(handle)
             if predicate(status):
                 return status
-            if status.phase in ("completed", "aborted", "failed") or time.monotonic() > deadline:
-                raise AssertionError(f"never {what}: {status.phase}\n{status.model_dump_json(indent=1)[:4000]}")
+            ended = status.phase in ("completed", "aborted", "failed")
+            if ended or time.monotonic() > deadline:
+                stalled = "" if ended else f"\nstalled? open workflows:\n{await open_workflows(env)}"
+                raise AssertionError(
+                    f"never {what}: {status.phase}\n{status.model_dump_json(indent=1)[:4000]}{stalled}"
+                )
             await asyncio.sleep(0.05)
-    finally:
-        waiting.cancel()
-        with contextlib.suppress(BaseException):
-            await waiting
+
+
+async def until_attributes(
+    env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], phase: str, wave: int, timeout: float = 60.0
+) -> None:
+    """Until the campaign's search attributes show ``phase`` in ``wave``, time skipping meanwhile.
+
+    Read with ``describe``, not the status query, for runs that continue as new: the Java test server
+    fails a workflow task that continues as new while a query waits for it after it has started the
+    new run, so the old run stays open for good and the query goes unanswered.
+    """
+    async with time_skipping(handle):
+        deadline = time.monotonic() + timeout
+        while True:
+            attributes = (await handle.describe()).typed_search_attributes
+            seen = (attributes.get(PHASE), attributes.get(WAVE))
+            if seen == (phase, str(wave)):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"never {phase} in wave {wave}: {seen}\n{await open_workflows(env)}")
+            await asyncio.sleep(0.05)
 
 
 async def cutover_status(env: WorkflowEnvironment, workflow_id: str) -> CutoverStatus:
     """A child cutover's status query."""
     return await env.client.get_workflow_handle(workflow_id).query("status", result_type=CutoverStatus)
+
+
+async def child_times(env: WorkflowEnvironment, workflow_ids: list[str]) -> dict[str, tuple[datetime, datetime]]:
+    """When each (closed) cutover started and closed, from Temporal."""
+    out = {}
+    for workflow_id in workflow_ids:
+        described = await env.client.get_workflow_handle(workflow_id).describe()
+        assert described.close_time is not None, f"{workflow_id} is still running"
+        out[workflow_id] = (described.start_time, described.close_time)
+    return out
+
+
+def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
+    """The most intervals open at one instant."""
+    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    current = best = 0
+    for _, delta in points:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+async def never_started(env: WorkflowEnvironment, workflow_id: str) -> bool:
+    """True when Temporal has no workflow of that id."""
+    try:
+        await env.client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        return exc.status == RPCStatusCode.NOT_FOUND
+    return False

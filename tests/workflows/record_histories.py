@@ -123,6 +123,8 @@ def failing_kong_restore(world: FakeWorld) -> None:
 
 SCENARIOS: dict[str, tuple[CutoverPlan, Scenario, Callable[[FakeWorld], None]]] = {
     "completed-cname": (plan(), nothing, lambda w: None),
+    # recorded with the patch lock-release-awaited: the run ends after its locks have ended
+    "completed-locks-awaited": (plan(), nothing, lambda w: None),
     "completed-alias-gates": (plan("alias", flip=True, decommission=True), gates_by_signal_and_update, lambda w: None),
     "rolled-back-abort-alias": (plan("alias", flip=True), abort_while_draining, lambda w: None),
     "rolled-back-unhealthy": (plan(), nothing, lambda w: setattr(w, "verdicts", ["unhealthy"])),

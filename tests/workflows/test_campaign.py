@@ -10,62 +10,32 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, CancelledError
-from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
 
 from models.campaign import Campaign
+from models.campaign_status import CampaignStatus
 from models.workflow import ApproveRequest
-from tests.temporal_env import time_skipping_env
 from tests.workflows.fake_fleet import (
     FleetWorld,
     campaign_data,
     campaign_running,
     campaign_status,
+    child_times,
     cutover_status,
+    most_at_once,
+    never_started,
     plan_data,
     unique,
+    until_attributes,
     until_campaign,
 )
-
-
-@pytest_asyncio.fixture
-async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server per test (0.1 s to start), not the session's.
-
-    The Java test server can stop skipping time for good once a cutover rolled back and its worker
-    stopped (seen after the lock's release completes the lock while the cutover's last workflow
-    task is retried), and once a continued run's abandoned children are left (sdk-java#1540): a
-    campaign test must not slow every later test down, nor be slowed down by an earlier one.
-    """
-    async with time_skipping_env() as env:
-        yield env
-
-
-async def child_times(env, workflow_ids: list[str]) -> dict[str, tuple[datetime, datetime]]:
-    out = {}
-    for workflow_id in workflow_ids:
-        described = await env.client.get_workflow_handle(workflow_id).describe()
-        assert described.close_time is not None, f"{workflow_id} is still running"
-        out[workflow_id] = (described.start_time, described.close_time)
-    return out
-
-
-def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
-    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    current = best = 0
-    for _, delta in points:
-        current += delta
-        best = max(best, current)
-    return best
+from tests.workflows.stalls import quiet, result_or_stall
 
 
 async def test_waves_run_in_order_never_more_than_max_in_flight(ts_env):
@@ -74,7 +44,7 @@ async def test_waves_run_in_order_never_more_than_max_in_flight(ts_env):
     world = FleetWorld(apis)
     data = campaign_data(name, apis, [1, 2, "rest"], max_in_flight=2)
     async with campaign_running(ts_env, world, data) as handle:
-        status = await handle.result()
+        status = await result_or_stall(ts_env, handle)
     assert status.phase == "completed", status.error
     assert [w.cutovers for w in status.waves] == [apis[:1], apis[1:3], apis[3:]]
     assert all(e.state == "completed" and e.phase == "completed" for e in status.cutovers)
@@ -86,6 +56,9 @@ async def test_waves_run_in_order_never_more_than_max_in_flight(ts_env):
     for earlier, later in itertools.pairwise(waves):
         assert max(end for _, end in earlier) <= min(start for start, _ in later), "a wave starts after the last"
     assert most_at_once(list(times.values())) == 2, "max_in_flight 2 is held, and used"
+    for api in apis:
+        described = (await ts_env.client.get_workflow_handle(f"cutover-{api}").describe()).raw_description
+        assert not described.pending_children, f"cutover-{api} closed before its locks ended"
 
     described = await ts_env.client.get_workflow_handle("cutover-" + apis[4]).describe()
     attributes = described.typed_search_attributes
@@ -103,7 +76,7 @@ async def test_an_invalid_campaign_fails_at_once_with_every_problem(ts_env):
     data["plans"][1]["dns"]["record"] = data["plans"][0]["dns"]["record"]
     async with campaign_running(ts_env, world, data) as handle:
         with pytest.raises(WorkflowFailureError) as info:
-            await handle.result()
+            await result_or_stall(ts_env, handle)
     cause = info.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "InvalidCampaign"
     assert "max_in_flight" in cause.message and "a record moves once per campaign" in cause.message
@@ -158,7 +131,7 @@ async def test_a_wave_approval_is_bound_to_the_wave_digest_and_approves_each_cut
         assert [(a.gate, a.by, a.via) for a in first.approvals] == [("flip", "alice", "update")]
         assert first.approvals[0].comment and "wave-1-flip" in first.approvals[0].comment
         await handle.signal("approve", ApproveRequest(gate="wave-2-flip", by="bob", digest=reviewed.wave_digest(2)))
-        status = await handle.result()
+        status = await result_or_stall(ts_env, handle)
         for api in apis[1:]:
             approvals = (await cutover_status(ts_env, f"cutover-{api}")).approvals
             assert [(a.gate, a.by) for a in approvals] == [("flip", "bob")]
@@ -196,18 +169,10 @@ async def test_malformed_messages_never_freeze_the_campaign(ts_env):
         assert reasons[5] == ("resume", "the campaign is not paused")
         assert status.phase == "awaiting-wave-approval" and status.stopped is None and status.abort is None
         await handle.execute_update("approve", ApproveRequest(gate="wave-1-flip", by="alice", digest=digest))
-        assert (await handle.result()).phase == "completed"
+        assert (await result_or_stall(ts_env, handle)).phase == "completed"
 
 
 # --- stop-the-line, resume, abort --------------------------------------------------------------------
-
-
-async def never_started(env, workflow_id: str) -> bool:
-    try:
-        await env.client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        return exc.status == RPCStatusCode.NOT_FOUND
-    return False
 
 
 @pytest.mark.parametrize("then", ["resume", "abort"])
@@ -243,7 +208,7 @@ async def test_the_first_rollback_stops_the_line_until_resume_or_abort(ts_env, t
             answer = await handle.execute_update("resume", {"by": "bob", "reason": "B fixed"}, result_type=str)
             assert "acknowledged 1" in answer
             with pytest.raises(WorkflowFailureError) as info:
-                await handle.result()
+                await result_or_stall(ts_env, handle)
             status = await campaign_status(handle)
             assert isinstance(info.value.cause, ApplicationError) and info.value.cause.type == "CampaignIncomplete"
             assert status.phase == "failed" and status.acknowledged == [apis[1]]
@@ -252,7 +217,7 @@ async def test_the_first_rollback_stops_the_line_until_resume_or_abort(ts_env, t
         else:
             await handle.signal("abort", {"by": "carol", "reason": "B is broken everywhere"})
             with pytest.raises(WorkflowFailureError) as info:
-                await handle.result()
+                await result_or_stall(ts_env, handle)
             status = await campaign_status(handle)
             assert isinstance(info.value.cause, ApplicationError) and info.value.cause.type == "CampaignAborted"
             assert status.phase == "aborted" and status.error == "aborted by carol: B is broken everywhere"
@@ -290,7 +255,7 @@ async def test_abort_aborts_cutovers_before_their_point_of_no_return_and_lets_th
         assert first.point_of_no_return_passed and second.gates_awaited == ("decommission",)
         await handle.execute_update("abort", {"by": "carol", "reason": "stop everything"})
         with pytest.raises(WorkflowFailureError):
-            await handle.result()
+            await result_or_stall(ts_env, handle)
         status = await campaign_status(handle)
         second = await cutover_status(ts_env, f"cutover-{unsure}")
     assert status.phase == "aborted"
@@ -315,7 +280,7 @@ async def test_cutovers_sharing_a_kong_service_never_run_at_once(ts_env):
     campaign = Campaign.from_data(data)
     assert campaign.notes == (f"{apis[0]}, {apis[1]} share Kong Service svc-shared: they run one after another",)
     async with campaign_running(ts_env, world, data) as handle:
-        status = await handle.result()
+        status = await result_or_stall(ts_env, handle)
     assert status.phase == "completed"
     times = await child_times(ts_env, [f"cutover-{api}" for api in apis])
     first, second, third = (times[f"cutover-{api}"] for api in apis)
@@ -326,9 +291,13 @@ async def test_cutovers_sharing_a_kong_service_never_run_at_once(ts_env):
 async def test_continue_as_new_keeps_the_status_and_the_cutovers(ts_env):
     """Runs continue as new every few reads while cutovers are in flight.
 
-    The Java test server stops skipping time for the children of a run that continued as new
-    (temporalio/sdk-java#1540): this campaign's waits are a few real seconds (TTL 1 s, no margin,
-    Kong's stale TTL 0, reads every second).
+    A cutover started by the first run ends after that run closed: its report to the closed run keeps
+    the Java test server's time lock for good (temporalio/sdk-java#1540), so the waits after it pass
+    in real time. This campaign's waits are a few real seconds (TTL 1 s, no margin, Kong's stale TTL 0,
+    reads every second). The test server also breaks a run that continues as new while a query waits
+    for its workflow task (see ``until_attributes``): the gates are awaited through the search
+    attributes, the status is queried once the first run has continued, and the result is read from
+    the latest run, not followed from the first.
     """
     name = unique("long")
     apis = [f"{name}-{i}" for i in range(1, 4)]
@@ -340,16 +309,18 @@ async def test_continue_as_new_keeps_the_status_and_the_cutovers(ts_env):
     campaign = Campaign.from_data(data)
     async with campaign_running(ts_env, world, data, {"continue_after_events": 50}) as handle:
         first_run = (await handle.describe()).run_id
-        await until_campaign(ts_env, handle, awaiting, "at wave 1's gate")
+        await until_attributes(ts_env, handle, "awaiting-wave-approval", 1)
         await handle.execute_update(
             "approve", ApproveRequest(gate="wave-1-flip", by="alice", digest=campaign.wave_digest(1))
         )
-        before = await until_campaign(ts_env, handle, lambda s: s.current_wave == 2 and awaiting(s), "at wave 2")
+        await until_attributes(ts_env, handle, "awaiting-wave-approval", 2)
+        before = await campaign_status(handle)
         assert before.runs > 1, "the first run continued as new while its cutover was in flight"
         await handle.execute_update(
             "approve", ApproveRequest(gate="wave-2-flip", by="bob", digest=campaign.wave_digest(2))
         )
-        status = await handle.result()
+        latest = ts_env.client.get_workflow_handle(handle.id, result_type=CampaignStatus)
+        status = await result_or_stall(ts_env, latest)
     assert status.runs >= before.runs and any("continued as new" in e.text for e in status.events)
     assert status.phase == "completed" and all(e.state == "completed" for e in status.cutovers)
     assert [(a.gate, a.by) for a in status.approvals] == [("wave-1-flip", "alice"), ("wave-2-flip", "bob")]
@@ -366,18 +337,29 @@ async def test_cancelling_the_campaign_aborts_its_cutovers_before_their_point_of
     name = unique("cancel")
     apis = [f"{name}-{i}" for i in range(1, 3)]
     world = FleetWorld(apis)
-    data = campaign_data(name, apis, ["rest"], approvals={"per_wave": "flip"}, poll_interval="2s")
+    # Reads 10 minutes apart: none starts between the check that the campaign is quiet and the cancel.
+    # The gates wait on past their timeout: time skips in steps of 10 minutes until the test sees them.
+    data = campaign_data(name, apis, ["rest"], approvals={"per_wave": "flip"}, poll_interval="10m")
+    for plan in data["plans"]:
+        plan["approvals"]["on_timeout"] = "wait"
     async with campaign_running(ts_env, world, data) as handle:
         await until_campaign(
             ts_env, handle, lambda s: all(e.gates_awaited == ["flip"] for e in s.cutovers), "both at the flip gate"
         )
+        await quiet(handle)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as info:
-            await handle.result()
+            await result_or_stall(ts_env, handle)
         assert isinstance(info.value.cause, CancelledError)
-        children = [await cutover_status(ts_env, f"cutover-{api}") for api in apis]
+        children = []
+        for api in apis:
+            with pytest.raises(WorkflowFailureError):  # the campaign does not wait for their rollbacks
+                await result_or_stall(ts_env, ts_env.client.get_workflow_handle(f"cutover-{api}"))
+            children.append(await cutover_status(ts_env, f"cutover-{api}"))
     assert [c.phase for c in children] == ["rolled-back", "rolled-back"]
     assert all(c.error and c.error.endswith("was cancelled") for c in children), [c.error for c in children]
+    for api in apis:
+        assert world.records[f"{api}.example.test."][0].type == "A", "nothing flipped"
 
 
 async def test_waves_soak_between_them_and_on_stop_abort_aborts_the_cutovers_in_flight(ts_env):
@@ -386,10 +368,13 @@ async def test_waves_soak_between_them_and_on_stop_abort_aborts_the_cutovers_in_
     world = FleetWorld([first, bad, unsure])
     world.unhealthy = {f"svc-{bad}"}
     world.inconclusive = {f"svc-{unsure}"}
+    # bad's verdict comes a second after unsure's: the abort finds unsure waiting at its gate, not in an
+    # activity it would cancel (see tests/workflows/stalls.py: quiet).
+    world.monitor_seconds_by_service = {f"svc-{bad}": 1.0}
     data = campaign_data(name, [first, bad, unsure], [1, "rest"], on_stop="abort", pause_between_waves="30m")
     async with campaign_running(ts_env, world, data) as handle:
         with pytest.raises(WorkflowFailureError):
-            await handle.result()
+            await result_or_stall(ts_env, handle)
         status = await campaign_status(handle)
         times = await child_times(ts_env, [f"cutover-{n}" for n in (first, bad, unsure)])
     assert times[f"cutover-{bad}"][0] - times[f"cutover-{first}"][1] >= timedelta(minutes=30), "wave 2 soaked first"

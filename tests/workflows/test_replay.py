@@ -44,6 +44,7 @@ def test_every_path_has_a_golden_history():
         "rolled-back-malformed-signals",
         "refused-record-locked",
         "lock-released",
+        "completed-locks-awaited",
     } <= names
 
 
