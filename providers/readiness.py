@@ -105,7 +105,47 @@ def trust_context(ca_bundle: str | None) -> ssl.SSLContext:
     return verify_context(ca_bundle, "readiness.ca_bundle") if ca_bundle else system_context()
 
 
+@dataclass(frozen=True)
+class Patience:
+    """Until when (``time.monotonic()``) and how often a one-shot check is tried again when it got no answer.
+
+    The status probe tolerates a lost request (it needs N successes in a row within the timeout);
+    the certificate and parity checks made once each would otherwise let one lost connection (a
+    busy worker or backend, a listen queue full for a moment) refuse a cutover whose B is ready.
+    """
+
+    deadline: float
+    interval: float
+
+    def allows_another(self) -> bool:
+        """Whether one more try, after the interval, still fits before the deadline."""
+        return time.monotonic() + self.interval <= self.deadline
+
+
+def no_answer(exc: BaseException) -> bool:
+    """A connection that got no answer (refused, reset, timed out), as opposed to a TLS failure, which is one."""
+    return isinstance(exc, OSError | TimeoutError) and not isinstance(exc, ssl.SSLError)
+
+
 async def _handshake(
+    host: str,
+    port: int,
+    context: ssl.SSLContext,
+    sni: str,
+    timeout: float,
+    guard: NetworkGuard,
+    retry: Patience | None = None,
+) -> bytes:
+    while True:
+        try:
+            return await _handshake_once(host, port, context, sni, timeout, guard)
+        except (OSError, TimeoutError) as exc:
+            if retry is None or not no_answer(exc) or not retry.allows_another():
+                raise
+        await asyncio.sleep(retry.interval)
+
+
+async def _handshake_once(
     host: str, port: int, context: ssl.SSLContext, sni: str, timeout: float, guard: NetworkGuard
 ) -> bytes:
     _, writer = await open_guarded_connection(
@@ -134,8 +174,13 @@ async def check_certificate(
     timeout: float,
     who: str = "B",
     guard: NetworkGuard | None = None,
+    retry: Patience | None = None,
 ) -> tuple[ProbeCheck, CertificateInfo | None]:
-    """Handshake with ``sni``; verify chain, expiry and name; describe what was presented."""
+    """Handshake with ``sni``; verify chain, expiry and name; describe what was presented.
+
+    With ``retry``, a handshake that got no answer (refused, reset, timed out) is tried again until
+    its deadline; a TLS failure is an answer and is reported at once.
+    """
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
     sent = {"url": f"{host}:{port}", "SNI": sni, "trust": ca_bundle or "system roots"}
@@ -145,7 +190,7 @@ async def check_certificate(
     relaxed = tls_verify is False
     guard = guard or NetworkGuard()
     try:
-        der = await _handshake(host, port, unverified_context(), sni, timeout, guard)
+        der = await _handshake(host, port, unverified_context(), sni, timeout, guard, retry)
     except (OSError, ssl.SSLError, TimeoutError) as exc:
         return (
             ProbeCheck(
@@ -179,7 +224,7 @@ async def check_certificate(
     )
     problem = ""
     try:
-        await _handshake(host, port, trust_context(ca_bundle), sni, timeout, guard)
+        await _handshake(host, port, trust_context(ca_bundle), sni, timeout, guard, retry)
     except ssl.SSLCertVerificationError as exc:
         reason = exc.verify_message or str(exc)
         if not info.covers_name:
@@ -210,6 +255,17 @@ async def check_certificate(
             info,
         )
     return ProbeCheck(name=name, ok=not problem, sent=sent, received=received, detail=problem), info
+
+
+async def _send_until_answered(
+    client: httpx.AsyncClient, url: str, host_header: str, sni: str | None, retry: Patience
+) -> Attempt:
+    """One request of a one-shot check, sent again while it gets no answer at all and ``retry`` allows."""
+    attempt = await _send(client, url, host_header, sni, 1)
+    while attempt.status is None and retry.allows_another():
+        await asyncio.sleep(retry.interval)
+        attempt = await _send(client, url, host_header, sni, attempt.number + 1)
+    return attempt
 
 
 async def _send(client: httpx.AsyncClient, url: str, host_header: str, sni: str | None, number: int) -> Attempt:
@@ -329,13 +385,20 @@ async def probe_readiness(
     )
 
     certificate: CertificateInfo | None = None
+    retry = Patience(deadline, interval)
     if scheme == "https" and sni:
         check, certificate = await check_certificate(
-            url, sni, ca_bundle=section.ca_bundle, tls_verify=shape.tls_verify, timeout=request_timeout, guard=guard
+            url,
+            sni,
+            ca_bundle=section.ca_bundle,
+            tls_verify=shape.tls_verify,
+            timeout=request_timeout,
+            guard=guard,
+            retry=retry,
         )
         checks.append(check)
 
-    checks.extend(await _parity_checks(request, host_header, sni, last, guard))
+    checks.extend(await _parity_checks(request, host_header, sni, last, guard, retry))
     return ReadinessReport(
         ready=all(c.ok for c in checks),
         host_header=host_header,
@@ -349,7 +412,12 @@ async def probe_readiness(
 
 
 async def _parity_checks(
-    request: ReadinessInput, host_header: str, sni: str | None, b_last: Attempt, guard: NetworkGuard
+    request: ReadinessInput,
+    host_header: str,
+    sni: str | None,
+    b_last: Attempt,
+    guard: NetworkGuard,
+    retry: Patience,
 ) -> list[ProbeCheck]:
     """A answers like B, and A accepts every parity host as Host and SNI, with a certificate for it.
 
@@ -382,7 +450,7 @@ async def _parity_checks(
     parity_https = urlsplit(parity_url).scheme == "https"
     timeout = section.request_timeout.total_seconds()
     async with _client(timeout, guard) as client:
-        a = await _send(client, parity_url, host_header, sni if parity_https else None, 1)
+        a = await _send_until_answered(client, parity_url, host_header, sni if parity_https else None, retry)
     b_class = b_last.status // 100 if b_last.status else None
     a_class = a.status // 100 if a.status else None
     same = a_class is not None and a_class == b_class
@@ -401,7 +469,7 @@ async def _parity_checks(
     for host in parity_hosts:
         host_sni = _host_only(host) if parity_https else None
         async with _client(timeout, guard) as client:
-            answer = await _send(client, parity_url, host, host_sni, 1)
+            answer = await _send_until_answered(client, parity_url, host, host_sni, retry)
         ok = answer.status in section.expect_status
         if ok:
             detail = ""
@@ -435,6 +503,7 @@ async def _parity_checks(
                 timeout=timeout,
                 who="A",
                 guard=guard,
+                retry=retry,
             )
             checks.append(check)
     return checks
