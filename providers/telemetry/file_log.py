@@ -33,7 +33,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import IO, Any, ClassVar
+from typing import IO, ClassVar
 
 from models.plan import KongFileLogSource
 from models.telemetry import WindowSummary
@@ -47,7 +47,7 @@ from providers.telemetry.base import (
     to_rfc3339,
     utc_now,
 )
-from providers.telemetry.records import RecordError, parse_serialized_request
+from providers.telemetry.records import parse_line
 from providers.telemetry.summary import SummaryBuilder
 
 HEAD_BYTES = 256
@@ -503,17 +503,8 @@ def _count_line(line: bytes, where: str, builder: SummaryBuilder) -> None:
     raw = line.strip()
     if not raw:
         return
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        builder.failure("not UTF-8", where)
-        return
-    try:
-        record: Any = json.loads(text)
-    except ValueError:
-        builder.failure("not JSON", where)
-        return
-    try:
-        builder.add(parse_serialized_request(record))
-    except RecordError as exc:
-        builder.failure(str(exc), where)
+    parsed = parse_line(raw)
+    if isinstance(parsed, str):
+        builder.failure(parsed, where)
+    else:
+        builder.add(parsed)
