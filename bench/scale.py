@@ -104,13 +104,27 @@ def fitted_timings(rate_per_route: float) -> Timings:
 
 
 def plan_for(
-    topo: Topology, name: str, sink_url: str, approvals: str, readiness_timeout: str | None = None
+    topo: Topology,
+    name: str,
+    sink_url: str,
+    approvals: str,
+    readiness_timeout: str | None = None,
+    decommission: str = "webhook",
 ) -> CutoverPlan:
-    """The sandbox cname plan for one benchmark record, Service and decommission sink."""
+    """The sandbox cname plan for one benchmark record, Service and decommission sink (or ``decommission: none``).
+
+    The webhook's drain proof counts every Kong service A serves (the worker proves A drained itself),
+    so it only passes once every run has moved its traffic off A: 25 runs started together flip
+    together, 200 on a saturated machine don't, and the first to reach the decommission would be
+    refused while A still serves the others (correctly: it must not be deleted). ``none`` leaves A.
+    """
     timings = topo.timings
     data = topo.render_plan("cname", name=name, dns={"record": f"{name}.example.test."}, kong={"service": name})
     if readiness_timeout is not None:
         data["readiness"] = {**data["readiness"], "timeout": readiness_timeout}
+    if decommission == "none":
+        data["decommission"] = {"kind": "none"}
+        return finish(data, approvals)
     data["decommission"] = {
         "kind": "webhook",
         "url": f"{sink_url}/projects/{name}",
@@ -119,6 +133,11 @@ def plan_for(
         "quiet_period": timings.quiet_period,
         "drain_timeout": timings.drain_timeout,
     }
+    return finish(data, approvals)
+
+
+def finish(data: dict[str, Any], approvals: str) -> CutoverPlan:
+    """The plan, with both gates off when ``approvals`` is ``off``."""
     if approvals == "off":
         data["approvals"] = {**data["approvals"], "flip": False, "decommission": False}
     return CutoverPlan.model_validate(data)
@@ -167,7 +186,9 @@ async def measure(args: argparse.Namespace, count: int) -> dict[str, Any]:
         DecommissionSink() as sink,
     ):
         await seed_kong_services(topo, names)
-        plans = [plan_for(topo, name, sink.url, args.approvals, args.readiness_timeout) for name in names]
+        plans = [
+            plan_for(topo, name, sink.url, args.approvals, args.readiness_timeout, args.decommission) for name in names
+        ]
         client = await topo.temporal_client()
         settings = settings_for(topo)
         worker_pid = topo.components["worker"].pid
@@ -306,8 +327,9 @@ async def main(args: argparse.Namespace) -> None:
     timings = fitted_timings(args.rate_per_route)
     say(
         f"plan: sandbox cname plan per record; monitor window {timings.monitor_window}, min_requests "
-        f"{timings.min_requests} (load {args.rate_per_route:g} req/s per route); decommission to the "
-        f"benchmark's sink after the drain proof; approvals {args.approvals}; readiness timeout "
+        f"{timings.min_requests} (load {args.rate_per_route:g} req/s per route); decommission {args.decommission}"
+        f"{' (to the benchmark sink after the drain proof)' if args.decommission == 'webhook' else ' (A stays)'}; "
+        f"approvals {args.approvals}; readiness timeout "
         f"{args.readiness_timeout or 'as in the sandbox plan (30s)'}"
     )
     results = []
@@ -367,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rate-per-route", type=float, default=0.5, help="client requests/s on each route (0.5)")
     parser.add_argument("--approvals", choices=["auto", "off"], default="auto")
+    parser.add_argument(
+        "--decommission",
+        choices=["none", "webhook"],
+        default="none",
+        help="none (A serves every record: it stays); webhook: to a sink, after the drain proof across every "
+        "Kong service, which passes only once all runs have flipped",
+    )
     parser.add_argument(
         "--readiness-timeout", help="override the plan's readiness.timeout (the sandbox plan's is 30s), e.g. 5m"
     )

@@ -7,7 +7,8 @@ the classic way a DNS cutover breaks, so readiness probes B directly, bypassing 
 exactly that Host and SNI (httpx ``sni_hostname`` extension), and checks:
 
 * ``successes`` expected statuses in a row within ``timeout`` (a flapping backend is not ready);
-* B's certificate chains to the CA bundle (or system roots), has not expired and covers the SNI;
+* B's certificate chains to the CA bundle (or system roots), has not expired and covers the SNI
+  (providers/certificates.py);
 * optionally, that A answers the same request with the same status class (parity), and that A
   accepts the extra Host names it will receive (alias strategy: the alias, right after the repoint).
 
@@ -23,22 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import math
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
-from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from models.kong import host_header_for
 from models.readiness import CertificateInfo, ProbeCheck, ReadinessInput, ReadinessReport
-from providers.netguard import NetworkGuard, guarded_transport, open_guarded_connection
-from providers.tls import system_context, unverified_context, verify_context
+from providers.certificates import Patience, check_certificate
+from providers.netguard import NetworkGuard, guarded_transport
+from providers.tls import unverified_context
 
 Progress = Callable[[str], None]
 HISTORY_SHOWN = 30
@@ -64,152 +62,15 @@ def _host_only(host_header: str) -> str:
     return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
-def name_matches(pattern: str, name: str) -> bool:
-    """RFC 6125 DNS-ID matching: exact, or a left-most ``*`` label matching exactly one label."""
-    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
-    if pattern == name:
-        return True
-    if pattern.startswith("*."):
-        head, _, rest = name.partition(".")
-        return bool(head) and rest == pattern[2:]
-    return False
-
-
-def describe_certificate(der: bytes, name: str) -> CertificateInfo:
-    """Subject, issuer, SANs and expiry of a DER certificate, and whether it covers ``name``."""
-    cert = x509.load_der_x509_certificate(der)
-    sans: list[str] = []
-    try:
-        extension = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
-    except x509.ExtensionNotFound:
-        extension = None
-    if isinstance(extension, x509.SubjectAlternativeName):
-        sans.extend(extension.get_values_for_type(x509.DNSName))
-        sans.extend(str(ip) for ip in extension.get_values_for_type(x509.IPAddress))
-    try:
-        ip = ipaddress.ip_address(name)
-        covers = str(ip) in sans
-    except ValueError:
-        covers = any(name_matches(san, name) for san in sans)
-    return CertificateInfo(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        sans=tuple(sans),
-        not_after=cert.not_valid_after_utc,
-        covers_name=covers,
-    )
-
-
-def trust_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """A verifying client context trusting ``ca_bundle`` (or the system roots); shared, built once."""
-    return verify_context(ca_bundle, "readiness.ca_bundle") if ca_bundle else system_context()
-
-
-async def _handshake(
-    host: str, port: int, context: ssl.SSLContext, sni: str, timeout: float, guard: NetworkGuard
-) -> bytes:
-    _, writer = await open_guarded_connection(
-        guard, host, port, ssl_context=context, server_hostname=sni, timeout=timeout
-    )
-    try:
-        ssl_object = writer.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-    finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except (OSError, ssl.SSLError):
-            pass
-    if not der:
-        raise ssl.SSLError("the server presented no certificate")
-    return bytes(der)
-
-
-async def check_certificate(
-    url: str,
-    sni: str,
-    *,
-    ca_bundle: str | None,
-    tls_verify: bool | None,
-    timeout: float,
-    who: str = "B",
-    guard: NetworkGuard | None = None,
-) -> tuple[ProbeCheck, CertificateInfo | None]:
-    """Handshake with ``sni``; verify chain, expiry and name; describe what was presented."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "", parts.port or 443
-    sent = {"url": f"{host}:{port}", "SNI": sni, "trust": ca_bundle or "system roots"}
-    name = f"{who} certificate for {sni}"
-    # Only an explicit tls_verify=false means Kong won't check: unset defers to nginx's proxy_ssl_verify,
-    # which a deployment may turn on (nginx_proxy_proxy_ssl_verify), so it is treated as verifying.
-    relaxed = tls_verify is False
-    guard = guard or NetworkGuard()
-    try:
-        der = await _handshake(host, port, unverified_context(), sni, timeout, guard)
-    except (OSError, ssl.SSLError, TimeoutError) as exc:
-        return (
-            ProbeCheck(
-                name=name,
-                ok=False,
-                sent=sent,
-                received=f"no TLS handshake: {type(exc).__name__}: {exc}",
-                detail=f"{who} could not be reached over TLS at {host}:{port}, so its certificate was not checked.",
-            ),
-            None,
-        )
-    try:
-        info = describe_certificate(der, sni)
-    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
-        # A certificate OpenSSL serves but that does not parse (a bad SAN encoding, a duplicated
-        # extension) is a finding about the backend, not a crash of the probe.
-        return (
-            ProbeCheck(
-                name=name,
-                ok=False,
-                sent=sent,
-                received=f"a certificate that can't be parsed ({type(exc).__name__}: {exc})",
-                detail=f"{who} presented a malformed certificate for {sni}: clients, Kong included, may reject it. "
-                f"Reissue {who}'s certificate.",
-            ),
-            None,
-        )
-    received = (
-        f"subject {info.subject}; issuer {info.issuer}; SANs {', '.join(info.sans) or '(none)'}; "
-        f"expires {info.not_after.isoformat()}"
-    )
-    problem = ""
-    try:
-        await _handshake(host, port, trust_context(ca_bundle), sni, timeout, guard)
-    except ssl.SSLCertVerificationError as exc:
-        reason = exc.verify_message or str(exc)
-        if not info.covers_name:
-            problem = (
-                f"{who}'s certificate covers {', '.join(info.sans) or 'no DNS name'} but not {sni}, the name Kong "
-                f"sends as SNI: with tls_verify=true Kong's TLS handshake with {who} fails and clients get 502. "
-                f"Add {sni} to {who}'s certificate (and domain mapping)."
-            )
-        elif info.not_after <= dt.datetime.now(dt.UTC):
-            problem = f"{who}'s certificate expired on {info.not_after.isoformat()}."
-        else:
-            problem = (
-                f"{who}'s certificate does not chain to {ca_bundle or 'the system roots'} ({reason}); issuer "
-                f"{info.issuer}."
-            )
-    except (OSError, ssl.SSLError, TimeoutError) as exc:
-        problem = f"the verifying TLS handshake failed: {type(exc).__name__}: {exc}"
-    if problem and relaxed:
-        return (
-            ProbeCheck(
-                name=name,
-                ok=True,
-                sent=sent,
-                received=received,
-                detail=f"Kong does not verify {who}'s certificate (tls_verify=false), so this does not block; "
-                f"but: {problem}",
-            ),
-            info,
-        )
-    return ProbeCheck(name=name, ok=not problem, sent=sent, received=received, detail=problem), info
+async def _send_until_answered(
+    client: httpx.AsyncClient, url: str, host_header: str, sni: str | None, retry: Patience
+) -> Attempt:
+    """One request of a one-shot check, sent again while it gets no answer at all and ``retry`` allows."""
+    attempt = await _send(client, url, host_header, sni, 1)
+    while attempt.status is None and retry.allows_another():
+        await asyncio.sleep(retry.interval)
+        attempt = await _send(client, url, host_header, sni, attempt.number + 1)
+    return attempt
 
 
 async def _send(client: httpx.AsyncClient, url: str, host_header: str, sni: str | None, number: int) -> Attempt:
@@ -329,13 +190,20 @@ async def probe_readiness(
     )
 
     certificate: CertificateInfo | None = None
+    retry = Patience(deadline, interval)
     if scheme == "https" and sni:
         check, certificate = await check_certificate(
-            url, sni, ca_bundle=section.ca_bundle, tls_verify=shape.tls_verify, timeout=request_timeout, guard=guard
+            url,
+            sni,
+            ca_bundle=section.ca_bundle,
+            tls_verify=shape.tls_verify,
+            timeout=request_timeout,
+            guard=guard,
+            retry=retry,
         )
         checks.append(check)
 
-    checks.extend(await _parity_checks(request, host_header, sni, last, guard))
+    checks.extend(await _parity_checks(request, host_header, sni, last, guard, retry))
     return ReadinessReport(
         ready=all(c.ok for c in checks),
         host_header=host_header,
@@ -349,7 +217,12 @@ async def probe_readiness(
 
 
 async def _parity_checks(
-    request: ReadinessInput, host_header: str, sni: str | None, b_last: Attempt, guard: NetworkGuard
+    request: ReadinessInput,
+    host_header: str,
+    sni: str | None,
+    b_last: Attempt,
+    guard: NetworkGuard,
+    retry: Patience,
 ) -> list[ProbeCheck]:
     """A answers like B, and A accepts every parity host as Host and SNI, with a certificate for it.
 
@@ -382,7 +255,7 @@ async def _parity_checks(
     parity_https = urlsplit(parity_url).scheme == "https"
     timeout = section.request_timeout.total_seconds()
     async with _client(timeout, guard) as client:
-        a = await _send(client, parity_url, host_header, sni if parity_https else None, 1)
+        a = await _send_until_answered(client, parity_url, host_header, sni if parity_https else None, retry)
     b_class = b_last.status // 100 if b_last.status else None
     a_class = a.status // 100 if a.status else None
     same = a_class is not None and a_class == b_class
@@ -401,7 +274,7 @@ async def _parity_checks(
     for host in parity_hosts:
         host_sni = _host_only(host) if parity_https else None
         async with _client(timeout, guard) as client:
-            answer = await _send(client, parity_url, host, host_sni, 1)
+            answer = await _send_until_answered(client, parity_url, host, host_sni, retry)
         ok = answer.status in section.expect_status
         if ok:
             detail = ""
@@ -435,6 +308,7 @@ async def _parity_checks(
                 timeout=timeout,
                 who="A",
                 guard=guard,
+                retry=retry,
             )
             checks.append(check)
     return checks

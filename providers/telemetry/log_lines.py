@@ -12,10 +12,10 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import IO, Any
+from typing import IO
 
 from providers.telemetry.base import Cursor, decoding_cursor, from_rfc3339
-from providers.telemetry.records import RecordError, parse_serialized_request
+from providers.telemetry.records import parse_line
 from providers.telemetry.summary import SummaryBuilder
 
 HEAD_BYTES = 256
@@ -162,17 +162,8 @@ def count_line(line: bytes, where: str, builder: SummaryBuilder) -> None:
     raw = line.strip()
     if not raw:
         return
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        builder.failure("not UTF-8", where)
-        return
-    try:
-        record: Any = json.loads(text)
-    except ValueError:
-        builder.failure("not JSON", where)
-        return
-    try:
-        builder.add(parse_serialized_request(record))
-    except RecordError as exc:
-        builder.failure(str(exc), where)
+    parsed = parse_line(raw)
+    if isinstance(parsed, str):
+        builder.failure(parsed, where)
+    else:
+        builder.add(parsed)

@@ -14,7 +14,9 @@ user data), so callers count the line as a parse failure and go on.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -211,3 +213,30 @@ def parse_access_line(line: str, logged_at: datetime) -> ProxiedRequest:
         status_logged=status_logged,
         address_logged=address is not None,
     )
+
+
+PARSED_LINES_CACHED = 8192
+"""Parsed lines kept (about 1 KiB each): at 100 requests/s through Kong, the last 80 s of the file."""
+
+
+@functools.lru_cache(maxsize=PARSED_LINES_CACHED)
+def parse_line(raw: bytes) -> ProxiedRequest | str:
+    """One non-empty file-log line: the request it records, or why it can't be read.
+
+    A pure function of the line's bytes, so it is memoized: every cutover monitoring through one
+    worker reads the same shared Kong file-log (every service's lines, each poll, the drain proof's and the
+    baseline's spans), and a line parsed once is not parsed again by the next reader. The cache holds
+    the newest lines (a ``ProxiedRequest`` is immutable).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    try:
+        record: Any = json.loads(text)
+    except ValueError:
+        return "not JSON"
+    try:
+        return parse_serialized_request(record)
+    except RecordError as exc:
+        return str(exc)

@@ -123,3 +123,9 @@ def test_approval_problems_are_counted_without_run_names():
     first = normalised_reason(f"rejected: digest {digest!r} of cutover-bench-001 does not match bench-001")
     second = normalised_reason(f"rejected: digest {digest!r} of cutover-bench-002 does not match bench-002")
     assert first == second == "rejected: digest '<...>' of <...> does not match <...>"
+
+
+def test_scale_plans_can_leave_a_in_place(topo):
+    plan = plan_for(topo, "bench-007", "http://127.0.0.1:9", "auto", decommission="none")
+    assert plan.decommission.kind == "none" and plan.kong.service == "bench-007"
+    assert plan.approvals.flip and plan.approvals.decommission

@@ -78,3 +78,27 @@ async def test_a_failing_query_cancels_its_siblings(clouddns: FakeCloudDns) -> N
         if not task.done() and getattr(task.get_coro(), "__qualname__", "") == "authoritative_query"
     ]
     assert pending == []  # nothing left querying the server in the background
+
+
+async def busy_zone(fake: FakeCloudDns) -> None:
+    """Another record of the zone changing at every turn of the event loop: a campaign's busy zone."""
+    turn = 0
+    while True:
+        turn += 1
+        fake.edit("other.example.test.", "TXT", 60, [f'"turn {turn}"'])
+        await asyncio.sleep(0)
+
+
+async def test_a_name_that_stays_put_in_a_zone_that_keeps_changing_is_read(clouddns: FakeCloudDns) -> None:
+    first = clouddns.serial
+    changing = asyncio.ensure_future(busy_zone(clouddns))
+    try:
+        serial, rrsets = await read_name(server(clouddns), ZONE, A_PROJECT, timeout=2)
+        clouddns.edit(A_PROJECT, "A", 300, ["127.0.0.9"])
+        _, moved = await read_name(server(clouddns), ZONE, A_PROJECT, timeout=2)
+    finally:
+        changing.cancel()
+    assert rrsets == (rr(A_PROJECT, "A", 300, "127.0.0.2"),)
+    assert moved == (rr(A_PROJECT, "A", 300, "127.0.0.9"),)
+    # The serial moved during each read: the answer carries the first read's opening serial, a lower bound.
+    assert first < serial < clouddns.serial

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from models.kong import KongRequestShape
@@ -11,7 +14,7 @@ from models.readiness import ReadinessInput
 from providers.readiness import probe_readiness
 from sandbox.pki import IssuedCert, Pki
 from sandbox.runtime import RunningRuntime, running_runtime
-from tests.kong.fixtures import B_IP, port_free_on, runtimes_ab
+from tests.kong.fixtures import A_IP, B_IP, port_free_on, runtimes_ab
 
 HOST = "a-project.example.test"
 
@@ -245,3 +248,57 @@ async def test_a_malformed_certificate_is_a_failed_check_not_an_error(pki: Pki, 
     assert status.ok  # B answers; its certificate is what is broken
     assert not certificate.ok and certificate.received.startswith("a certificate that can't be parsed (ValueError")
     assert "B presented a malformed certificate for a-project.example.test" in certificate.detail
+
+
+@contextlib.asynccontextmanager
+async def late_forwarder(to_port: int, after: float) -> AsyncIterator[int]:
+    """A port on A's address that refuses connections for ``after`` seconds, then forwards them to A."""
+    port = port_free_on([A_IP])
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(A_IP, to_port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def listen_later() -> asyncio.Server:
+        await asyncio.sleep(after)
+        return await asyncio.start_server(forward, A_IP, port)
+
+    starting = asyncio.ensure_future(listen_later())
+    try:
+        yield port
+    finally:
+        server = await starting
+        server.close()
+
+
+async def test_a_one_shot_check_without_an_answer_is_tried_again_within_the_timeout(pki: Pki) -> None:
+    # Under load a connection can go unanswered for a moment; the probe needs 3 successes in a row,
+    # so one lost connection in the certificate or parity checks must not refuse a ready B.
+    async with runtimes_ab(pki) as (a, b), late_forwarder(a.port, after=0.4) as port:
+        section = readiness(pki, b.port, parity_url=f"https://{A_IP}:{port}/orders/v1/health")
+        report = await probe_readiness(
+            ReadinessInput(readiness=section, shape=shape(b.port, ALIAS), parity_hosts=(ALIAS,))
+        )
+    assert report.ready, report.failures()
+    assert [c.name for c in report.checks][2:] == [
+        "A and B answer the same status class",
+        f"A accepts Host {ALIAS}:{b.port}",
+        f"A certificate for {ALIAS}",
+    ]
+
+
+async def test_a_parity_target_that_never_answers_is_still_reported(pki: Pki) -> None:
+    async with runtimes_ab(pki) as (_, b):
+        dead = port_free_on([A_IP])
+        section = readiness(pki, b.port, timeout="600ms", parity_url=f"https://{A_IP}:{dead}/orders/v1/health")
+        started = time.monotonic()
+        report = await probe_readiness(ReadinessInput(readiness=section, shape=shape(b.port)))
+    assert not report.ready and time.monotonic() - started < 3
+    assert report.checks[2].received.startswith("A: ConnectError")

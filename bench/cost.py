@@ -1,0 +1,314 @@
+"""Cost per cutover against the Temporal floor: worker CPU for real cutovers vs a null workflow of the same shape.
+
+    .venv/bin/python -m bench.cost [--count 25] [--rate-per-route 0.5] [--profile DIR] [--json out.json]
+
+Target (issue 13): a cutover costs the worker at most 2x what Temporal itself costs it for a
+workflow of the same shape.
+
+One sandbox, one worker (bench/cost_worker.py: ``worker.py`` itself plus the null workflow of
+bench/null_workflow.py), one dev server. First ``--count`` real cutovers (bench.scale's: the sandbox
+cname plan on its own record and Kong Service, gates approved through the ``approve`` update, the
+decommission webhook to a sink) are started at once; then as many null workflows, started at once,
+each shaped like the real runs' median history (activities, timers of the same durations, lock-like
+child workflows, updates and signals; the benchmark sends the updates and signals). The worker's CPU
+seconds (/proc, user + system) are read around each phase and divided by ``--count``.
+
+``--profile DIR`` profiles every Python thread of the worker with cProfile on thread CPU time and
+prints where each phase's CPU went by component (TLS, HTTP client, DNS, pydantic, Temporal SDK,
+cutover's own code...) and the largest functions. The profiler slows the worker down: the CPU
+figures of a profiled run are not the cost; take those from a run without ``--profile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pstats
+import signal
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+
+from bench.common import (
+    BenchError,
+    DecommissionSink,
+    GateApprover,
+    await_timed,
+    bench_topology,
+    common_arguments,
+    cpu_seconds,
+    dry_run,
+    load_average,
+    print_facts,
+    quiet_start,
+    run_main,
+    say,
+    seed_kong_services,
+    settings_for,
+    start_timed,
+    write_report,
+)
+from bench.null_workflow import NullShape, NullWorkflow
+from bench.profile_view import by_component, top_functions
+from bench.scale import fitted_timings, plan_for, record_names, start_loads
+from sandbox.topology import Topology
+
+RATIO_TARGET = 2.0
+COUNTED = {
+    "activities": EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+    "children": EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+    "updates": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    "signals": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    "workflow_tasks": EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    "events": EventType.EVENT_TYPE_UNSPECIFIED,
+}
+
+
+def history_counts(history: WorkflowHistory) -> dict[str, Any]:
+    """What one history holds: the counted items and its timers' durations (seconds, in order)."""
+    counts: dict[str, Any] = dict.fromkeys(COUNTED, 0)
+    counts["events"] = len(history.events)
+    timers: list[float] = []
+    started: dict[str, float] = {}
+    for event in history.events:
+        for name, kind in COUNTED.items():
+            if kind and event.event_type == kind:
+                counts[name] += 1
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
+            started[event.timer_started_event_attributes.timer_id] = (
+                event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
+            )
+        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+            timers.append(started.pop(event.timer_fired_event_attributes.timer_id, 0.0))
+    # Timers never fired were cancelled (a gate's approval timeout when the approval came) or are pending.
+    counts["timers_cancelled"] = len(started)
+    counts["timer_seconds"] = timers
+    return counts
+
+
+def median_shape(counts: list[dict[str, Any]]) -> NullShape:
+    """The null workflow's shape: the median real run's counts, the timers of the run with the median number."""
+    if not counts:
+        raise BenchError("no real run completed: no shape to copy")
+
+    def med(name: str) -> int:
+        return round(statistics.median(c[name] for c in counts))  # type: ignore[no-any-return]
+
+    by_timers = sorted(counts, key=lambda c: len(c["timer_seconds"]))
+    return NullShape(
+        activities=med("activities"),
+        timer_seconds=list(by_timers[len(by_timers) // 2]["timer_seconds"]),
+        timers_cancelled=med("timers_cancelled"),
+        children=med("children"),
+        updates=med("updates"),
+        signals=med("signals"),
+    )
+
+
+def use_cost_worker(topo: Topology, profile_dir: Path | None) -> None:
+    """Run bench/cost_worker.py instead of worker.py (same arguments, environment and log)."""
+    component = topo.components["worker"]
+    script, *rest = component.argv[1:]
+    if not script.endswith("worker.py"):
+        raise BenchError(f"unexpected worker command: {component.argv}")
+    profile = ["--profile", str(profile_dir)] if profile_dir else []
+    component.argv = [component.argv[0], "-m", "bench.cost_worker", *profile, "--", *rest]
+
+
+async def real_phase(topo: Topology, client: Client, args: argparse.Namespace) -> dict[str, Any]:
+    """``count`` real cutovers at once; their results and histories' counts."""
+    names = record_names(args.count)
+    async with DecommissionSink() as sink:
+        plans = [plan_for(topo, name, sink.url, "auto") for name in names]
+        settings = settings_for(topo)
+        warm = await dry_run(client, settings, plans[0])
+        if warm.status.phase != "planned":
+            raise BenchError(f"the warm-up dry run ended {warm.status.phase}: {warm.error}")
+        async with GateApprover(client) as approver:
+            marks = begin(topo)
+            started = await asyncio.gather(*(start_timed(client, settings, plan) for plan in plans))
+            runs = await asyncio.gather(*(await_timed(client, wid, at) for wid, at in started))
+            spent = end(topo, marks)
+    completed = [run for run in runs if run.status.phase == "completed"]
+    counts = [history_counts(await client.get_workflow_handle(r.workflow_id).fetch_history()) for r in completed]
+    return {
+        **spent,
+        "completed": len(completed),
+        "not_completed": sorted(
+            {f"{r.status.phase}: {r.error or r.status.error}"[:200] for r in runs if r.status.phase != "completed"}
+        ),
+        "counts": counts,
+        "approvals": len(approver.approved),
+        "approval_attempts_failed": approver.failed_attempts,
+    }
+
+
+async def null_phase(topo: Topology, client: Client, shape: NullShape, count: int) -> dict[str, Any]:
+    """``count`` null workflows at once, each sent the shape's updates and signals."""
+
+    async def one(name: str, shape: NullShape) -> dict[str, Any]:
+        handle = await client.start_workflow(NullWorkflow.run, shape, id=name, task_queue="cutover")
+        for update in range(shape.updates):
+            await handle.execute_update(NullWorkflow.approve, f"gate-{update}")
+        for _ in range(shape.signals):
+            await handle.signal(NullWorkflow.poke)
+        await handle.result()
+        return history_counts(await handle.fetch_history())
+
+    # Warm-up (its first run imports the null workflow into the sandbox): the same items, no waiting.
+    await one("null-warm-up", replace(shape, timer_seconds=[0.01 for _ in shape.timer_seconds]))
+    marks = begin(topo)
+    counts = await asyncio.gather(*(one(f"null-{i:03d}", shape) for i in range(count)))
+    return {**end(topo, marks), "completed": len(counts), "counts": list(counts)}
+
+
+def begin(topo: Topology) -> dict[str, float]:
+    """CPU seconds of the worker and the dev server so far, and the time."""
+    return {"worker": _cpu(topo, "worker"), "temporal": _cpu(topo, "temporal"), "time": time.monotonic()}
+
+
+def end(topo: Topology, marks: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each used since ``marks``, and the wall time."""
+    return {
+        "worker_cpu": _cpu(topo, "worker") - marks["worker"],
+        "temporal_cpu": _cpu(topo, "temporal") - marks["temporal"],
+        "wall": time.monotonic() - marks["time"],
+    }
+
+
+def _cpu(topo: Topology, name: str) -> float:
+    pid = topo.components[name].pid
+    used = cpu_seconds(pid) if pid is not None else None
+    if used is None:
+        raise BenchError(f"the {name} process is gone")
+    return used
+
+
+async def dump_profile(topo: Topology, profile_dir: Path | None, expected: int) -> Path | None:
+    """Ask the profiled worker to write what it profiled since the last dump; the file, once written."""
+    if profile_dir is None:
+        return None
+    pid = topo.components["worker"].pid
+    assert pid is not None
+    os.kill(pid, signal.SIGUSR1)
+    path = profile_dir / f"profile-{expected}.pstats"
+    for _ in range(600):
+        if path.exists():
+            await asyncio.sleep(1.0)  # let the write finish
+            return path
+        await asyncio.sleep(0.1)
+    say(f"  WARNING: the worker wrote no profile {path} within 60 s")
+    return None
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """The sandbox, the two phases, the figures."""
+    names = record_names(args.count)
+    timings = fitted_timings(args.rate_per_route)
+    extra_records = "\n".join(f"{name} {timings.record_ttl} A 127.0.0.2" for name in names)
+    hosts = [f"{name}.example.test" for name in names]
+    profile_dir = args.profile.resolve() if args.profile else None
+    async with bench_topology(
+        args.keep, timings=timings, extra_records=extra_records, extra_hosts=hosts, worker=False
+    ) as topo:
+        use_cost_worker(topo, profile_dir)
+        await topo.start_worker()
+        await seed_kong_services(topo, names)
+        client = await topo.temporal_client()
+        loads = await start_loads(topo, names, args.rate_per_route)
+        try:
+            idle = begin(topo)
+            await asyncio.sleep(10)
+            idle_rate = end(topo, idle)
+            await dump_profile(topo, profile_dir, 1)  # drops the start-up
+            real = await real_phase(topo, client, args)
+            real_profile = await dump_profile(topo, profile_dir, 2)
+        finally:
+            await asyncio.gather(*(load.stop() for load in loads))
+        shape = median_shape(real["counts"])
+        null = await null_phase(topo, client, shape, args.count)
+        null_profile = await dump_profile(topo, profile_dir, 3) if profile_dir else None
+    return {
+        "count": args.count,
+        "idle_worker_cpu_per_s": idle_rate["worker_cpu"] / idle_rate["wall"],
+        "real": {k: v for k, v in real.items() if k != "counts"},
+        "null": {k: v for k, v in null.items() if k != "counts"},
+        "shape": shape.__dict__,
+        "real_history": summary(real["counts"]),
+        "null_history": summary(null["counts"]),
+        "profiles": {"real": str(real_profile), "null": str(null_profile)} if profile_dir else None,
+        "load_average_during": load_average(),
+    }
+
+
+def summary(counts: list[dict[str, Any]]) -> dict[str, float]:
+    """Median of each counted item across runs."""
+    return {name: statistics.median(c[name] for c in counts) for name in COUNTED} if counts else {}
+
+
+def render(result: dict[str, Any]) -> list[str]:
+    """The figures, as printed."""
+    n = result["count"]
+    real, null = result["real"], result["null"]
+    per_real, per_null = real["worker_cpu"] / n, null["worker_cpu"] / n
+    ratio = per_real / per_null if per_null else float("nan")
+    lines = [
+        f"== {n} real cutovers at once: {real['completed']}/{n} completed in {real['wall']:.1f} s; "
+        f"{n} null workflows of the same shape at once: {null['completed']}/{n} in {null['wall']:.1f} s",
+        f"  shape copied: {result['shape']['activities']} activities, {len(result['shape']['timer_seconds'])} timers "
+        f"({sum(result['shape']['timer_seconds']):.0f} s) and {result['shape']['timers_cancelled']} cancelled, "
+        f"{result['shape']['children']} child workflows, "
+        f"{result['shape']['updates']} updates, {result['shape']['signals']} signals",
+        "  history (median): real " + ", ".join(f"{k} {v:g}" for k, v in result["real_history"].items()),
+        "                    null " + ", ".join(f"{k} {v:g}" for k, v in result["null_history"].items()),
+        f"  worker CPU per cutover: real {per_real:.3f} s, null {per_null:.3f} s -> x{ratio:.2f} "
+        f"({'PASS' if ratio <= RATIO_TARGET else 'MISS'}, target <= x{RATIO_TARGET:g}); "
+        f"idle worker {result['idle_worker_cpu_per_s'] * 1000:.1f} ms/s",
+        f"  dev server CPU per cutover: real {real['temporal_cpu'] / n:.3f} s, null {null['temporal_cpu'] / n:.3f} s",
+    ]
+    if real["not_completed"]:
+        lines += [f"  NOT completed: {why}" for why in real["not_completed"]]
+    if result["profiles"]:
+        for phase in ("real", "null"):
+            if result["profiles"][phase] == "None":
+                continue
+            stats = pstats.Stats(result["profiles"][phase])
+            total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+            lines.append(f"  profile of the {phase} phase: {total:.1f} CPU-s of Python in the worker, by component:")
+            lines += [
+                f"    {seconds:7.2f} s {seconds / total:5.1%}  {name}" for name, seconds in by_component(stats)[:14]
+            ]
+            lines.append("    largest functions (own CPU):")
+            lines += [f"    {seconds:7.2f} s  {where}" for where, seconds in top_functions(stats, 12)]
+    return lines
+
+
+async def main(args: argparse.Namespace) -> None:
+    facts = print_facts(f"bench.cost: worker CPU per cutover vs a null workflow, {args.count} at once")
+    load_at_start = await quiet_start(args)
+    result = await measure(args)
+    result["load_average_at_start"] = load_at_start
+    say(f"  load average at start {load_at_start:.2f}, at the end {result['load_average_during']:.2f}")
+    for line in render(result):
+        say(line)
+    write_report(args, "cost", facts, {"targets": {"ratio": RATIO_TARGET}, "result": result})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=25, help="cutovers (then null workflows) at once (25)")
+    parser.add_argument("--rate-per-route", type=float, default=0.5, help="client requests/s on each route (0.5)")
+    parser.add_argument("--profile", type=Path, help="profile the worker; write and print its profiles (DIR)")
+    common_arguments(parser)
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main, build_parser()))

@@ -1,0 +1,109 @@
+"""bench.cost's worker: ``python worker.py`` plus the null workflow, optionally profiled.
+
+    python -m bench.cost_worker [--profile DIR] -- <worker.py arguments>
+
+The product worker exactly (same policy, activities, sandbox, options), with bench/null_workflow.py
+registered beside cutover's workflows, so both run through one worker and one server. With
+``--profile DIR``, every thread that runs Python (the event loop running the activities and the
+workflow-task threads) is profiled with cProfile from the start; each SIGUSR1 writes what was
+profiled since the previous one to ``DIR/profile-<n>.pstats`` and starts afresh.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import worker
+from bench.null_workflow import NullLock, NullWorkflow, null_activity
+from workflows import WORKFLOWS
+
+
+class ThreadProfiles:
+    """One cProfile profiler per thread (cProfile sees only the thread that enabled it)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.profiles: list[cProfile.Profile] = []
+        self.dumps = 0
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Profile this thread now and every thread started from now on."""
+        threading.setprofile(self._enable_in_new_thread)
+        self._enable()
+
+    def _enable(self) -> None:
+        # CPU time of this thread, not wall time: a wait in epoll must not count as work.
+        profile = cProfile.Profile(time.thread_time)
+        with self._lock:
+            self.profiles.append(profile)
+        profile.enable()
+
+    def _enable_in_new_thread(self, frame: FrameType, event: str, arg: Any) -> None:
+        sys.setprofile(None)
+        self._enable()
+
+    def dump(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        """Write every thread's figures since the last dump as one pstats file; start afresh."""
+        import pstats
+
+        self.dumps += 1
+        path = self.directory / f"profile-{self.dumps}.pstats"
+        with self._lock:
+            snapshots = []
+            for profile in self.profiles:
+                profile.snapshot_stats()
+                snapshots.append(_Snapshot(dict(profile.stats)))
+                profile.clear()
+        if snapshots:
+            pstats.Stats(*snapshots).dump_stats(str(path))  # type: ignore[arg-type]
+
+
+class _Snapshot:
+    """What pstats.Stats accepts from a profiler: ``create_stats()`` then ``.stats``."""
+
+    def __init__(self, stats: dict[Any, Any]) -> None:
+        self.stats = stats
+
+    def create_stats(self) -> None:
+        """Already made."""
+
+
+def with_null_activity(build: Callable[..., list[Callable[..., Any]]]) -> Callable[..., list[Callable[..., Any]]]:
+    """``worker.build_activities`` plus the null activity."""
+
+    def build_all(*args: Any, **kwargs: Any) -> list[Callable[..., Any]]:
+        return [*build(*args, **kwargs), null_activity]
+
+    return build_all
+
+
+def main(argv: list[str]) -> int:
+    """Register the null workflow beside the product's, start profiling if asked, run worker.py's main."""
+    profile_dir: Path | None = None
+    if argv[:1] == ["--profile"]:
+        profile_dir, argv = Path(argv[1]), argv[2:]
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    # worker.py's own module globals: build_worker and serve read them when called.
+    vars(worker).update(
+        WORKFLOWS=[*WORKFLOWS, NullWorkflow, NullLock], build_activities=with_null_activity(worker.build_activities)
+    )
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        profiles = ThreadProfiles(profile_dir)
+        signal.signal(signal.SIGUSR1, profiles.dump)
+        profiles.start()
+    return worker.main(argv)
+
+
+if __name__ == "__main__":
+    worker.exit_now(main(sys.argv[1:]))

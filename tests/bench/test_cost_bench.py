@@ -1,0 +1,88 @@
+"""bench.cost's pure parts: the shape it copies from histories, and how a profile is grouped."""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+from datetime import timedelta
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHistory
+
+from bench.cost import history_counts, median_shape
+from bench.profile_view import OTHER, REPO_ROOT, by_component, component_of, label
+
+
+def history(*kinds: EventType.ValueType, timers: tuple[float, ...] = (), cancelled: int = 0) -> WorkflowHistory:
+    events = [HistoryEvent(event_id=i + 1, event_type=kind) for i, kind in enumerate(kinds)]
+    for index, seconds in enumerate([*timers, *([3600.0] * cancelled)]):
+        event = HistoryEvent(event_id=len(events) + 1, event_type=EventType.EVENT_TYPE_TIMER_STARTED)
+        event.timer_started_event_attributes.timer_id = str(index)
+        event.timer_started_event_attributes.start_to_fire_timeout.FromTimedelta(timedelta(seconds=seconds))
+        events.append(event)
+        if index < len(timers):
+            fired = HistoryEvent(event_id=len(events) + 1, event_type=EventType.EVENT_TYPE_TIMER_FIRED)
+            fired.timer_fired_event_attributes.timer_id = str(index)
+            events.append(fired)
+    return WorkflowHistory("cutover-x", events)
+
+
+def test_a_history_is_counted_by_item_with_its_timers_in_order():
+    counts = history_counts(
+        history(
+            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+            EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+            EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+            timers=(20, 5.5),
+            cancelled=1,
+        )
+    )
+    assert counts == {
+        "activities": 2,
+        "children": 1,
+        "updates": 1,
+        "signals": 0,
+        "workflow_tasks": 1,
+        "events": 10,
+        "timers_cancelled": 1,
+        "timer_seconds": [20.0, 5.5],
+    }
+
+
+def test_the_null_shape_is_the_median_run():
+    runs = [
+        {"activities": a, "children": 2, "updates": u, "signals": 0, "timer_seconds": t, "timers_cancelled": 2}
+        for a, u, t in ((19, 2, [20.0]), (21, 3, [20.0, 5.0, 9.0]), (20, 2, [20.0, 9.0]))
+    ]
+    shape = median_shape(runs)
+    assert (shape.activities, shape.children, shape.updates, shape.signals) == (20, 2, 2, 0)
+    assert shape.timer_seconds == [20.0, 9.0] and shape.timers_cancelled == 2
+
+
+def test_profile_rows_go_to_their_component():
+    assert component_of(("~", 0, "<method 'do_handshake' of '_ssl._SSLSocket' objects>")) == "TLS (ssl)"
+    assert component_of(("/v/site-packages/httpcore/_async/connection.py", 1, "f")).startswith("HTTP client")
+    assert component_of(("/v/site-packages/dns/message.py", 1, "f")) == "DNS (dnspython)"
+    assert component_of(("/v/site-packages/pydantic/main.py", 1, "f")) == "pydantic"
+    assert component_of(("/v/site-packages/temporalio/worker/workflow_sandbox/_importer.py", 1, "f")).endswith(
+        "sandbox"
+    )
+    assert component_of((f"{REPO_ROOT}/providers/dns/base.py", 1, "f")) == "cutover: providers"
+    assert component_of(("/usr/lib/python3.11/functools.py", 1, "f")) == OTHER
+    assert label((f"{REPO_ROOT}/providers/dns/base.py", 12, "query")) == "providers/dns/base.py:12(query)"
+    assert label(("/v/lib/python3.11/site-packages/httpx/_client.py", 3, "send")) == "httpx/_client.py:3(send)"
+
+
+def test_a_real_profile_sums_to_its_own_time():
+    profile = cProfile.Profile()
+    profile.enable()
+    sorted(str(i) for i in range(20000))
+    profile.disable()
+    stats = pstats.Stats(profile)
+    grouped = dict(by_component(stats))
+    own: float = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    assert abs(sum(grouped.values()) - own) < 1e-9
+    assert grouped[OTHER] > 0
