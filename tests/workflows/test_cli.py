@@ -136,6 +136,9 @@ async def test_a_run_driven_by_the_temporal_cli(dev_server, tmp_path):
         )
         assert signalled.returncode == 0, signalled.stderr
         final = await until(env, workflow_id, "completed")
+        # The run closes once its record and Kong Service locks have ended (on this worker's queue):
+        # leaving before that would keep svc-1 locked for the next test.
+        await env.client.get_workflow_handle(workflow_id).result()
 
     assert [(a["gate"], a["by"], a["via"]) for a in final["approvals"]] == [
         ("flip", "alice", "update"),
