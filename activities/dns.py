@@ -31,7 +31,7 @@ from models.dns import (
 from models.plan import CloudDnsProvider, DnsSection
 from providers.dns.base import DnsProvider
 from providers.dns.factory import build_dns_provider
-from providers.dns.nameservers import progress_text
+from providers.dns.propagation import progress_text
 from providers.google_auth import CredentialsLoader, GoogleCredentials
 from providers.secrets import Destination, EnvSecrets
 

@@ -33,6 +33,7 @@ from models.dns import (
 )
 from models.names import split_host_port
 from providers.dns import nameservers as ns
+from providers.dns import propagation, resolution
 from providers.dns.nameservers import Nameserver, canonical_name, canonical_rrset, only_types, sorted_rrsets
 from providers.errors import InvalidChange, NotInZone, PolicyViolation, PreconditionFailed
 from providers.netguard import NetworkGuard
@@ -340,7 +341,7 @@ class DnsProvider(AsyncResource, ABC):
         Raises:
             PropagationTimeout: naming each server that still lags and what it answers.
         """
-        return await ns.prove_propagation(
+        return await propagation.prove_propagation(
             await self.nameservers(),
             self.zone,
             canonical_name(name),
@@ -354,4 +355,6 @@ class DnsProvider(AsyncResource, ABC):
     async def resolve(self, names: Sequence[str]) -> AddressMap:
         """Addresses each name reaches through CNAMEs (authoritative data for names in the zone)."""
         servers = await self._resolution_servers()
-        return await ns.resolve_names(names, self.zone, servers, resolver=self.resolver, timeout=self.query_timeout)
+        return await resolution.resolve_names(
+            names, self.zone, servers, resolver=self.resolver, timeout=self.query_timeout
+        )

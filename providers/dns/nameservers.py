@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -46,9 +45,9 @@ import dns.rrset
 import dns.serial
 import dns.tsig
 
-from models.dns import AddressMap, NameserverState, PropagationReport, RRset, describe_rrsets
+from models.dns import NameserverState, RRset
 from models.names import is_ip, split_host_port
-from providers.errors import DnsAuthError, DnsError, DnsRefused, DnsUnavailable, PropagationTimeout
+from providers.errors import DnsAuthError, DnsError, DnsRefused, DnsUnavailable
 
 QUERY_TYPES: tuple[str, ...] = (
     "A",
@@ -315,7 +314,7 @@ async def authoritative_query(
     return response
 
 
-def _owned(response: dns.message.Message, owner: dns.name.Name) -> list[RRset]:
+def owned_rrsets(response: dns.message.Message, owner: dns.name.Name) -> list[RRset]:
     """The answer rrsets owned by ``owner`` itself (CNAME targets a server chases are left out)."""
     found = []
     for rrset in response.answer:
@@ -382,13 +381,13 @@ async def read_name(
         hint, *responses = await all_or_nothing(
             authoritative_query(server, name, rdtype, timeout=timeout, tsig=tsig) for rdtype in ["ANY", *asked]
         )
-        revealed = [r.type for r in _owned(hint, owner) if r.type not in asked]
+        revealed = [r.type for r in owned_rrsets(hint, owner) if r.type not in asked]
         responses += await all_or_nothing(
             authoritative_query(server, name, rdtype, timeout=timeout, tsig=tsig) for rdtype in revealed
         )
         found: dict[str, RRset] = {}
         for response in responses:
-            for rrset in _owned(response, owner):
+            for rrset in owned_rrsets(response, owner):
                 found[rrset.type] = rrset
         after = await read_soa(server, zone, timeout=timeout, tsig=tsig)
         rrsets = sorted_rrsets(found.values())
@@ -471,7 +470,7 @@ async def nameserver_addresses(
             if primary is not None and dns.name.from_text(ns_name).is_subdomain(zone_name):
                 for rdtype in ("A", "AAAA"):
                     response = await authoritative_query(primary, ns_name, rdtype, timeout=timeout, tsig=tsig)
-                    for rrset in _owned(response, dns.name.from_text(ns_name)):
+                    for rrset in owned_rrsets(response, dns.name.from_text(ns_name)):
                         if rrset.type == rdtype:
                             addresses.extend(rrset.rdatas)
             else:
@@ -488,175 +487,3 @@ async def nameserver_addresses(
 
 
 # --- propagation ------------------------------------------------------------------------------------
-
-
-def lag_reason(state: NameserverState, desired: Sequence[RRset], min_serial: int | None) -> str | None:
-    """Why a server is not in sync yet, in words; None when it answers the desired data."""
-    if state.error:
-        return state.error if state.error.startswith(state.server) else f"{state.server}: {state.error}"
-    if not state.authoritative:
-        return f"{state.server}: not authoritative"
-    parts = []
-    if not serial_at_least(state.serial, min_serial):
-        parts.append(f"at serial {state.serial}, want {min_serial}")
-    if sorted_rrsets(state.rrsets) != sorted_rrsets(desired):
-        parts.append(f"answers {describe_rrsets(state.rrsets)}, want {describe_rrsets(list(desired))}")
-    return f"{state.server} {' and '.join(parts)}" if parts else None
-
-
-def progress_text(report: PropagationReport, desired: Sequence[RRset], min_serial: int | None) -> str:
-    """One short line for a heartbeat: ``2/2 in sync`` or the first lagging server and why."""
-    desired = sorted_rrsets(canonical_rrset(r) for r in desired)
-    total = len(report.servers)
-    synced = total - len(report.lagging)
-    if not report.lagging:
-        return f"{synced}/{total} in sync"
-    reasons = [lag_reason(s, desired, min_serial) for s in report.servers if s.server in report.lagging]
-    return f"{synced}/{total} in sync; " + "; ".join(r for r in reasons if r)
-
-
-async def prove_propagation(
-    servers: Sequence[Nameserver],
-    zone: str,
-    name: str,
-    desired: Sequence[RRset],
-    *,
-    min_serial: int | None,
-    timeout: float,
-    query_timeout: float,
-    on_progress: Callable[[PropagationReport], Awaitable[None] | None] | None = None,
-    first_interval: float = 0.1,
-    max_interval: float = 1.0,
-) -> PropagationReport:
-    """Poll every server until all answer exactly ``desired`` (TTLs included) at ``min_serial`` or newer.
-
-    Polls at a growing interval (``first_interval`` doubling up to ``max_interval``), so a slow
-    secondary is not hammered; each poll's report goes to ``on_progress`` (the activity heartbeats).
-
-    Raises:
-        PropagationTimeout: after ``timeout`` seconds, naming each lagging server and what it answers.
-        DnsUnavailable: there is no server to ask.
-    """
-    if not servers:
-        raise DnsUnavailable(f"no authoritative nameserver known for {zone}: nothing to prove propagation on")
-    desired = sorted_rrsets(canonical_rrset(r) for r in desired)
-    started = time.monotonic()
-    deadline = started + timeout
-    interval = first_interval
-    while True:
-        remaining = deadline - time.monotonic()
-        views = await nameserver_views(
-            servers, zone, name, timeout=max(0.2, min(query_timeout, remaining)), types=[r.type for r in desired]
-        )
-        lagging = tuple(v.server for v in views if lag_reason(v, desired, min_serial) is not None)
-        report = PropagationReport(
-            name=name,
-            in_sync=not lagging,
-            servers=views,
-            lagging=lagging,
-            elapsed_seconds=round(time.monotonic() - started, 3),
-        )
-        if on_progress is not None:
-            maybe = on_progress(report)
-            if maybe is not None:
-                await maybe
-        if report.in_sync:
-            return report
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            reasons = [lag_reason(v, desired, min_serial) for v in views if v.server in lagging]
-            raise PropagationTimeout(
-                f"after {timeout:g}s, {len(lagging)} of {len(views)} authoritative servers still lag for {name}: "
-                + "; ".join(r for r in reasons if r)
-            )
-        await asyncio.sleep(min(interval, remaining))
-        interval = min(interval * 2, max_interval)
-
-
-# --- resolution -------------------------------------------------------------------------------------
-
-
-async def _first_answer(
-    servers: Sequence[Nameserver], qname: str, rdtype: str, *, timeout: float
-) -> dns.message.Message:
-    problems = []
-    for server in servers:
-        try:
-            return await authoritative_query(server, qname, rdtype, timeout=timeout)
-        except DnsUnavailable as exc:
-            problems.append(str(exc))
-    raise DnsUnavailable(f"no authoritative server answered {qname} {rdtype}: {'; '.join(problems)}")
-
-
-async def _resolve_in_zone(name: str, servers: Sequence[Nameserver], *, timeout: float) -> tuple[str | None, list[str]]:
-    """(CNAME target, []) or (None, addresses) for a name inside the zone."""
-    owner = dns.name.from_text(name)
-    addresses: list[str] = []
-    for rdtype in ("A", "AAAA"):
-        response = await _first_answer(servers, name, rdtype, timeout=timeout)
-        for rrset in _owned(response, owner):
-            if rrset.type == "CNAME":
-                return rrset.rdatas[0], []
-            if rrset.type == rdtype:
-                addresses.extend(rrset.rdatas)
-    return None, addresses
-
-
-async def _resolve_outside(name: str, resolver: dns.asyncresolver.Resolver) -> tuple[list[str], list[str]]:
-    """(CNAME chain, addresses) from the recursive resolver for a name outside the zone."""
-    chain: list[str] = []
-    addresses: list[str] = []
-    for rdtype in ("A", "AAAA"):
-        try:
-            answer = await resolver.resolve(name, rdtype, raise_on_no_answer=False)
-        except dns.resolver.NXDOMAIN:
-            return chain, addresses
-        except dns.exception.DNSException as exc:
-            raise DnsUnavailable(f"the resolver could not resolve {name} {rdtype} ({exc})") from exc
-        if rdtype == "A":
-            for rrset in answer.response.answer:
-                if rrset.rdtype == dns.rdatatype.CNAME:
-                    chain.extend(rd.target.to_text().lower() for rd in rrset)
-        if answer.rrset is not None:
-            addresses.extend(rd.to_text() for rd in answer.rrset)
-    return chain, addresses
-
-
-async def resolve_names(
-    names: Sequence[str],
-    zone: str,
-    servers: Sequence[Nameserver],
-    *,
-    resolver: dns.asyncresolver.Resolver | None,
-    timeout: float,
-) -> AddressMap:
-    """Follow CNAMEs from each name to addresses: in-zone names at the authoritative servers, others recursively.
-
-    ``chains[name]`` lists the CNAME targets followed in order (empty when the name holds addresses).
-    A name that does not exist maps to no addresses.
-    """
-    zone_name = dns.name.from_text(zone)
-    addresses: dict[str, tuple[str, ...]] = {}
-    chains: dict[str, tuple[str, ...]] = {}
-    for original in names:
-        name = canonical_name(original)
-        current = name
-        chain: list[str] = []
-        found: list[str] = []
-        for _ in range(MAX_CNAME_CHAIN):
-            if dns.name.from_text(current).is_subdomain(zone_name):
-                target, found = await _resolve_in_zone(current, servers, timeout=timeout)
-                if target is None:
-                    break
-                if target in chain or target == name:
-                    found = []
-                    break
-                chain.append(target)
-                current = target
-            else:
-                outside_chain, found = await _resolve_outside(current, resolver or system_resolver())
-                chain.extend(outside_chain)
-                break
-        addresses[name] = tuple(sorted(set(found)))
-        chains[name] = tuple(chain)
-    return AddressMap(addresses=addresses, chains=chains)

@@ -1,0 +1,97 @@
+"""Prove a change reached every authoritative nameserver, and say which ones lag and why."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from models.dns import NameserverState, PropagationReport, RRset, describe_rrsets
+from providers.dns.nameservers import Nameserver, canonical_rrset, nameserver_views, serial_at_least, sorted_rrsets
+from providers.errors import DnsUnavailable, PropagationTimeout
+
+
+def lag_reason(state: NameserverState, desired: Sequence[RRset], min_serial: int | None) -> str | None:
+    """Why a server is not in sync yet, in words; None when it answers the desired data."""
+    if state.error:
+        return state.error if state.error.startswith(state.server) else f"{state.server}: {state.error}"
+    if not state.authoritative:
+        return f"{state.server}: not authoritative"
+    parts = []
+    if not serial_at_least(state.serial, min_serial):
+        parts.append(f"at serial {state.serial}, want {min_serial}")
+    if sorted_rrsets(state.rrsets) != sorted_rrsets(desired):
+        parts.append(f"answers {describe_rrsets(state.rrsets)}, want {describe_rrsets(list(desired))}")
+    return f"{state.server} {' and '.join(parts)}" if parts else None
+
+
+def progress_text(report: PropagationReport, desired: Sequence[RRset], min_serial: int | None) -> str:
+    """One short line for a heartbeat: ``2/2 in sync`` or the first lagging server and why."""
+    desired = sorted_rrsets(canonical_rrset(r) for r in desired)
+    total = len(report.servers)
+    synced = total - len(report.lagging)
+    if not report.lagging:
+        return f"{synced}/{total} in sync"
+    reasons = [lag_reason(s, desired, min_serial) for s in report.servers if s.server in report.lagging]
+    return f"{synced}/{total} in sync; " + "; ".join(r for r in reasons if r)
+
+
+async def prove_propagation(
+    servers: Sequence[Nameserver],
+    zone: str,
+    name: str,
+    desired: Sequence[RRset],
+    *,
+    min_serial: int | None,
+    timeout: float,
+    query_timeout: float,
+    on_progress: Callable[[PropagationReport], Awaitable[None] | None] | None = None,
+    first_interval: float = 0.1,
+    max_interval: float = 1.0,
+) -> PropagationReport:
+    """Poll every server until all answer exactly ``desired`` (TTLs included) at ``min_serial`` or newer.
+
+    Polls at a growing interval (``first_interval`` doubling up to ``max_interval``), so a slow
+    secondary is not hammered; each poll's report goes to ``on_progress`` (the activity heartbeats).
+
+    Raises:
+        PropagationTimeout: after ``timeout`` seconds, naming each lagging server and what it answers.
+        DnsUnavailable: there is no server to ask.
+    """
+    if not servers:
+        raise DnsUnavailable(f"no authoritative nameserver known for {zone}: nothing to prove propagation on")
+    desired = sorted_rrsets(canonical_rrset(r) for r in desired)
+    started = time.monotonic()
+    deadline = started + timeout
+    interval = first_interval
+    while True:
+        remaining = deadline - time.monotonic()
+        views = await nameserver_views(
+            servers, zone, name, timeout=max(0.2, min(query_timeout, remaining)), types=[r.type for r in desired]
+        )
+        lagging = tuple(v.server for v in views if lag_reason(v, desired, min_serial) is not None)
+        report = PropagationReport(
+            name=name,
+            in_sync=not lagging,
+            servers=views,
+            lagging=lagging,
+            elapsed_seconds=round(time.monotonic() - started, 3),
+        )
+        if on_progress is not None:
+            maybe = on_progress(report)
+            if maybe is not None:
+                await maybe
+        if report.in_sync:
+            return report
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            reasons = [lag_reason(v, desired, min_serial) for v in views if v.server in lagging]
+            raise PropagationTimeout(
+                f"after {timeout:g}s, {len(lagging)} of {len(views)} authoritative servers still lag for {name}: "
+                + "; ".join(r for r in reasons if r)
+            )
+        await asyncio.sleep(min(interval, remaining))
+        interval = min(interval * 2, max_interval)
+
+
+# --- resolution -------------------------------------------------------------------------------------
