@@ -72,6 +72,14 @@ class TlsProxy:
         self._server.close()
         for writer in list(self._writers):  # the pipes see EOF and end by themselves
             writer.close()
+        # Every connection handler ends (or is cancelled) before the loop stops: a handler left pending
+        # is destroyed with the loop and leaves its sockets unclosed, which a later test reports.
+        handlers = {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+        if handlers:
+            _, pending = await asyncio.wait(handlers, timeout=5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), timeout=5)
 
@@ -92,6 +100,8 @@ class TlsProxy:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
         finally:
             self._writers -= {writer, up_writer}
+            for end in (writer, up_writer):
+                end.close()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
