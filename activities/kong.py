@@ -1,4 +1,4 @@
-"""Kong activities: thin Temporal adapters over providers/gateway/kong.py.
+"""Kong activities: thin Temporal adapters over providers/gateway/kong_*.py.
 
 Each activity builds a ``KongAdminClient`` for the plan's ``kong`` section, does one thing and
 closes it. The Admin API token is read here, on the worker, from the variable the plan names; it is
@@ -26,13 +26,9 @@ from models.kong import (
     ServiceSnapshot,
 )
 from models.plan import KongSection
-from providers.gateway.kong import (
-    KongAdminClient,
-    await_data_planes,
-    inspect_service,
-    repoint_service,
-    restore_service,
-)
+from providers.gateway.kong_admin import KongAdminClient
+from providers.gateway.kong_inspect import inspect_service
+from providers.gateway.kong_service import await_data_planes, repoint_service, restore_service
 from providers.secrets import EnvSecrets
 
 

@@ -20,14 +20,11 @@ from providers.errors import (
     GatewayUnavailable,
     GatewayUnsupported,
 )
-from providers.gateway.kong import (
-    KongAdminClient,
-    changed_fields,
-    dns_settings_from_configuration,
-    inspect_service,
-    repoint_service,
-    restore_service,
-)
+from providers.gateway.kong_admin import KongAdminClient
+from providers.gateway.kong_dns_settings import dns_settings_from_configuration
+from providers.gateway.kong_entities import changed_fields
+from providers.gateway.kong_inspect import inspect_service
+from providers.gateway.kong_service import repoint_service, restore_service
 from providers.secrets import EnvSecrets
 from sandbox.kong import running_emulator
 from tests.kong.fixtures import sandbox_config, section

@@ -12,7 +12,8 @@ from models.dns import DnsSnapshot, NameserverState, RRset
 from models.kong import KongDnsSettings, KongInspection, compute_cache_bound
 from models.kong_hazards import earliest_decommission, ipv6_only_refusal, kong_risks
 from models.plan import CutoverPlan
-from providers.gateway.kong import dns_settings_from_configuration, inspect_service
+from providers.gateway.kong_dns_settings import dns_settings_from_configuration
+from providers.gateway.kong_inspect import inspect_service
 from providers.secrets import EnvSecrets
 from sandbox.kong import running_emulator
 from sandbox.kong.schema import HEALTHCHECK_DEFAULTS

@@ -7,7 +7,7 @@ import pytest
 from models.plan import NoDecommission
 from providers.decommission.none import LeaveInPlace
 from providers.errors import GatewayNotFound
-from providers.gateway.kong import KongAdminClient
+from providers.gateway.kong_admin import KongAdminClient
 from providers.secrets import EnvSecrets
 from sandbox.kong import running_emulator
 from tests.kong.fixtures import sandbox_config, section

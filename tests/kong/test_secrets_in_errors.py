@@ -15,7 +15,7 @@ from activities.kong import KongActivities
 from models.kong import KongInspectInput
 from models.plan import KongSection
 from providers.errors import ConfigError, GatewayUnavailable
-from providers.gateway.kong import ADMIN_TOKEN_HEADER, KongAdminClient
+from providers.gateway.kong_admin import ADMIN_TOKEN_HEADER, KongAdminClient
 from providers.secrets import EnvSecrets
 from tests.kong.fixtures import header_echoing_server
 

@@ -15,7 +15,7 @@ from models.plan import KongSection, WebhookDecommission
 from models.readiness import ReadinessInput
 from providers.decommission.webhook import DeletionContext, WebhookDecommissioner
 from providers.errors import ConfigError
-from providers.gateway.kong import KongAdminClient
+from providers.gateway.kong_admin import KongAdminClient
 from providers.readiness import probe_readiness
 from providers.secrets import EnvSecrets
 from providers.tls import verify_context

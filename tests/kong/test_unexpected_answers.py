@@ -9,7 +9,7 @@ from aiohttp import web
 
 from models.plan import KongSection
 from providers.errors import GatewayUnavailable
-from providers.gateway.kong import KongAdminClient
+from providers.gateway.kong_admin import KongAdminClient
 from providers.secrets import EnvSecrets
 
 
