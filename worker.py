@@ -57,7 +57,8 @@ from models.durations import parse_duration
 from providers.policy_file import POLICY_VARIABLE, PolicyFileError, load_policy, policy_source
 from providers.secrets import EnvSecrets
 from settings import SEARCH_ATTRIBUTES, TemporalConfigError, TemporalSettings, search_attribute_commands
-from workflows import WORKFLOWS, metrics
+from workflows import metrics
+from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("cutover.worker")
 
@@ -210,7 +211,7 @@ def build_worker(
     deployment: WorkerDeploymentConfig | None = None,
     interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
-    """A worker for every workflow of cutover (``workflows.WORKFLOWS``) and the given activities.
+    """A worker for every workflow of cutover (``workflows.registry.WORKFLOWS``) and the given activities.
 
     Versioned when ``deployment`` is given.
     """

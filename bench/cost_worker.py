@@ -23,7 +23,7 @@ from typing import Any
 
 import worker
 from bench.null_workflow import NullLock, NullWorkflow, null_activity
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 
 class ThreadProfiles:

@@ -24,8 +24,8 @@ from tests.conftest import TSIG_ENV, base_plan_data, plan_for_bind
 from tests.temporal_env import local_env
 from tests.workflows.fake_world import ALIAS, FakeWorld
 from tests.workflows.helpers import activities_for, quick_plan, quick_world, start, status_of
-from workflows import WORKFLOWS
 from workflows.cutover import STABLE_DIGEST
+from workflows.registry import WORKFLOWS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,14 +1,5 @@
 """Deterministic orchestration: CutoverWorkflow, its lock, CampaignWorkflow, and their pure helpers.
 
-``WORKFLOWS`` is what a worker registers.
+Imports nothing: the sandbox re-runs this file for every workflow instance. What a worker registers
+is ``workflows.registry.WORKFLOWS``.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-from workflows.campaign import CampaignWorkflow
-from workflows.cutover import CutoverWorkflow
-from workflows.lock import CutoverLock
-
-WORKFLOWS: list[type[Any]] = [CutoverWorkflow, CutoverLock, CampaignWorkflow]

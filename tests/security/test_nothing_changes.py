@@ -32,8 +32,8 @@ from providers.secrets import EnvSecrets
 from tests.conftest import TSIG_ENV
 from tests.workflows.test_real_world import ScriptedTraffic, World, plan_for
 from worker import build_activities
-from workflows import WORKFLOWS
 from workflows.cutover import CutoverWorkflow
+from workflows.registry import WORKFLOWS
 
 Edit = Callable[[dict[str, Any], World], None]
 

@@ -25,8 +25,8 @@ from tests.conftest import base_plan_data
 from tests.security.cases import reference_policy
 from tests.workflows.fake_world import FakeWorld
 from tests.workflows.helpers import activities_for, status_of, until_phase
-from workflows import WORKFLOWS
 from workflows.cutover import CutoverWorkflow
+from workflows.registry import WORKFLOWS
 
 
 async def start(env, world: FakeWorld, data: dict[str, Any], queue: str) -> WorkflowHandle[Any, CutoverStatus]:

@@ -32,7 +32,7 @@ from models.workflow import PHASE_ATTRIBUTE, CutoverStatus
 from tests.conftest import base_plan_data
 from tests.workflows.fake_world import FakeWorld, _a, fake_inspection, judged
 from tests.workflows.stalls import open_workflows
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 PHASE = SearchAttributeKey.for_keyword(PHASE_ATTRIBUTE)
 WAVE = SearchAttributeKey.for_keyword(CAMPAIGN_WAVE_ATTRIBUTE)

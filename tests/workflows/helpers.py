@@ -21,8 +21,8 @@ from models.plan import CutoverPlan
 from models.workflow import TERMINAL_PHASES, CutoverStatus
 from tests.conftest import base_plan_data
 from tests.workflows.fake_world import ALIAS, FakeWorld
-from workflows import WORKFLOWS
 from workflows.cutover import CutoverWorkflow
+from workflows.registry import WORKFLOWS
 
 
 async def status_of(handle: WorkflowHandle[Any, Any]) -> CutoverStatus:

@@ -29,8 +29,8 @@ from tests.conftest import base_plan_data
 from tests.temporal_env import time_skipping_env
 from tests.workflows.fake_world import ALIAS, A, FakeWorld
 from tests.workflows.helpers import activities_for, until_phase
-from workflows import WORKFLOWS
 from workflows.lock import record_lock_id
+from workflows.registry import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
 

@@ -22,7 +22,7 @@ from tests.conftest import base_plan_data
 from tests.temporal_env import local_env, venv_binary
 from tests.workflows.fake_world import ALIAS, FakeWorld
 from tests.workflows.helpers import activities_for
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 
 @pytest_asyncio.fixture(scope="module")

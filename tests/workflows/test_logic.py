@@ -19,7 +19,7 @@ from models.workflow import AbortRequest, ApproveRequest, CutoverStatus
 from tests.conftest import base_plan_data
 from tests.workflows.fake_world import ALIAS, A, B, FakeWorld
 from tests.workflows.helpers import activities_for, failure_of, make, snapshot, started, status_of, until_phase
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 # --- happy paths ---------------------------------------------------------------------------------
 

@@ -57,8 +57,8 @@ from sandbox.runtime import running_runtime
 from tests.conftest import TSIG_ENV, base_plan_data
 from tests.workflows.fake_world import judged
 from tests.workflows.helpers import until_phase
-from workflows import WORKFLOWS
 from workflows.cutover import CutoverWorkflow
+from workflows.registry import WORKFLOWS
 
 HOUR_RECORDS = """\
 ns1         A     127.0.0.1

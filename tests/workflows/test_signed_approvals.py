@@ -33,7 +33,7 @@ from tests.temporal_env import venv_binary
 from tests.workflows.fake_world import FakeWorld
 from tests.workflows.helpers import activities_for, failure_of, make, until_phase
 from worker import workflow_runner
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x0a" * 32)

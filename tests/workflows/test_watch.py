@@ -37,7 +37,7 @@ from tests.conftest import base_plan_data
 from tests.temporal_env import local_env
 from tests.workflows.fake_world import ALIAS, FakeWorld
 from tests.workflows.helpers import activities_for
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLUMNS, ROWS = 80, 50
