@@ -77,8 +77,12 @@ QUERY_TYPES: tuple[str, ...] = (
 """Types a record that cutover moves may carry beside it: the RFC 2136 provider's ``absent``
 prerequisites when it writes a CNAME (the server checks them, so none are queried for that)."""
 
-ALWAYS_READ: tuple[str, ...] = ("A", "AAAA", "CNAME")
-"""Types queried at every read, whatever ANY answers: the data a cutover moves."""
+ALWAYS_READ: tuple[str, ...] = ("A", "AAAA")
+"""Types queried at every read, whatever ANY answers: the data a cutover moves. A CNAME at the name
+needs no query of its own: an authoritative server puts it in the answer to either (RFC 1034 4.3.2)."""
+
+ANSWERED_BY_ADDRESS_QUERIES = frozenset({"CNAME"})
+"""Types the ``ALWAYS_READ`` queries already return at the name; never queried separately."""
 
 IGNORED_TYPES = frozenset({"RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY", "TYPE0"})
 """DNSSEC bookkeeping that signers maintain themselves; never part of a change or a comparison."""
@@ -365,8 +369,8 @@ async def read_name(
 ) -> tuple[int, tuple[RRset, ...]]:
     """Every rrset at ``name`` on one server, with the zone serial they belong to.
 
-    ``types`` are queried besides A, AAAA, CNAME and those an ANY answer reveals: the ones the caller
-    compares, so that a minimal ANY answer can't hide them.
+    ``types`` are queried besides A, AAAA (whose answers carry a CNAME) and those an ANY answer reveals: the ones the
+    caller compares, so that a minimal ANY answer can't hide them.
 
     Raises:
         DnsUnavailable: the zone kept changing during ``attempts`` reads and no two reads in a row agreed, or the
@@ -374,14 +378,20 @@ async def read_name(
         DnsRefused, DnsAuthError: as :func:`authoritative_query`.
     """
     owner = dns.name.from_text(name)
-    asked = list(dict.fromkeys([*ALWAYS_READ, *(t.upper() for t in types)]))
+    asked = [
+        t for t in dict.fromkeys([*ALWAYS_READ, *(t.upper() for t in types)]) if t not in ANSWERED_BY_ADDRESS_QUERIES
+    ]
     previous: tuple[int, tuple[RRset, ...]] | None = None
     for _ in range(attempts):
         before = await read_soa(server, zone, timeout=timeout, tsig=tsig)
         hint, *responses = await all_or_nothing(
             authoritative_query(server, name, rdtype, timeout=timeout, tsig=tsig) for rdtype in ["ANY", *asked]
         )
-        revealed = [r.type for r in owned_rrsets(hint, owner) if r.type not in asked]
+        revealed = [
+            r.type
+            for r in owned_rrsets(hint, owner)
+            if r.type not in asked and r.type not in ANSWERED_BY_ADDRESS_QUERIES
+        ]
         responses += await all_or_nothing(
             authoritative_query(server, name, rdtype, timeout=timeout, tsig=tsig) for rdtype in revealed
         )

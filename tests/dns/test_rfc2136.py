@@ -9,6 +9,7 @@ import pytest
 from models.dns import DnsChange
 from providers.dns.base import DnsProvider
 from providers.dns.factory import build_dns_provider
+from providers.dns.nameservers import Nameserver, read_name
 from providers.dns.rfc2136 import Rfc2136DnsProvider, update_rcode_error
 from providers.errors import (
     ConfigError,
@@ -59,6 +60,15 @@ async def test_flip_a_record_to_cname_in_one_atomic_update(bind: BindPair, provi
     assert world(bind.primary, A_PROJECT) == {"CNAME": (30, (B_PROJECT,))}
     assert bind.serial() == 3
     assert result.outcome == "applied" and result.readback == (A_TO_B,)
+
+
+async def test_bind_answers_a_cname_to_the_address_queries_a_read_sends(bind: BindPair, provider: DnsProvider):
+    """A read asks no CNAME query (RFC 1034 4.3.2): BIND's answers to A and AAAA must carry it."""
+    await provider.apply(change([A_300], [A_TO_B]))
+    report = await provider.prove_propagation(A_PROJECT, [A_TO_B], timeout=10)
+    assert report.in_sync and [view.rrsets for view in report.servers] == [(A_TO_B,), (A_TO_B,)]
+    _, unasked = await read_name(Nameserver("127.0.0.1", bind.primary.port), ZONE, A_PROJECT, timeout=2)
+    assert unasked == (A_TO_B,)
 
 
 async def test_flip_alias_cname_to_another_cname(bind: BindPair, provider: DnsProvider):
