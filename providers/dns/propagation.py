@@ -7,8 +7,16 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from models.dns import NameserverState, PropagationReport, RRset, describe_rrsets
-from providers.dns.nameservers import Nameserver, canonical_rrset, nameserver_views, serial_at_least, sorted_rrsets
-from providers.errors import DnsUnavailable, PropagationTimeout
+from providers.dns.nameservers import (
+    Nameserver,
+    all_or_nothing,
+    canonical_rrset,
+    nameserver_view,
+    read_soa,
+    serial_at_least,
+    sorted_rrsets,
+)
+from providers.errors import DnsError, DnsUnavailable, PropagationTimeout
 
 
 def lag_reason(state: NameserverState, desired: Sequence[RRset], min_serial: int | None) -> str | None:
@@ -36,6 +44,32 @@ def progress_text(report: PropagationReport, desired: Sequence[RRset], min_seria
     return f"{synced}/{total} in sync; " + "; ".join(r for r in reasons if r)
 
 
+async def _poll(
+    server: Nameserver,
+    zone: str,
+    name: str,
+    types: Sequence[str],
+    last: NameserverState | None,
+    *,
+    min_serial: int | None,
+    timeout: float,
+) -> NameserverState:
+    """One server's view for this poll: read again only when its zone may have moved since ``last``.
+
+    With serials to compare (``min_serial`` known), one SOA query tells whether the server still serves
+    the zone version ``last`` was read at; the same version holds the same data, so ``last`` stands.
+    Without them (Cloud DNS hides its serial) every poll reads the name.
+    """
+    if last is not None and last.error is None and last.serial is not None and min_serial is not None:
+        try:
+            soa = await read_soa(server, zone, timeout=timeout)
+        except DnsError as exc:
+            return NameserverState(server=server.label, ns_name=server.ns_name, error=str(exc))
+        if soa.serial == last.serial:
+            return last
+    return await nameserver_view(server, zone, name, timeout=timeout, types=types)
+
+
 async def prove_propagation(
     servers: Sequence[Nameserver],
     zone: str,
@@ -49,10 +83,12 @@ async def prove_propagation(
     first_interval: float = 0.1,
     max_interval: float = 1.0,
 ) -> PropagationReport:
-    """Poll every server until all answer exactly ``desired`` (TTLs included) at ``min_serial`` or newer.
+    """Poll every server until each has answered exactly ``desired`` (TTLs included) at ``min_serial`` or newer.
 
     Polls at a growing interval (``first_interval`` doubling up to ``max_interval``), so a slow
     secondary is not hammered; each poll's report goes to ``on_progress`` (the activity heartbeats).
+    A server that has answered ``desired`` is proven and not asked again; a lagging one is read again
+    only when its serial moved (see :func:`_poll`), so a long wait costs one SOA query per poll.
 
     Raises:
         PropagationTimeout: after ``timeout`` seconds, naming each lagging server and what it answers.
@@ -61,19 +97,29 @@ async def prove_propagation(
     if not servers:
         raise DnsUnavailable(f"no authoritative nameserver known for {zone}: nothing to prove propagation on")
     desired = sorted_rrsets(canonical_rrset(r) for r in desired)
+    types = [r.type for r in desired]
     started = time.monotonic()
     deadline = started + timeout
     interval = first_interval
+    views: dict[str, NameserverState] = {}
+    proven: set[str] = set()
     while True:
         remaining = deadline - time.monotonic()
-        views = await nameserver_views(
-            servers, zone, name, timeout=max(0.2, min(query_timeout, remaining)), types=[r.type for r in desired]
+        query_time = max(0.2, min(query_timeout, remaining))
+        asking = [s for s in servers if s.label not in proven]
+        polled = await all_or_nothing(
+            _poll(s, zone, name, types, views.get(s.label), min_serial=min_serial, timeout=query_time) for s in asking
         )
-        lagging = tuple(v.server for v in views if lag_reason(v, desired, min_serial) is not None)
+        for view in polled:
+            views[view.server] = view
+            if lag_reason(view, desired, min_serial) is None:
+                proven.add(view.server)
+        ordered = tuple(views[s.label] for s in servers)
+        lagging = tuple(v.server for v in ordered if v.server not in proven)
         report = PropagationReport(
             name=name,
             in_sync=not lagging,
-            servers=views,
+            servers=ordered,
             lagging=lagging,
             elapsed_seconds=round(time.monotonic() - started, 3),
         )
@@ -85,13 +131,10 @@ async def prove_propagation(
             return report
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            reasons = [lag_reason(v, desired, min_serial) for v in views if v.server in lagging]
+            reasons = [lag_reason(v, desired, min_serial) for v in ordered if v.server in lagging]
             raise PropagationTimeout(
-                f"after {timeout:g}s, {len(lagging)} of {len(views)} authoritative servers still lag for {name}: "
+                f"after {timeout:g}s, {len(lagging)} of {len(ordered)} authoritative servers still lag for {name}: "
                 + "; ".join(r for r in reasons if r)
             )
         await asyncio.sleep(min(interval, remaining))
         interval = min(interval * 2, max_interval)
-
-
-# --- resolution -------------------------------------------------------------------------------------

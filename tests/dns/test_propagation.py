@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
+from typing import Any
 
 import pytest
 
 from models.dns import DnsChange, PropagationReport
+from providers.dns import nameservers
 from providers.dns.factory import build_dns_provider
-from providers.dns.nameservers import serial_at_least
+from providers.dns.nameservers import Nameserver, serial_at_least
 from providers.errors import DnsUnavailable, PropagationTimeout
 from sandbox.bind import BindPair
 from tests.dns.conftest import A_PROJECT, B_PROJECT, rr, secrets_for, section_for, world
@@ -46,6 +49,42 @@ async def test_lagging_secondary_is_reported_until_it_catches_up(bind_lagging: B
         (pair.secondary.address, 2, (A_TO_B,)),
     ]
     assert world(pair.secondary, A_PROJECT) == {"CNAME": (30, (B_PROJECT,))}
+
+
+async def test_a_lagging_server_costs_one_soa_query_per_poll_and_a_proven_one_nothing(
+    bind_lagging: BindPair, monkeypatch: pytest.MonkeyPatch
+):
+    """A secondary that lags for many polls is asked its SOA, not the whole name, until its serial moves."""
+    pair = bind_lagging
+    asked: Counter[tuple[str, str]] = Counter()
+    query = nameservers.authoritative_query
+
+    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
+        asked[(server.label, rdtype)] += 1
+        return await query(server, qname, rdtype, **options)
+
+    polls: list[PropagationReport] = []
+
+    def on_progress(report: PropagationReport) -> None:
+        polls.append(report)
+        if len(polls) == 6:
+            pair.send_notify()
+
+    async with build_dns_provider(section_for(pair), secrets=secrets_for(pair)) as provider:
+        result = await provider.apply(FLIP)
+        monkeypatch.setattr(nameservers, "authoritative_query", counted)
+        report = await provider.prove_propagation(
+            A_PROJECT, (A_TO_B,), min_serial=result.serial_after, timeout=20, on_progress=on_progress
+        )
+
+    assert report.in_sync and len(polls) >= 7
+    primary, secondary = pair.primary.address, pair.secondary.address
+    # The primary was in sync at the first poll: read once (SOA, ANY, A, AAAA, SOA), never again.
+    assert asked[(primary, "ANY")] == 1 and asked[(primary, "SOA")] == 2
+    # The secondary: read in full at the first poll, then one SOA per poll, and in full again once its serial moved.
+    assert asked[(secondary, "ANY")] == 2
+    assert asked[(secondary, "SOA")] == 2 + (len(polls) - 1) + 2
+    assert [s.rrsets for s in report.servers] == [(A_TO_B,), (A_TO_B,)]
 
 
 async def test_propagation_timeout_names_the_lagging_server_and_what_it_answers(bind_lagging: BindPair):
