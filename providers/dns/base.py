@@ -27,6 +27,7 @@ from models.dns import (
     DnsChange,
     DnsChangeResult,
     DnsSnapshot,
+    NameserverState,
     PropagationReport,
     RRset,
     describe_rrsets,
@@ -198,6 +199,10 @@ class DnsProvider(AsyncResource, ABC):
     async def _discover_nameservers(self) -> list[Nameserver]:
         """The zone's authoritative servers, when the plan does not list them."""
 
+    async def _read_server(self) -> Nameserver | None:
+        """The authoritative server ``_read`` asks by DNS, when it does: its answer is that server's view too."""
+        return None
+
     async def _resolution_servers(self) -> list[Nameserver]:
         """Servers to resolve in-zone names at, best first (a primary puts itself first)."""
         return await self.nameservers()
@@ -309,9 +314,21 @@ class DnsProvider(AsyncResource, ABC):
             raise NotInZone(f"{name} is not in the zone {self.zone}")
         serial, rrsets = await self._read(name)
         negative_ttl = await self.negative_ttl()
-        views = await ns.nameserver_views(
-            await self.nameservers(), self.zone, name, timeout=self.query_timeout, types=[r.type for r in rrsets]
+        servers = await self.nameservers()
+        read_at = await self._read_server()
+        known = {
+            s.label: NameserverState(
+                server=s.label, ns_name=s.ns_name, serial=serial, authoritative=True, rrsets=rrsets
+            )
+            for s in servers
+            if read_at is not None and (s.host, s.port) == (read_at.host, read_at.port)
+        }
+        asked = [s for s in servers if s.label not in known]
+        found = await ns.nameserver_views(
+            asked, self.zone, name, timeout=self.query_timeout, types=[r.type for r in rrsets]
         )
+        by_label = {**known, **{view.server: view for view in found}}
+        views = tuple(by_label[s.label] for s in servers)
         max_ttl = max([r.ttl for r in rrsets] + [v.max_ttl for v in views], default=0)
         return DnsSnapshot(
             zone=self.zone,

@@ -164,6 +164,10 @@ class Rfc2136DnsProvider(DnsProvider):
     async def _read(self, name: str, types: Iterable[str] = ()) -> tuple[int | None, tuple[RRset, ...]]:
         return await ns.read_name(await self.primary(), self.zone, name, timeout=self.query_timeout, types=types)
 
+    async def _read_server(self) -> Nameserver | None:
+        """Reads go to the primary (a snapshot reuses them as the primary's view)."""
+        return await self.primary()
+
     async def negative_ttl(self) -> int:
         """From the primary's SOA."""
         soa = await ns.read_soa(await self.primary(), self.zone, timeout=self.query_timeout)

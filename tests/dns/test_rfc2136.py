@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 import dns.query
 import dns.rcode
 import pytest
 
 from models.dns import DnsChange
+from providers.dns import nameservers
 from providers.dns.base import DnsProvider
 from providers.dns.factory import build_dns_provider
 from providers.dns.nameservers import Nameserver, read_name
@@ -268,8 +272,18 @@ def test_update_answer_codes_map_to_typed_errors():
     assert update_rcode_error(dns.rcode.NOERROR, server="x", zone=ZONE, key_name=None) is None
 
 
-async def test_snapshot_reads_every_nameserver(bind: BindPair, provider: DnsProvider):
+async def test_snapshot_reads_every_nameserver(bind: BindPair, provider: DnsProvider, monkeypatch: pytest.MonkeyPatch):
+    asked: Counter[tuple[str, str]] = Counter()
+    query = nameservers.authoritative_query
+
+    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
+        asked[(server.label, rdtype)] += 1
+        return await query(server, qname, rdtype, **options)
+
+    monkeypatch.setattr(nameservers, "authoritative_query", counted)
     snapshot = await provider.snapshot(ALIAS)
+    # The provider's read of the primary is the primary's view too: each server's name is read once.
+    assert [asked[(server, "ANY")] for server in bind.nameservers] == [1, 1]
 
     assert snapshot.rrsets == (rr(ALIAS, "CNAME", 300, A_PROJECT),)
     assert snapshot.serial == 1
