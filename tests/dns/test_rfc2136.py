@@ -75,6 +75,15 @@ async def test_bind_answers_a_cname_to_the_address_queries_a_read_sends(bind: Bi
     assert unasked == (A_TO_B,)
 
 
+async def test_an_answer_too_big_for_udp_is_read_again_over_tcp(bind: BindPair):
+    """40 addresses do not fit in 512 bytes: BIND sets TC, and the read asks again over TCP."""
+    addresses = [f"127.0.1.{i}" for i in range(1, 41)]
+    external_update(bind, ("replace", B_PROJECT, 300, "A", *addresses))
+    primary = Nameserver("127.0.0.1", bind.primary.port)
+    _, rrsets = await read_name(primary, ZONE, B_PROJECT, timeout=2)
+    assert [(r.type, sorted(r.rdatas)) for r in rrsets] == [("A", sorted(addresses))]
+
+
 async def test_flip_alias_cname_to_another_cname(bind: BindPair, provider: DnsProvider):
     old = rr(ALIAS, "CNAME", 300, A_PROJECT)
     new = rr(ALIAS, "CNAME", 60, B_PROJECT)
