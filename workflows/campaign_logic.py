@@ -164,6 +164,22 @@ def ending_of_brief(brief: CutoverBrief) -> tuple[str, str | None] | None:
     return "failed", brief.error or brief.unreadable or f"the run ended {brief.closed.lower()} in phase {brief.phase}"
 
 
+def read_ending(entry: CutoverEntry, brief: CutoverBrief, *, watched: bool) -> tuple[str, str | None] | None:
+    """How a read says ``entry`` ended, when that may be concluded from it; None otherwise.
+
+    Nothing is concluded from a read that could not get the status (a query timing out on a busy
+    worker: the next read decides), except that the run no longer exists; nothing overrides an ending
+    that is final (a completed child's own result beats a read that raced it); and a child still
+    watched through its handle ends through that handle.
+    """
+    if entry.final or (brief.unreadable and brief.closed != "NOT_FOUND"):
+        return None
+    ending = ending_of_brief(brief)
+    if ending is None or (entry.state == "in-flight" and watched):
+        return None
+    return ending
+
+
 def apply_brief(entry: CutoverEntry, brief: CutoverBrief) -> None:
     """Take what a read of the cutover's status says (an unreadable read keeps what was known)."""
     if brief.unreadable:

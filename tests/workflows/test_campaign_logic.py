@@ -120,6 +120,32 @@ def test_how_a_child_ending_is_read():
     assert logic.ending_of_brief(terminated) == ("failed", "the run ended terminated in phase monitoring")
 
 
+def test_a_read_that_failed_or_raced_the_childs_result_ends_nothing():
+    """bench.campaign, 3 of 200: a read raced a child's completion, its status query timed out, and the
+    completed cutover was recorded as failed ("status query: Timeout expired")."""
+    _, status = running()
+    done, watched, orphan = status.entry("api-1"), status.entry("api-2"), status.entry("api-3")
+    for entry in (done, watched, orphan):
+        entry.state = "in-flight"
+    timed_out = CutoverBrief(workflow_id="w", closed="COMPLETED", unreadable="status query: Timeout expired")
+    logic.end(done, "completed", None, NOW)  # the child's own result arrived in the same task
+    done.final = True
+    assert logic.read_ending(done, timed_out, watched=True) is None
+    assert logic.read_ending(done, CutoverBrief(workflow_id="w", phase="failed", closed="FAILED"), watched=True) is None
+    # A child watched through its handle ends through it; one known only by reads (after continue-as-new)
+    # ends by a read that got its status, not by one that did not.
+    rolled = CutoverBrief(workflow_id="w", phase="rolled-back", closed="COMPLETED", error="B unhealthy")
+    assert logic.read_ending(watched, rolled, watched=True) is None
+    assert logic.read_ending(orphan, timed_out, watched=False) is None
+    assert logic.read_ending(orphan, rolled, watched=False) == ("rolled-back", "B unhealthy")
+    gone = CutoverBrief(workflow_id="w", closed="NOT_FOUND", unreadable="no such workflow")
+    assert logic.read_ending(orphan, gone, watched=False) == ("failed", "no such workflow")
+    # A child that ended badly through its handle is read once more for its final status.
+    logic.end(watched, "rolled-back", "rolled back: B is unhealthy", NOW)
+    assert logic.read_ending(watched, timed_out, watched=True) is None
+    assert logic.read_ending(watched, rolled, watched=True) == ("rolled-back", "B unhealthy")
+
+
 def test_reads_wait_for_the_cutovers_durable_waits():
     _, status = running()
     interval = timedelta(seconds=15)
