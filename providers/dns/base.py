@@ -33,8 +33,8 @@ from models.dns import (
     describe_rrsets,
 )
 from models.names import split_host_port
+from providers.dns import discovery, propagation, resolution
 from providers.dns import nameservers as ns
-from providers.dns import propagation, resolution
 from providers.dns.nameservers import Nameserver, canonical_name, canonical_rrset, only_types, sorted_rrsets
 from providers.errors import InvalidChange, NotInZone, PolicyViolation, PreconditionFailed
 from providers.netguard import NetworkGuard
@@ -216,7 +216,7 @@ class DnsProvider(AsyncResource, ABC):
                 for index, entry in enumerate(self._configured_nameservers):
                     host, port = split_host_port(entry, 53)
                     self.guard.check_server("nameserver", host, port, f"dns.nameservers.{index}")
-                servers = await ns.configured_nameservers(self._configured_nameservers, self.resolver)
+                servers = await discovery.configured_nameservers(self._configured_nameservers, self.resolver)
             else:
                 servers = await self._discover_nameservers()
                 for server in servers:

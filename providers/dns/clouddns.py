@@ -31,7 +31,7 @@ import httpx
 
 from models.dns import DnsChange, RRset
 from models.plan import CloudDnsProvider
-from providers.dns import nameservers as ns
+from providers.dns import discovery
 from providers.dns.base import DnsProvider
 from providers.dns.nameservers import IGNORED_TYPES, Nameserver, canonical_name, canonical_rdata, sorted_rrsets
 from providers.errors import (
@@ -296,7 +296,7 @@ class GoogleCloudDnsProvider(DnsProvider):
             ) from exc
         if not names:
             raise DnsUnavailable(f"managed zone {self.config.managed_zone} lists no nameServers")
-        return await ns.nameserver_addresses(
+        return await discovery.nameserver_addresses(
             names, self.zone, primary=None, resolver=self.resolver, timeout=self.query_timeout
         )
 

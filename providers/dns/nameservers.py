@@ -7,18 +7,18 @@ flag, at a serial at least as new as the change (RFC 1982 arithmetic, ``dns.seri
 
 Reading "every type at a name": qtype ANY may be answered minimally (RFC 8482: one rrset, or a
 synthesised HINFO), so it is only a hint that can *add* types, never replace a query. The name is read
-with one query each for A, AAAA and CNAME (what a record cutover moves holds), for the types the
-caller compares (the desired rrsets of a propagation proof, the provider's rrsets of a snapshot, a
-change's types), and for every type the ANY answer reveals, bracketed by two SOA queries; when the
-serial moved between them the read is repeated, so the result is one consistent version of the zone;
-in a zone that keeps changing elsewhere, two reads in a row that found the same content at the name
-are that content, with the first read's opening serial as a lower bound.
-That is about six queries per server per read, not one per known type: authoritative servers with
-response-rate-limiting drop repeated empty answers, and a propagation proof polls every server.
-This needs nothing but query access, which every authoritative server gives (a zone transfer would
-need a transfer ACL, a stronger privilege than cutover's least-privilege update key), and it works the
-same on a primary, a secondary or a Cloud DNS nameserver. The queries of one read run in a task group,
-so the first failing one cancels the others.
+with one query each for A and AAAA (a CNAME at the name comes back in either answer, RFC 1034 4.3.2),
+for the types the caller compares (the desired rrsets of a propagation proof, the provider's rrsets of
+a snapshot, a change's types), and for every type the ANY answer reveals, bracketed by two SOA
+queries; when the serial moved between them the read is repeated, so the result is one consistent
+version of the zone; in a zone that keeps changing elsewhere, two reads in a row that found the same
+content at the name are that content, with the first read's opening serial as a lower bound.
+That is about five queries per server per read, not one per known type: authoritative servers with
+response-rate-limiting drop repeated empty answers. This needs nothing but query access, which every
+authoritative server gives (a zone transfer would need a transfer ACL, a stronger privilege than
+cutover's least-privilege update key), and it works the same on a primary, a secondary or a Cloud DNS
+nameserver. The queries of one read run in a task group, so the first failing one cancels the others.
+Where the servers are (the plan's list, the zone's NS set) is providers/dns/discovery.py.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ import dns.serial
 import dns.tsig
 
 from models.dns import NameserverState, RRset
-from models.names import is_ip, split_host_port
 from providers.errors import DnsAuthError, DnsError, DnsRefused, DnsUnavailable
 
 QUERY_TYPES: tuple[str, ...] = (
@@ -198,60 +197,6 @@ def serial_at_least(serial: int | None, minimum: int | None) -> bool:
     if serial is None:
         return False
     return bool(dns.serial.Serial(serial) >= dns.serial.Serial(minimum))
-
-
-def system_resolver() -> dns.asyncresolver.Resolver:
-    """The worker's resolver (``/etc/resolv.conf``), or DnsUnavailable when it has none."""
-    try:
-        return dns.asyncresolver.Resolver()
-    except dns.resolver.NoResolverConfiguration as exc:
-        raise DnsUnavailable(f"the worker has no DNS resolver configured ({exc})") from exc
-
-
-async def host_addresses(host: str, resolver: dns.asyncresolver.Resolver | None) -> list[str]:
-    """IP addresses of a configured server host: the host itself when it is an address.
-
-    Raises:
-        DnsUnavailable: the name does not resolve (retrying may help once DNS recovers).
-    """
-    if is_ip(host):
-        return [host]
-    resolver = resolver or system_resolver()
-    addresses: list[str] = []
-    for rdtype in ("A", "AAAA"):
-        try:
-            answer = await resolver.resolve(host, rdtype, raise_on_no_answer=False)
-        except dns.resolver.NXDOMAIN:
-            break
-        except dns.exception.DNSException as exc:
-            raise DnsUnavailable(f"could not resolve nameserver host {host} ({exc})") from exc
-        if answer.rrset is not None:
-            addresses.extend(rd.to_text() for rd in answer.rrset)
-    if not addresses:
-        raise DnsUnavailable(f"nameserver host {host} has no A or AAAA address")
-    return addresses
-
-
-async def configured_nameservers(
-    entries: Sequence[str], resolver: dns.asyncresolver.Resolver | None
-) -> list[Nameserver]:
-    """``host:port`` entries of the plan as addresses (a host name yields one server per address)."""
-    servers: list[Nameserver] = []
-    for entry in entries:
-        host, port = split_host_port(entry, 53)
-        for address in await host_addresses(host, resolver):
-            servers.append(Nameserver(address, port, None if is_ip(host) else canonical_name(host)))
-    return _unique(servers)
-
-
-def _unique(servers: Iterable[Nameserver]) -> list[Nameserver]:
-    seen: set[tuple[str, int]] = set()
-    unique = []
-    for server in servers:
-        if (server.host, server.port) not in seen:
-            seen.add((server.host, server.port))
-            unique.append(server)
-    return unique
 
 
 # --- queries --------------------------------------------------------------------------------------
@@ -456,61 +401,3 @@ async def nameserver_views(
     wanted = tuple(types)
     views = await all_or_nothing(nameserver_view(s, zone, name, timeout=timeout, types=wanted) for s in servers)
     return tuple(views)
-
-
-# --- discovery --------------------------------------------------------------------------------------
-
-
-async def zone_ns_names(primary: Nameserver, zone: str, *, timeout: float, tsig: TsigKey | None = None) -> list[str]:
-    """The zone's NS set as the primary holds it."""
-    response = await authoritative_query(primary, zone, "NS", timeout=timeout, tsig=tsig)
-    names: list[str] = []
-    for rrset in response.answer:
-        if rrset.rdtype == dns.rdatatype.NS and rrset.name == dns.name.from_text(zone):
-            names.extend(rd.target.to_text().lower() for rd in rrset)
-    if not names:
-        raise DnsRefused(f"{primary.label} has no NS records for {zone}")
-    return sorted(names)
-
-
-async def nameserver_addresses(
-    ns_names: Sequence[str],
-    zone: str,
-    *,
-    primary: Nameserver | None,
-    resolver: dns.asyncresolver.Resolver | None,
-    timeout: float,
-    port: int = 53,
-    tsig: TsigKey | None = None,
-) -> list[Nameserver]:
-    """Addresses of NS names: in-zone names from the primary (its glue), others from the resolver.
-
-    Raises:
-        DnsUnavailable: no NS name resolved to any address.
-    """
-    zone_name = dns.name.from_text(zone)
-    servers: list[Nameserver] = []
-    problems: list[str] = []
-    for ns_name in ns_names:
-        addresses: list[str] = []
-        try:
-            if primary is not None and dns.name.from_text(ns_name).is_subdomain(zone_name):
-                for rdtype in ("A", "AAAA"):
-                    response = await authoritative_query(primary, ns_name, rdtype, timeout=timeout, tsig=tsig)
-                    for rrset in owned_rrsets(response, dns.name.from_text(ns_name)):
-                        if rrset.type == rdtype:
-                            addresses.extend(rrset.rdatas)
-            else:
-                addresses = await host_addresses(ns_name, resolver)
-        except DnsError as exc:
-            problems.append(f"{ns_name}: {exc}")
-            continue
-        if not addresses:
-            problems.append(f"{ns_name}: no A or AAAA address")
-        servers.extend(Nameserver(address, port, ns_name) for address in addresses)
-    if not servers:
-        raise DnsUnavailable(f"no address for any nameserver of {zone}: {'; '.join(problems)}")
-    return _unique(servers)
-
-
-# --- propagation ------------------------------------------------------------------------------------

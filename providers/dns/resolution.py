@@ -12,13 +12,13 @@ import dns.rdatatype
 import dns.resolver
 
 from models.dns import AddressMap
+from providers.dns.discovery import system_resolver
 from providers.dns.nameservers import (
     MAX_CNAME_CHAIN,
     Nameserver,
     authoritative_query,
     canonical_name,
     owned_rrsets,
-    system_resolver,
 )
 from providers.errors import DnsUnavailable
 

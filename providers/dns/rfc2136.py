@@ -37,6 +37,7 @@ import dns.update
 from models.dns import DnsChange, RRset
 from models.names import split_host_port
 from models.plan import Rfc2136Provider
+from providers.dns import discovery
 from providers.dns import nameservers as ns
 from providers.dns.base import DnsProvider
 from providers.dns.nameservers import QUERY_TYPES, Nameserver, TsigKey
@@ -155,7 +156,7 @@ class Rfc2136DnsProvider(DnsProvider):
     async def primary(self) -> Nameserver:
         """The primary's address (the configured server, resolved once)."""
         if self._primary is None:
-            addresses = await ns.host_addresses(self._server_host, self.resolver)
+            addresses = await discovery.host_addresses(self._server_host, self.resolver)
             for address in addresses:
                 self.guard.check_address(address, f"dns.provider.server {self._server_host}")
             self._primary = Nameserver(addresses[0], self._server_port, None)
@@ -175,8 +176,8 @@ class Rfc2136DnsProvider(DnsProvider):
 
     async def _discover_nameservers(self) -> list[Nameserver]:
         primary = await self.primary()
-        names = await ns.zone_ns_names(primary, self.zone, timeout=self.query_timeout)
-        return await ns.nameserver_addresses(
+        names = await discovery.zone_ns_names(primary, self.zone, timeout=self.query_timeout)
+        return await discovery.nameserver_addresses(
             names, self.zone, primary=primary, resolver=self.resolver, timeout=self.query_timeout
         )
 

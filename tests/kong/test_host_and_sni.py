@@ -6,7 +6,7 @@ import pytest
 
 from models.kong import host_header_for
 from models.names import is_ip
-from providers.dns.nameservers import configured_nameservers
+from providers.dns.discovery import configured_nameservers
 
 
 @pytest.mark.parametrize("text", ["127.0.0.1", "::1", "[::1]", "2001:db8::5", " 10.0.0.1 "])
