@@ -41,6 +41,8 @@ class Store:
         self.upstreams: dict[str, dict[str, Any]] = {}
         self.targets: dict[str, dict[str, Any]] = {}
         self._clock = clock
+        self.routing_version = 0
+        """Bumped by every write to a Service or Route: the proxy's router cache is keyed on it."""
 
     # -- lookups --
 
@@ -99,6 +101,7 @@ class Store:
 
     def create_service(self, data: Mapping[str, Any], *, entity_id: str | None = None) -> dict[str, Any]:
         """POST /services (or PUT of a new one)."""
+        self.routing_version += 1
         given = expand_url(dict(data))
         entity = {**copy.deepcopy(SERVICE_DEFAULTS), **{k: v for k, v in given.items() if k not in READ_ONLY_FIELDS}}
         validate_service(self.services, given | entity, exclude_id=None)
@@ -109,6 +112,7 @@ class Store:
 
     def update_service(self, ref: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH /services/{id or name}: merge the given fields."""
+        self.routing_version += 1
         current = self.service(ref)
         given = expand_url(dict(data))
         merged = {**current, **{k: v for k, v in given.items() if k not in READ_ONLY_FIELDS}}
@@ -120,6 +124,7 @@ class Store:
 
     def upsert_service(self, ref: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """PUT /services/{id or name}: replace (or create) with the given fields and defaults."""
+        self.routing_version += 1
         try:
             current = self.service(ref)
         except KongApiError:
@@ -139,6 +144,7 @@ class Store:
 
     def delete_service(self, ref: str) -> None:
         """DELETE /services/{id or name}: refused while Routes reference it."""
+        self.routing_version += 1
         try:
             current = self.service(ref)
         except KongApiError:
@@ -167,6 +173,7 @@ class Store:
 
     def create_route(self, data: Mapping[str, Any], *, entity_id: str | None = None) -> dict[str, Any]:
         """POST /routes or /services/{s}/routes."""
+        self.routing_version += 1
         given = self._service_ref(dict(data))
         entity = {**copy.deepcopy(ROUTE_DEFAULTS), **{k: v for k, v in given.items() if k not in READ_ONLY_FIELDS}}
         validate_route(self.services, self.routes, given | entity, exclude_id=None)
@@ -177,6 +184,7 @@ class Store:
 
     def update_route(self, ref: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH /routes/{id or name}."""
+        self.routing_version += 1
         current = self.route(ref)
         given = self._service_ref(dict(data))
         merged = {**current, **{k: v for k, v in given.items() if k not in READ_ONLY_FIELDS}}
@@ -188,6 +196,7 @@ class Store:
 
     def upsert_route(self, ref: str, data: Mapping[str, Any]) -> dict[str, Any]:
         """PUT /routes/{id or name}."""
+        self.routing_version += 1
         given = dict(data)
         if not is_uuid(ref):
             given.setdefault("name", ref)
@@ -205,6 +214,7 @@ class Store:
 
     def delete_route(self, ref: str) -> None:
         """DELETE /routes/{id or name}."""
+        self.routing_version += 1
         try:
             current = self.route(ref)
         except KongApiError:
