@@ -359,6 +359,11 @@ async def main(args: argparse.Namespace) -> None:
         parts.append(f"history {result['history_events']['median']:.0f} events/cutover")
         parts.append(f"total {result['total_wall']:.0f} s")
         say(", ".join(parts))
+    for count in sorted({r["count"] for r in results}):
+        runs = [r for r in results if r["count"] == count]
+        if len(runs) > 1:
+            whole = sum(r["completed"] == count for r in runs)
+            say(f"  N={count}: every cutover completed in {whole} of {len(runs)} runs")
     write_report(
         args,
         "scale",
@@ -385,7 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--counts", type=count_list, default=[1, 25, 50, 100, 200], help="cutovers at once (1,25,50,100,200)"
+        "--counts",
+        type=count_list,
+        default=[1, 25, 50, 100, 200],
+        help="cutovers at once (1,25,50,100,200); a count given again is run again on a fresh sandbox",
     )
     parser.add_argument("--rate-per-route", type=float, default=0.5, help="client requests/s on each route (0.5)")
     parser.add_argument("--approvals", choices=["auto", "off"], default="auto")
