@@ -10,7 +10,8 @@ bench/null_workflow.py), one dev server. First ``--count`` real cutovers (bench.
 cname plan on its own record and Kong Service, gates approved through the ``approve`` update, the
 decommission webhook to a sink) are started at once; then as many null workflows, started at once,
 each shaped like the real runs' median history (activities, timers of the same durations, lock-like
-child workflows, updates and signals; the benchmark sends the updates and signals). The worker's CPU
+child workflows, updates and signals; the benchmark sends the updates and signals). The client load
+runs through both phases, so they share the machine with the same traffic. The worker's CPU
 seconds (/proc, user + system) are read around each phase and divided by ``--count``.
 
 ``--profile DIR`` profiles every Python thread of the worker with cProfile on thread CPU time and
@@ -229,11 +230,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             await dump_profile(topo, profile_dir, 1)  # drops the start-up
             real = await real_phase(topo, client, args)
             real_profile = await dump_profile(topo, profile_dir, 2)
+            # The client load keeps running: the null phase shares the machine with the same traffic
+            # through Kong, BIND and the runtimes, so the two phases differ only by the workflow.
+            shape = median_shape(real["counts"])
+            null = await null_phase(topo, client, shape, args.count)
+            null_profile = await dump_profile(topo, profile_dir, 3) if profile_dir else None
         finally:
             await asyncio.gather(*(load.stop() for load in loads))
-        shape = median_shape(real["counts"])
-        null = await null_phase(topo, client, shape, args.count)
-        null_profile = await dump_profile(topo, profile_dir, 3) if profile_dir else None
     return {
         "count": args.count,
         "idle_worker_cpu_per_s": idle_rate["worker_cpu"] / idle_rate["wall"],
