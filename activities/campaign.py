@@ -14,11 +14,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.campaign_status import BriefsInput, BriefsResult, ChildApproval, ChildApprovalResult, CutoverBrief
+from models.campaign_status import (
+    ROLLED_BACK_TYPES,
+    BriefsInput,
+    BriefsResult,
+    ChildApproval,
+    ChildApprovalResult,
+    CutoverBrief,
+)
 from models.workflow import ApproveRequest, CutoverStatus
 
 READ_CONCURRENCY = 20
@@ -91,9 +104,41 @@ class CampaignActivities:
         try:
             status = await handle.query("status", result_type=CutoverStatus, rpc_timeout=RPC_TIMEOUT)
         except RPCError as exc:
+            if closed is not None:
+                return await self._closed_unqueryable(handle, workflow_id, closed, exc)
             # A run whose first task has not run yet, or whose worker is busy, is read next time.
             return CutoverBrief(workflow_id=workflow_id, closed=closed, unreadable=_short(f"status query: {exc}"))
         return brief_of(workflow_id, status, closed)
+
+    async def _closed_unqueryable(
+        self, handle: WorkflowHandle[Any, Any], workflow_id: str, closed: str, query_error: RPCError
+    ) -> CutoverBrief:
+        """A closed run that no worker answers queries for: its closing event says how it ended.
+
+        Without this, a run closed while nobody could replay it (its workflow code gone from the
+        workers, say) stayed in flight in the campaign forever, read again at every poll.
+        """
+        try:
+            await handle.result(follow_runs=False, rpc_timeout=RPC_TIMEOUT)
+        except WorkflowFailureError as failed:
+            cause = failed.cause
+            if isinstance(cause, ApplicationError) and cause.type in ROLLED_BACK_TYPES:
+                return CutoverBrief(
+                    workflow_id=workflow_id, phase="rolled-back", error=_short(cause.message), closed=closed
+                )
+            if isinstance(cause, TerminatedError):
+                why = f"terminated: {cause.message} (no undo ran: check its record and Kong Service by hand)"
+            else:
+                kind = getattr(cause, "type", None) or type(cause).__name__
+                why = f"{kind}: {getattr(cause, 'message', None) or cause}"
+            return CutoverBrief(workflow_id=workflow_id, error=_short(why), closed=closed)
+        except RPCError as exc:
+            return CutoverBrief(
+                workflow_id=workflow_id,
+                closed=closed,
+                unreadable=_short(f"status query: {query_error}; closing event: {exc}"),
+            )
+        return CutoverBrief(workflow_id=workflow_id, phase="completed", closed=closed)
 
     @activity.defn(name="campaign_approve_cutover")
     async def approve_cutover(self, input: ChildApproval) -> ChildApprovalResult:

@@ -93,6 +93,8 @@ class CutoverEntry(_State):
     """Its final status has been read."""
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    read_problem: str | None = None
+    """Why its status could not be read at the last read (it stays in flight; shown in the details)."""
 
 
 class WaveGate(_State):
@@ -175,6 +177,10 @@ class CampaignStatus(_State):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+ROLLED_BACK_TYPES = ("CutoverRolledBack", "CutoverRefused")
+"""The error types of a cutover run that ended rolled back (refused before any change counts as one)."""
 
 
 class CutoverBrief(_Frozen):

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from models.campaign_status import (
         CAMPAIGN_TERMINAL,
         GATE_KINDS,
+        ROLLED_BACK_TYPES,
         UNSUCCESSFUL,
         CampaignStatus,
         CutoverBrief,
@@ -29,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
     from models.workflow import ApprovalRecord, ApproveRequest
 
 WAVE_GATE = re.compile(r"^wave-(\d+)-(flip|decommission)$")
-ROLLED_BACK_TYPES = ("CutoverRolledBack", "CutoverRefused")
 
 
 def new_status(campaign: Campaign, workflow_id: str) -> CampaignStatus:
@@ -181,9 +181,11 @@ def read_ending(entry: CutoverEntry, brief: CutoverBrief, *, watched: bool) -> t
 
 
 def apply_brief(entry: CutoverEntry, brief: CutoverBrief) -> None:
-    """Take what a read of the cutover's status says (an unreadable read keeps what was known)."""
+    """Take what a read of the cutover's status says (an unreadable read keeps what was known, and why)."""
     if brief.unreadable:
+        entry.read_problem = brief.unreadable
         return
+    entry.read_problem = None
     if list(brief.gates_awaited) != entry.gates_awaited:
         entry.needs_human = None
     entry.phase = brief.phase

@@ -125,6 +125,11 @@ def details_markdown(status: CampaignStatus) -> str:
         if len(failing) > FAILURES_SHOWN:
             lines.append(f"- … and {len(failing) - FAILURES_SHOWN} more (query `status`)")
         lines.append("")
+    unread = [e for e in status.in_flight() if e.read_problem]
+    if unread:
+        lines.append("### Status not readable (still counted in flight; read again at every poll)")
+        lines += [f"- `{e.workflow_id}`: {e.read_problem}" for e in unread[:FAILURES_SHOWN]]
+        lines.append("")
     humans = [e for e in status.in_flight() if e.needs_human]
     if humans:
         lines.append("### Needs a human")

@@ -171,3 +171,20 @@ def test_a_brief_knows_when_the_cutovers_wait_ends():
     done = status.model_copy(update={"timeline": (status.timeline[0].model_copy(update={"ok": True}),)})
     assert brief_of("cutover-x", done, None).quiet_until is None
     assert brief_of("cutover-x", status, None).fingerprint() != brief_of("cutover-x", done, None).fingerprint()
+
+
+def test_a_cutover_whose_status_cannot_be_read_says_why_in_the_details():
+    from workflows.campaign_render import details_markdown
+
+    _, status = running()
+    entry = status.entry("api-4")
+    entry.state, entry.phase = "in-flight", "monitoring"
+    logic.apply_brief(entry, CutoverBrief(workflow_id=entry.workflow_id, unreadable="status query: Timeout expired"))
+    assert entry.phase == "monitoring"  # what was known is kept
+    assert entry.read_problem == "status query: Timeout expired"
+    details = details_markdown(status)
+    assert "### Status not readable" in details
+    assert f"- `{entry.workflow_id}`: status query: Timeout expired" in details
+    logic.apply_brief(entry, CutoverBrief(workflow_id=entry.workflow_id, phase="draining"))
+    assert entry.read_problem is None
+    assert "Status not readable" not in details_markdown(status)
