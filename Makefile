@@ -60,7 +60,7 @@ lint: setup
 	$(VENV)/bin/mypy .
 
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 demo: demo-setup
 	$(VENV)/bin/python -m sandbox.demo $(DEMO_ARGS)
