@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import (
     Client,
+    WorkflowContinuedAsNewError,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -132,11 +133,11 @@ class CampaignActivities:
                 kind = getattr(cause, "type", None) or type(cause).__name__
                 why = f"{kind}: {getattr(cause, 'message', None) or cause}"
             return CutoverBrief(workflow_id=workflow_id, error=_short(why), closed=closed)
-        except RPCError as exc:
+        except (RPCError, WorkflowContinuedAsNewError) as exc:
             return CutoverBrief(
                 workflow_id=workflow_id,
                 closed=closed,
-                unreadable=_short(f"status query: {query_error}; closing event: {exc}"),
+                unreadable=_short(f"status query: {query_error}; closing event: {type(exc).__name__}: {exc}"),
             )
         return CutoverBrief(workflow_id=workflow_id, phase="completed", closed=closed)
 
