@@ -32,6 +32,7 @@ from models.campaign_status import (
     ChildApproval,
     ChildApprovalResult,
     CutoverBrief,
+    terminated_reason,
 )
 from models.workflow import ApproveRequest, CutoverStatus
 
@@ -128,7 +129,7 @@ class CampaignActivities:
                     workflow_id=workflow_id, phase="rolled-back", error=_short(cause.message), closed=closed
                 )
             if isinstance(cause, TerminatedError):
-                why = f"terminated: {cause.message} (no undo ran: check its record and Kong Service by hand)"
+                why = terminated_reason(cause.message)
             else:
                 kind = getattr(cause, "type", None) or type(cause).__name__
                 why = f"{kind}: {getattr(cause, 'message', None) or cause}"

@@ -183,6 +183,11 @@ ROLLED_BACK_TYPES = ("CutoverRolledBack", "CutoverRefused")
 """The error types of a cutover run that ended rolled back (refused before any change counts as one)."""
 
 
+def terminated_reason(message: str) -> str:
+    """Why a terminated cutover did not complete, and what its operator must check."""
+    return f"terminated: {message} (no undo ran: check its record and Kong Service by hand)"
+
+
 class CutoverBrief(_Frozen):
     """What the campaign needs of a cutover's ``status``: a few fields, not its whole timeline."""
 

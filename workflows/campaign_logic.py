@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         OperatorRequest,
         WaveGate,
         WaveStatus,
+        terminated_reason,
     )
     from models.workflow import ApprovalRecord, ApproveRequest
 
@@ -147,7 +148,7 @@ def ending_of_failure(exc: BaseException) -> tuple[str, str]:
         state = "rolled-back" if cause.type in ROLLED_BACK_TYPES else "failed"
         return state, cause.message if state == "rolled-back" else f"{cause.type}: {cause.message}"
     if isinstance(cause, TerminatedError):
-        return "failed", f"terminated: {cause.message} (no undo ran: check its record and Kong Service by hand)"
+        return "failed", terminated_reason(cause.message)
     if isinstance(cause, FailureError):
         return "failed", f"{type(cause).__name__}: {cause.message}"
     return "failed", str(cause) or type(cause).__name__

@@ -60,9 +60,9 @@ HOP_BY_HOP = frozenset(
 )
 DEFAULT_PORTS = {"http": 80, "grpc": 80, "ws": 80, "https": 443, "grpcs": 443, "wss": 443}
 PINNED_CONNECTIONS = 10000
+"""Connections remembered for worker pinning (the oldest are forgotten first)."""
 MATCHES_CACHED = 4096
 """Router answers kept per configuration (method, host, path); the cache starts over when full."""
-"""Connections remembered for worker pinning (the oldest are forgotten first)."""
 ERROR_BODIES = {
     404: "no Route matched with those values",
     426: "Please use HTTPS protocol",
