@@ -40,7 +40,9 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-_HUNG_UP = ("closenotify", "unexpectedeof", "broken pipe", "connection reset", "connection closed")
+# Matched with spaces removed: the transport names the same hang-up "connection reset" in its message
+# and "ConnectionReset" in its error kind (``hyper::Error(Io, Kind(ConnectionReset))``).
+_HUNG_UP = ("closenotify", "unexpectedeof", "brokenpipe", "connectionreset", "connectionclosed", "connectionaborted")
 
 
 def describe_connect_failure(target: str, tls: bool | TLSConfig, detail: str) -> str:
@@ -51,7 +53,8 @@ def describe_connect_failure(target: str, tls: bool | TLSConfig, detail: str) ->
     """
     lowered = detail.lower().replace("_", "")
     reason = next((hint for words, hint in _HINTS if any(word in lowered for word in words)), None)
-    closed = any(word in lowered for word in _HUNG_UP)
+    compact = lowered.replace(" ", "")
+    closed = any(word in compact for word in _HUNG_UP)
     if reason is None and closed and tls:
         # TLS 1.3: the client finishes its handshake before the server checks the client certificate, so
         # a refused (or missing) certificate shows up as the server hanging up on the first call.

@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,8 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
+from sandbox.free_ports import free_port
+
 DEFAULT_ZONE = "example.test"
 DEFAULT_RECORDS = """\
 ns1         A     127.0.0.1
@@ -50,21 +51,6 @@ def zone_text(zone: str = DEFAULT_ZONE, records: str = DEFAULT_RECORDS, *, soa_m
         f"@ SOA ns1 hostmaster ( 1 3600 600 86400 {soa_minimum} )\n"
         "@ NS ns1\n@ NS ns2\n" + records
     )
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def named_binary() -> str:

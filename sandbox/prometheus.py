@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.bind import free_port
+from sandbox.free_ports import free_port
 
 PROMETHEUS_CANDIDATES = ("/usr/bin/prometheus", "/usr/sbin/prometheus")
 

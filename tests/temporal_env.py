@@ -15,6 +15,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from sandbox.free_ports import free_tcp_port
 from settings import SEARCH_ATTRIBUTES
 
 
@@ -31,7 +32,9 @@ def venv_binary(name: str) -> str:
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Java time-skipping test server, with cutover's search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=venv_binary("temporal-test-server")
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=venv_binary("temporal-test-server"),
+        port=free_tcp_port(),  # not the SDK's bind(0) pick: an outgoing connection can take that one first
     )
     try:
         await env.client.operator_service.add_search_attributes(
@@ -52,6 +55,7 @@ async def local_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=venv_binary("temporal"),
+        port=free_tcp_port(),
         search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
         dev_server_extra_args=["--log-level", "error"],
     )

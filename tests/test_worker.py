@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from sandbox.bind import free_port
+from sandbox.free_ports import free_port, free_tcp_port
 from tests.temporal_env import venv_binary
 from worker import MissingSearchAttributes, build_activities, ensure_search_attributes
 from workflows import activity_refs
@@ -34,6 +34,7 @@ async def bare_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=venv_binary("temporal"),
+        port=free_tcp_port(),
         dev_server_extra_args=["--log-level", "error"],
     )
     yield env

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sandbox.bind import free_port
+from sandbox.free_ports import bindable, free_port, free_tcp_port, port_free_on
 from sandbox.topology.config import LOOPBACK, RUNTIME_ADDRESSES, TopologyError
 
 
@@ -39,14 +38,14 @@ class Ports:
             raise TopologyError("no free loopback port found")
 
         return cls(
-            temporal=pick(_free_tcp_port),
-            temporal_ui=pick(_free_tcp_port),
+            temporal=pick(free_tcp_port),
+            temporal_ui=pick(free_tcp_port),
             bind_primary=pick(free_port),
             bind_secondary=pick(free_port),
-            kong_admin=pick(_free_tcp_port),
-            kong_proxy=pick(_free_tcp_port),
+            kong_admin=pick(free_tcp_port),
+            kong_proxy=pick(free_tcp_port),
             runtime=pick(free_runtime_port),
-            receiver=pick(_free_tcp_port),
+            receiver=pick(free_tcp_port),
         )
 
     def busy(self) -> list[str]:
@@ -64,41 +63,17 @@ class Ports:
         for name, label in labels.items():
             port = getattr(self, name)
             udp = name.startswith("bind_")
-            if not _port_free(LOOPBACK, port, udp=udp):
+            if not bindable(LOOPBACK, port, udp=udp):
                 problems.append(f"port {port} ({label}) on {LOOPBACK} is in use")
         for runtime, address in RUNTIME_ADDRESSES.items():
-            if not _port_free(address, self.runtime):
+            if not bindable(address, self.runtime):
                 problems.append(f"port {self.runtime} (runtime {runtime}) on {address} is in use")
         return problems
 
 
-def _port_free(host: str, port: int, *, udp: bool = False) -> bool:
-    kinds = [socket.SOCK_STREAM] + ([socket.SOCK_DGRAM] if udp else [])
-    for kind in kinds:
-        with socket.socket(socket.AF_INET, kind) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                return False
-    return True
-
-
-def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 def free_runtime_port() -> int:
     """A port free on both 127.0.0.2 and 127.0.0.3 (A and B listen on the same port)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((RUNTIME_ADDRESSES["A"], 0))
-            port = int(sock.getsockname()[1])
-        if _port_free(RUNTIME_ADDRESSES["B"], port):
-            return port
-    raise TopologyError("no port free on both 127.0.0.2 and 127.0.0.3")
+    return port_free_on([RUNTIME_ADDRESSES["A"], RUNTIME_ADDRESSES["B"]])
 
 
 async def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:

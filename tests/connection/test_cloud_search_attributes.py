@@ -21,7 +21,7 @@ from temporalio.api.operatorservice.v1.request_response_pb2 import (
 from temporalio.api.workflowservice.v1.request_response_pb2 import GetSystemInfoRequest, GetSystemInfoResponse
 from temporalio.client import Client
 
-from sandbox.bind import free_port
+from sandbox.free_ports import free_port
 from tests.connection.helpers import arun
 from worker import MissingSearchAttributes, ensure_search_attributes
 

@@ -18,7 +18,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
 from connection.codec import EncryptionCodec, PayloadKeyError, encrypting_converter, parse_keys
-from sandbox.bind import free_port
+from sandbox.free_ports import free_port
 from settings import TemporalConfigError, TemporalSettings
 from tests.connection.helpers import ROOT, full_cutover, run
 from tests.temporal_env import local_env, venv_binary

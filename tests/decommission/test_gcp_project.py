@@ -14,9 +14,10 @@ import pytest
 from models.plan import GcpProjectDecommission
 from providers.decommission.gcp_project import GcpProjectDecommissioner
 from providers.errors import DecommissionRefused, DecommissionUnavailable
+from sandbox.free_ports import port_free_on
 from tests.dns.google_keys import MetadataServerCredentials, TokenEndpoint, service_account_info
 from tests.fakes.resource_manager import DELETE, GET, ResourceManagerFake
-from tests.kong.fixtures import header_echoing_server, port_free_on
+from tests.kong.fixtures import header_echoing_server
 
 A_PROJECT = "a-project-123"
 B_PROJECT = "b-project-456"

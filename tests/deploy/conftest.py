@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
@@ -23,10 +22,3 @@ def secrets_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "secrets"
     subprocess.run(["sh", str(DEPLOY / "make-secrets.sh"), str(directory)], check=True, capture_output=True)
     return directory
-
-
-def free_tcp_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -24,7 +24,8 @@ import dns.zone
 import pytest
 import yaml
 
-from sandbox.bind import free_port, named_binary, soa_serial
+from sandbox.bind import named_binary, soa_serial
+from sandbox.free_ports import free_port
 from tests.deploy.compose import DEPLOY, DEPLOY_PLANS, Compose
 from tests.deploy.local import LocalService, read_env_file
 

@@ -16,10 +16,10 @@ import pytest
 
 from providers.decommission.webhook import sign
 from sandbox import pki
+from sandbox.free_ports import free_tcp_port
 from sandbox.runtime import running_runtime
 from sandbox.topology import SERVICES_YAML
 from tests.deploy.compose import DEPLOY, REPO
-from tests.deploy.conftest import free_tcp_port
 from tests.deploy.local import LocalService, read_env_file, stop_pid_file_group
 
 

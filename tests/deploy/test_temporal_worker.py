@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
+from sandbox.free_ports import free_tcp_port
 from settings import SEARCH_ATTRIBUTES
-from tests.deploy.conftest import free_tcp_port
 from tests.deploy.local import EXECUTABLES, LocalService
 
 

@@ -13,10 +13,10 @@ from providers.dns.factory import build_dns_provider
 from providers.errors import ConfigError, DnsAuthError, DnsUnavailable
 from providers.google_auth import load_credentials
 from providers.secrets import EnvSecrets
+from sandbox.free_ports import port_free_on
 from tests.dns.conftest import A_PROJECT, cloud_section
 from tests.dns.google_keys import MetadataServerCredentials, TokenEndpoint, service_account_info, write_key
 from tests.fakes.clouddns import FakeCloudDns
-from tests.kong.fixtures import port_free_on
 
 PURPOSE = "dns.provider.credentials_env"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import socket
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import yaml
 
 from models.plan import KongSection
+from sandbox.free_ports import port_free_on
 from sandbox.kong import KongEmulator
 from sandbox.pki import Pki
 from sandbox.runtime import RunningRuntime, running_runtime
@@ -32,23 +32,6 @@ def sandbox_config(port: int | None = None, **service: Any) -> dict[str, Any]:
         data["services"][0]["port"] = port
     data["services"][0].update(service)
     return dict(data)
-
-
-def port_free_on(addresses: Sequence[str]) -> int:
-    """A TCP port that is free on every address (A and B listen on the same port, like in the sandbox)."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind((addresses[0], 0))
-            port = int(probe.getsockname()[1])
-        with contextlib.ExitStack() as stack:
-            try:
-                for address in addresses:
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind((address, port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no common free port")
 
 
 @contextlib.asynccontextmanager

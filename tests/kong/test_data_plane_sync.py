@@ -18,8 +18,9 @@ from temporalio.testing import ActivityEnvironment
 from activities.kong import KongActivities
 from models.kong import DataPlaneSync, DataPlaneSyncInput
 from providers.secrets import EnvSecrets
+from sandbox.free_ports import port_free_on
 from sandbox.kong import KongEmulator, running_emulator
-from tests.kong.fixtures import port_free_on, sandbox_config, section
+from tests.kong.fixtures import sandbox_config, section
 
 ALIAS = "origin-api.example.test"
 

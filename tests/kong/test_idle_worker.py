@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from sandbox.bind import BindPair, signed_update
+from sandbox.free_ports import port_free_on
 from sandbox.kong import running_emulator
 from sandbox.pki import Pki
 from sandbox.runtime import running_runtime
-from tests.kong.fixtures import A_HOSTS, A_IP, B_HOSTS, B_IP, port_free_on, sandbox_config
+from tests.kong.fixtures import A_HOSTS, A_IP, B_HOSTS, B_IP, sandbox_config
 from tests.kong.test_dataplane import ZONE
 
 STALE = 4

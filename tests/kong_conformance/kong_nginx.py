@@ -22,7 +22,8 @@ from typing import Any
 
 import httpx
 
-from sandbox.bind import free_port, terminate
+from sandbox.bind import terminate
+from sandbox.free_ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GLUE = Path(__file__).resolve().parent / "lua"

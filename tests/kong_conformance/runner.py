@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from sandbox.bind import BindPair, bind_pair, free_port, signed_update
+from sandbox.bind import BindPair, bind_pair, signed_update
+from sandbox.free_ports import free_port
 from sandbox.kong.dns import ERR_EMPTY, ERR_NXDOMAIN, DnsSettings, LegacyResolver, Nameserver, NewResolver
 from sandbox.kong.dns import balancer_status as status_of
 from tests.kong_conformance.kong_nginx import KongNginx, has_search_domains, kong_commit, kong_conf, kong_lua_dir

@@ -12,9 +12,10 @@ from models.kong import KongRequestShape
 from models.plan import ReadinessSection
 from models.readiness import ReadinessInput
 from providers.readiness import probe_readiness
+from sandbox.free_ports import port_free_on
 from sandbox.pki import IssuedCert, Pki
 from sandbox.runtime import RunningRuntime, running_runtime
-from tests.kong.fixtures import A_IP, B_IP, port_free_on, runtimes_ab
+from tests.kong.fixtures import A_IP, B_IP, runtimes_ab
 
 HOST = "a-project.example.test"
 

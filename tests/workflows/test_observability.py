@@ -20,7 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from connection.tracing import tracing_interceptors, tracing_requested
 from models.workflow import ApproveRequest
-from sandbox.bind import free_port
+from sandbox.free_ports import free_port
 from tests.workflows.fake_world import ALIAS, FakeWorld
 from tests.workflows.helpers import activities_for, failure_of, make, start, until_phase
 from worker import build_worker, metrics_runtime
