@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import pstats
 import signal
@@ -112,14 +113,30 @@ def median_shape(counts: list[dict[str, Any]]) -> NullShape:
     )
 
 
-def use_cost_worker(topo: Topology, profile_dir: Path | None) -> None:
+def use_cost_worker(topo: Topology, profile_dir: Path | None, queries: Path) -> None:
     """Run bench/cost_worker.py instead of worker.py (same arguments, environment and log)."""
     component = topo.components["worker"]
     script, *rest = component.argv[1:]
     if not script.endswith("worker.py"):
         raise BenchError(f"unexpected worker command: {component.argv}")
     profile = ["--profile", str(profile_dir)] if profile_dir else []
-    component.argv = [component.argv[0], "-m", "bench.cost_worker", *profile, "--", *rest]
+    count = ["--dns-queries", str(queries)]
+    component.argv = [component.argv[0], "-m", "bench.cost_worker", *profile, *count, "--", *rest]
+
+
+async def dns_queries(topo: Topology, path: Path) -> dict[str, dict[str, int]]:
+    """The DNS messages the worker sent since the last call, by activity and type."""
+    pid = topo.components["worker"].pid
+    assert pid is not None
+    await asyncio.to_thread(path.unlink, missing_ok=True)
+    os.kill(pid, signal.SIGUSR2)
+    for _ in range(100):
+        if await asyncio.to_thread(path.exists):
+            await asyncio.sleep(0.2)  # let the write finish
+            counts: dict[str, dict[str, int]] = json.loads(await asyncio.to_thread(path.read_text))
+            return counts
+        await asyncio.sleep(0.1)
+    raise BenchError(f"the worker wrote no DNS query counts to {path} within 10 s")
 
 
 async def real_phase(topo: Topology, client: Client, args: argparse.Namespace) -> dict[str, Any]:
@@ -218,7 +235,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     async with bench_topology(
         args.keep, timings=timings, extra_records=extra_records, extra_hosts=hosts, worker=False
     ) as topo:
-        use_cost_worker(topo, profile_dir)
+        queries_file = topo.workdir / "dns-queries.json"
+        use_cost_worker(topo, profile_dir, queries_file)
         await topo.start_worker()
         await seed_kong_services(topo, names)
         client = await topo.temporal_client()
@@ -228,8 +246,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(10)
             idle_rate = end(topo, idle)
             await dump_profile(topo, profile_dir, 1)  # drops the start-up
+            await dns_queries(topo, queries_file)
             real = await real_phase(topo, client, args)
             real_profile = await dump_profile(topo, profile_dir, 2)
+            queries = await dns_queries(topo, queries_file)
             # The client load keeps running: the null phase shares the machine with the same traffic
             # through Kong, BIND and the runtimes, so the two phases differ only by the workflow.
             shape = median_shape(real["counts"])
@@ -246,6 +266,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "real_history": summary(real["counts"]),
         "null_history": summary(null["counts"]),
         "profiles": {"real": str(real_profile), "null": str(null_profile)} if profile_dir else None,
+        "dns_queries": queries,
         "load_average_during": load_average(),
     }
 
@@ -274,6 +295,7 @@ def render(result: dict[str, Any]) -> list[str]:
         f"({'PASS' if ratio <= RATIO_TARGET else 'MISS'}, target <= x{RATIO_TARGET:g}); "
         f"idle worker {result['idle_worker_cpu_per_s'] * 1000:.1f} ms/s",
         f"  dev server CPU per cutover: real {real['temporal_cpu'] / n:.3f} s, null {null['temporal_cpu'] / n:.3f} s",
+        *dns_query_lines(result["dns_queries"], n),
     ]
     if real["not_completed"]:
         lines += [f"  NOT completed: {why}" for why in real["not_completed"]]
@@ -289,6 +311,16 @@ def render(result: dict[str, Any]) -> list[str]:
             ]
             lines.append("    largest functions (own CPU):")
             lines += [f"    {seconds:7.2f} s  {where}" for where, seconds in top_functions(stats, 12)]
+    return lines
+
+
+def dns_query_lines(queries: dict[str, dict[str, int]], n: int) -> list[str]:
+    """DNS messages the worker sent per cutover, by activity and by type."""
+    total = sum(sum(kinds.values()) for kinds in queries.values())
+    lines = [f"  DNS messages the worker sent per cutover: {total / n:.1f}"]
+    for sender, kinds in sorted(queries.items(), key=lambda item: -sum(item[1].values())):
+        detail = ", ".join(f"{kind} {count / n:.1f}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        lines.append(f"    {sum(kinds.values()) / n:5.1f}  {sender}: {detail}")
     return lines
 
 

@@ -1,17 +1,20 @@
 """bench.cost's worker: ``python worker.py`` plus the null workflow, optionally profiled.
 
-    python -m bench.cost_worker [--profile DIR] -- <worker.py arguments>
+    python -m bench.cost_worker [--profile DIR] [--dns-queries FILE] -- <worker.py arguments>
 
 The product worker exactly (same policy, activities, sandbox, options), with bench/null_workflow.py
 registered beside cutover's workflows, so both run through one worker and one server. With
 ``--profile DIR``, every thread that runs Python (the event loop running the activities and the
 workflow-task threads) is profiled with cProfile from the start; each SIGUSR1 writes what was
-profiled since the previous one to ``DIR/profile-<n>.pstats`` and starts afresh.
+profiled since the previous one to ``DIR/profile-<n>.pstats`` and starts afresh. With
+``--dns-queries FILE``, every DNS message the worker sends is counted by the activity that sent it and
+its type; each SIGUSR2 writes the counts since the previous one to FILE (JSON) and starts afresh.
 """
 
 from __future__ import annotations
 
 import cProfile
+import json
 import signal
 import sys
 import threading
@@ -21,6 +24,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import dns.asyncquery
+import dns.message
+import dns.opcode
+import dns.rdatatype
+from temporalio import activity
+
+import providers.dns.nameservers
 import worker
 from bench.null_workflow import NullLock, NullWorkflow, null_activity
 from workflows.registry import WORKFLOWS
@@ -77,6 +87,45 @@ class _Snapshot:
         """Already made."""
 
 
+class QueryCounter:
+    """Count the DNS messages the worker sends, by sending activity and query type (UPDATE for updates)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def install(self) -> None:
+        """Wrap the two places the product sends DNS messages from: queries over UDP, and TCP."""
+        udp = providers.dns.nameservers._udp_with_fallback
+        tcp = dns.asyncquery.tcp
+
+        async def counted_udp(query: dns.message.Message, *args: Any, **kwargs: Any) -> dns.message.Message:
+            self.count(query)
+            return await udp(query, *args, **kwargs)
+
+        async def counted_tcp(query: dns.message.Message, *args: Any, **kwargs: Any) -> dns.message.Message:
+            self.count(query)
+            return await tcp(query, *args, **kwargs)
+
+        vars(providers.dns.nameservers)["_udp_with_fallback"] = counted_udp
+        vars(dns.asyncquery)["tcp"] = counted_tcp
+
+    def count(self, query: dns.message.Message) -> None:
+        """One message, under the activity sending it."""
+        sender = activity.info().activity_type if activity.in_activity() else "(outside activities)"
+        if query.opcode() == dns.opcode.UPDATE:
+            kind = "UPDATE"
+        else:
+            kind = dns.rdatatype.to_text(query.question[0].rdtype) if query.question else "?"
+        by_kind = self.counts.setdefault(sender, {})
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+
+    def dump(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        """Write the counts since the last dump; start afresh."""
+        counts, self.counts = self.counts, {}
+        self.path.write_text(json.dumps(counts, indent=1, sort_keys=True))
+
+
 def with_null_activity(build: Callable[..., list[Callable[..., Any]]]) -> Callable[..., list[Callable[..., Any]]]:
     """``worker.build_activities`` plus the null activity."""
 
@@ -91,6 +140,11 @@ def main(argv: list[str]) -> int:
     profile_dir: Path | None = None
     if argv[:1] == ["--profile"]:
         profile_dir, argv = Path(argv[1]), argv[2:]
+    if argv[:1] == ["--dns-queries"]:
+        counter = QueryCounter(Path(argv[1]))
+        argv = argv[2:]
+        counter.install()
+        signal.signal(signal.SIGUSR2, counter.dump)
     if argv[:1] == ["--"]:
         argv = argv[1:]
     # worker.py's own module globals: build_worker and serve read them when called.

@@ -252,6 +252,7 @@ class DnsProvider(AsyncResource, ABC):
         serial_before, current = await self._read(change.name, types)
         if only_types(current, types) == change.desired:
             self.log.info("apply: %s already holds %s", change.name, describe_rrsets(change.desired))
+            self._read_back(change.name, types, serial_before, current)
             return DnsChangeResult(
                 outcome="already-applied", serial_before=serial_before, serial_after=serial_before, readback=current
             )
@@ -286,6 +287,7 @@ class DnsProvider(AsyncResource, ABC):
                 f"{describe_rrsets(only_types(readback, types))}, wanted {describe_rrsets(change.desired)}; "
                 "someone else edited it at the same time. Check the record before going on"
             )
+        self._read_back(change.name, types, serial_after, readback)
         self.log.info(
             "apply: %s now holds %s (serial %s -> %s)",
             change.name,
@@ -300,6 +302,9 @@ class DnsProvider(AsyncResource, ABC):
             readback=readback,
             change_id=change_id,
         )
+
+    def _read_back(self, name: str, types: Iterable[str], serial: int | None, rrsets: tuple[RRset, ...]) -> None:
+        """A change was just read back holding what it should: providers with serials let the proof start there."""
 
     def _conflict(self, change: DnsChange, found: tuple[RRset, ...]) -> PreconditionFailed:
         return PreconditionFailed(

@@ -46,6 +46,7 @@ import dns.serial
 import dns.tsig
 
 from models.dns import NameserverState, RRset
+from providers.dns.recent_reads import Key
 from providers.errors import DnsAuthError, DnsError, DnsRefused, DnsUnavailable
 
 QUERY_TYPES: tuple[str, ...] = (
@@ -319,6 +320,24 @@ async def all_or_nothing(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T
     return [task.result() for task in tasks]
 
 
+def asked_types(types: Iterable[str]) -> list[str]:
+    """The types :func:`read_name` queries one by one for ``types`` (besides ANY and those ANY reveals)."""
+    return [
+        t for t in dict.fromkeys([*ALWAYS_READ, *(t.upper() for t in types)]) if t not in ANSWERED_BY_ADDRESS_QUERIES
+    ]
+
+
+def read_key(server: Nameserver, zone: str, name: str, tsig: TsigKey | None) -> Key:
+    """Where a read of ``name`` is remembered (see providers/dns/recent_reads.py)."""
+    return (
+        server.host,
+        server.port,
+        dns.name.from_text(zone).to_text().lower(),
+        dns.name.from_text(name).to_text().lower(),
+        tsig.name.to_text() if tsig is not None else None,
+    )
+
+
 async def read_name(
     server: Nameserver,
     zone: str,
@@ -340,9 +359,7 @@ async def read_name(
         DnsRefused, DnsAuthError: as :func:`authoritative_query`.
     """
     owner = dns.name.from_text(name)
-    asked = [
-        t for t in dict.fromkeys([*ALWAYS_READ, *(t.upper() for t in types)]) if t not in ANSWERED_BY_ADDRESS_QUERIES
-    ]
+    asked = asked_types(types)
     previous: tuple[int, tuple[RRset, ...]] | None = None
     for _ in range(attempts):
         before = await read_soa(server, zone, timeout=timeout, tsig=tsig)

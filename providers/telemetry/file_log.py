@@ -35,6 +35,7 @@ from typing import IO, ClassVar
 from models.plan import KongFileLogSource
 from models.telemetry import WindowSummary
 from providers.errors import ConfigError, TelemetryUnavailable
+from providers.telemetry import line_index
 from providers.telemetry.base import (
     Cursor,
     HistoricalTelemetrySource,
@@ -46,8 +47,6 @@ from providers.telemetry.log_lines import (
     EMPTY_HEAD,
     HEAD_BYTES,
     FilePosition,
-    complete_lines,
-    count_line,
     decode_cursor,
     end_of_last_line,
     fingerprint,
@@ -214,9 +213,9 @@ class KongFileLog(HistoricalTelemetrySource):
         size = os.fstat(handle.fileno()).st_size
         if offset == 0 and not_before is not None:
             offset = first_relevant_offset(handle, size, not_before)
-        for count, (line, line_offset) in enumerate(complete_lines(handle, offset), start=1):
-            count_line(line, f"{path}:{line_offset}", builder)
-            offset = line_offset + len(line)
+        for count, (line_offset, end, parsed) in enumerate(line_index.SHARED.lines(handle, offset), start=1):
+            line_index.count(parsed, path, line_offset, builder)
+            offset = end
             if progress is not None and count % PROGRESS_EVERY_LINES == 0:
                 progress(f"read {count} lines of {path} ({offset // 1_000_000} of {size // 1_000_000} MB)")
         return offset

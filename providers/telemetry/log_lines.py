@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 from typing import IO
 
 from providers.telemetry.base import Cursor, decoding_cursor, from_rfc3339
-from providers.telemetry.records import parse_line
-from providers.telemetry.summary import SummaryBuilder
 
 HEAD_BYTES = 256
 """Bytes fingerprinted at the start of a file to notice it was truncated and rewritten past our offset."""
@@ -26,6 +24,8 @@ most: nginx workers append concurrently). Lines that finished this long before a
 skipped without being read."""
 SEARCH_BELOW_BYTES = 1 << 20
 """Files smaller than this are simply read from the start; a search would not save anything."""
+READ_CHUNK = 1 << 20
+"""Bytes read at once when walking lines."""
 SEARCH_PROBE_LINES = 8
 """At a probe point, this many lines are tried for a time before the search gives up and reads on."""
 
@@ -65,6 +65,13 @@ def end_of_last_line(handle: IO[bytes], size: int) -> int:
     return 0
 
 
+def tail_fingerprint(handle: IO[bytes], end: int) -> str:
+    """sha256 of the ``HEAD_BYTES`` bytes before ``end`` (the newest lines read: timestamps, so unique)."""
+    start = max(0, end - HEAD_BYTES)
+    handle.seek(start)
+    return hashlib.sha256(handle.read(end - start)).hexdigest()
+
+
 EMPTY_HEAD = hashlib.sha256(b"").hexdigest()
 """The fingerprint of a position at offset 0."""
 
@@ -93,14 +100,29 @@ def decode_cursor(cursor: Cursor, path: str) -> tuple[datetime, list[FilePositio
 
 
 def complete_lines(handle: IO[bytes], offset: int) -> Iterator[tuple[bytes, int]]:
-    """Yield ``(line, offset)`` for each newline-terminated line from ``offset``; stop at a partial one."""
+    """Yield ``(line, offset)`` for each newline-terminated line from ``offset`` (the newline left off).
+
+    A partial last line (its writer has not finished it) is not yielded. The file is read in
+    :data:`READ_CHUNK` blocks and split, not line by line: ``readline`` on every line of a shared log
+    was most of what a history read cost the worker (bench.cost, py-spy).
+    """
     handle.seek(offset)
+    pending = b""
     while True:
-        line = handle.readline()
-        if not line.endswith(b"\n"):
+        chunk = handle.read(READ_CHUNK)
+        if not chunk:
             return
-        yield line, offset
-        offset += len(line)
+        data = pending + chunk if pending else chunk
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            pending = data
+            continue
+        lines = data[:end].split(b"\n")
+        lines.pop()  # the empty piece after the last newline
+        for line in lines:
+            yield line, offset
+            offset += len(line) + 1
+        pending = data[end:]
 
 
 def finished_at(line: bytes) -> float | None:
@@ -155,15 +177,3 @@ def first_relevant_offset(handle: IO[bytes], size: int, not_before: datetime) ->
         else:
             high = (low + high) // 2
     return low
-
-
-def count_line(line: bytes, where: str, builder: SummaryBuilder) -> None:
-    """Parse one file-log line into the builder; bad lines become counted parse failures."""
-    raw = line.strip()
-    if not raw:
-        return
-    parsed = parse_line(raw)
-    if isinstance(parsed, str):
-        builder.failure(parsed, where)
-    else:
-        builder.add(parsed)

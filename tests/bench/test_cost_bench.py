@@ -1,16 +1,20 @@
-"""bench.cost's pure parts: the shape it copies from histories, and how a profile is grouped."""
+"""bench.cost's pure parts: the shape it copies from histories, how a profile is grouped, DNS counts."""
 
 from __future__ import annotations
 
 import cProfile
+import json
 import pstats
 from datetime import timedelta
 
+import dns.message
+import dns.update
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
-from bench.cost import history_counts, median_shape
+from bench.cost import dns_query_lines, history_counts, median_shape
+from bench.cost_worker import QueryCounter
 from bench.profile_view import OTHER, REPO_ROOT, by_component, component_of, label
 
 
@@ -86,3 +90,21 @@ def test_a_real_profile_sums_to_its_own_time():
     own: float = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
     assert abs(sum(grouped.values()) - own) < 1e-9
     assert grouped[OTHER] > 0
+
+
+def test_dns_messages_are_counted_by_sender_and_type_and_rendered_per_cutover(tmp_path):
+    counter = QueryCounter(tmp_path / "queries.json")
+    for rdtype in ("SOA", "A", "SOA"):
+        counter.count(dns.message.make_query("orders.example.test.", rdtype))
+    counter.count(dns.update.UpdateMessage("example.test."))
+    counter.dump()
+    counts = json.loads((tmp_path / "queries.json").read_text())
+    assert counts == {"(outside activities)": {"A": 1, "SOA": 2, "UPDATE": 1}}
+    counter.dump()
+    assert json.loads((tmp_path / "queries.json").read_text()) == {}  # each dump starts afresh
+    lines = dns_query_lines({"dns_apply": {"SOA": 8, "UPDATE": 2}, "dns_resolve": {"A": 4}}, 2)
+    assert lines == [
+        "  DNS messages the worker sent per cutover: 7.0",
+        "      5.0  dns_apply: SOA 4.0, UPDATE 1.0",
+        "      2.0  dns_resolve: A 2.0",
+    ]

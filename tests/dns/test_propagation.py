@@ -15,7 +15,7 @@ from providers.dns.factory import build_dns_provider
 from providers.dns.nameservers import Nameserver, serial_at_least
 from providers.errors import DnsUnavailable, PropagationTimeout
 from sandbox.bind import BindPair
-from tests.dns.conftest import A_PROJECT, B_PROJECT, rr, secrets_for, section_for, world
+from tests.dns.conftest import A_PROJECT, B_PROJECT, external_update, rr, secrets_for, section_for, world
 
 A_300 = rr(A_PROJECT, "A", 300, "127.0.0.2")
 A_TO_B = rr(A_PROJECT, "CNAME", 30, B_PROJECT)
@@ -79,8 +79,8 @@ async def test_a_lagging_server_costs_one_soa_query_per_poll_and_a_proven_one_no
 
     assert report.in_sync and len(polls) >= 7
     primary, secondary = pair.primary.address, pair.secondary.address
-    # The primary was in sync at the first poll: read once (SOA, ANY, A, AAAA, SOA), never again.
-    assert asked[(primary, "ANY")] == 1 and asked[(primary, "SOA")] == 2
+    # The primary still serves the serial the change was read back at: one SOA query keeps that read.
+    assert asked[(primary, "ANY")] == 0 and asked[(primary, "SOA")] == 1
     # The secondary: read in full at the first poll, then one SOA per poll, and in full again once its serial moved.
     assert asked[(secondary, "ANY")] == 2
     assert asked[(secondary, "SOA")] == 2 + (len(polls) - 1) + 2
@@ -133,3 +133,42 @@ def test_serials_compare_with_rfc1982_arithmetic():
     assert not serial_at_least(2**32 - 1, 1)
     assert serial_at_least(5, 5) and serial_at_least(6, 5) and not serial_at_least(4, 5)
     assert serial_at_least(None, None) and not serial_at_least(None, 3)
+
+
+async def test_the_read_back_is_not_reused_once_the_primary_moved_on(
+    bind_lagging: BindPair, monkeypatch: pytest.MonkeyPatch
+):
+    """Another change in the zone between the apply and the proof: the primary is read again in full."""
+    pair = bind_lagging
+    asked: Counter[tuple[str, str]] = Counter()
+    query = nameservers.authoritative_query
+
+    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
+        asked[(server.label, rdtype)] += 1
+        return await query(server, qname, rdtype, **options)
+
+    async with build_dns_provider(section_for(pair), secrets=secrets_for(pair)) as provider:
+        result = await provider.apply(FLIP)
+        external_update(pair, ("add", "elsewhere", 60, "TXT", '"moved"'))
+        pair.send_notify()
+        monkeypatch.setattr(nameservers, "authoritative_query", counted)
+        report = await provider.prove_propagation(A_PROJECT, (A_TO_B,), min_serial=result.serial_after, timeout=10)
+
+    assert report.in_sync and [s.serial for s in report.servers] == [3, 3]
+    assert asked[(pair.primary.address, "ANY")] == 1 and asked[(pair.primary.address, "SOA")] == 3
+
+
+async def test_without_a_serial_to_compare_the_read_back_is_not_reused(bind: BindPair, monkeypatch: pytest.MonkeyPatch):
+    """No min_serial (as for Cloud DNS): every server is read in full, as before."""
+    asked: Counter[tuple[str, str]] = Counter()
+    query = nameservers.authoritative_query
+
+    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
+        asked[(server.label, rdtype)] += 1
+        return await query(server, qname, rdtype, **options)
+
+    async with build_dns_provider(section_for(bind), secrets=secrets_for(bind)) as provider:
+        await provider.apply(FLIP)
+        monkeypatch.setattr(nameservers, "authoritative_query", counted)
+        report = await provider.prove_propagation(A_PROJECT, (A_TO_B,), timeout=10)
+    assert report.in_sync and asked[(bind.primary.address, "ANY")] == 1
