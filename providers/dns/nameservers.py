@@ -203,6 +203,27 @@ def serial_at_least(serial: int | None, minimum: int | None) -> bool:
 # --- queries --------------------------------------------------------------------------------------
 
 
+_SECTION_COUNTS = slice(8, 12)
+"""Where a DNS header holds its authority and additional record counts (RFC 1035 §4.1.1)."""
+
+
+def _parse_response(data: bytes, query: dns.message.Message) -> dns.message.Message:
+    """The response's header, question and answer; its authority and additional sections are skipped.
+
+    Nothing here reads those two sections, yet an authoritative server that isn't configured for
+    minimal responses fills them on every answer to a non-recursive query (the zone's NS records and
+    their addresses), and parsing them was most of a read's CPU (bench.cost). A signed response is
+    parsed whole: its TSIG record sits in the additional section and must be verified. The queries
+    carry no EDNS, so no OPT record (extended RCODE) can be skipped either (RFC 6891 §7).
+    """
+    if query.keyring is not None or len(data) < 12:
+        return dns.message.from_wire(
+            data, keyring=query.keyring, request_mac=query.mac, raise_on_truncation=True
+        )
+    trimmed = data[: _SECTION_COUNTS.start] + bytes(4) + data[_SECTION_COUNTS.stop :]
+    return dns.message.from_wire(trimmed, raise_on_truncation=True, ignore_trailing=True)
+
+
 async def _udp_with_fallback(query: dns.message.Message, server: Nameserver, timeout: float) -> dns.message.Message:
     """One query over a *connected* UDP socket (a closed port fails at once, by ICMP), TCP when truncated.
 
@@ -224,9 +245,7 @@ async def _udp_with_fallback(query: dns.message.Message, server: Nameserver, tim
                 sock.connect((server.host, server.port))
                 await loop.sock_sendall(sock, query.to_wire())
                 data = await loop.sock_recv(sock, 65535)
-        response = dns.message.from_wire(
-            data, keyring=query.keyring, request_mac=query.request_mac, raise_on_truncation=True
-        )
+        response = _parse_response(data, query)
     except TimeoutError as exc:
         raise dns.exception.Timeout(timeout=timeout) from exc  # type: ignore[no-untyped-call]
     except dns.message.Truncated:
