@@ -1,16 +1,22 @@
-"""Answers are parsed up to their answer section; signed ones whole, so their TSIG is still verified."""
+"""Queries rendered once per name and type; answers parsed up to their answer section (signed ones whole)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import dns.asyncquery
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 import pytest
 
-from providers.dns.nameservers import _parse_response
+from providers.dns.nameservers import Nameserver, _parse_response, _unsigned_query, read_name
+from sandbox.bind import BindPair
+from tests.dns.conftest import external_update
 
 NAME = "a-project.example.test."
 
@@ -64,3 +70,35 @@ def test_a_signed_answer_is_parsed_whole_and_its_signature_checked() -> None:
     response.use_tsig(forged, keyname="cutover-key.")
     with pytest.raises(dns.tsig.BadSignature):
         _parse_response(response.to_wire(), query)
+
+
+def test_a_prepared_query_is_the_rendered_query_with_a_fresh_id() -> None:
+    made = dns.message.make_query(NAME, "AAAA")
+    made.flags &= ~dns.flags.RD
+    first, first_wire = _unsigned_query(NAME, "AAAA")
+    _, second_wire = _unsigned_query(NAME, "AAAA")
+    assert first_wire[2:] == made.to_wire()[2:] == second_wire[2:]
+    assert first_wire[:2] == first.id.to_bytes(2, "big") and first.to_wire() == first_wire
+    ids = {_unsigned_query(NAME, "AAAA")[0].id for _ in range(50)}
+    assert len(ids) > 45  # random, as make_query's
+    assert not first.flags & dns.flags.RD and first.question == made.question
+
+
+async def test_an_answer_too_large_for_udp_is_read_again_over_tcp(
+    bind: BindPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No EDNS: answers over 512 bytes come back truncated, and the prepared query is sent again over TCP."""
+    over_tcp: list[str] = []
+    tcp = dns.asyncquery.tcp
+
+    async def counted(query: dns.message.Message, *args: Any, **kwargs: Any) -> dns.message.Message:
+        over_tcp.append(dns.rdatatype.to_text(query.question[0].rdtype))
+        return await tcp(query, *args, **kwargs)
+
+    monkeypatch.setattr(dns.asyncquery, "tcp", counted)
+    texts = [f'"{index:02d}{"x" * 90}"' for index in range(12)]
+    external_update(bind, ("add", "big", 60, "TXT", *texts))
+    server = Nameserver("127.0.0.1", bind.primary.port)
+    serial, rrsets = await read_name(server, "example.test.", "big.example.test.", timeout=3, types=["TXT"])
+    assert serial == bind.serial() and [(r.type, len(r.rdatas)) for r in rrsets] == [("TXT", 12)]
+    assert "TXT" in over_tcp
