@@ -127,6 +127,7 @@ class DnsActivities:
                 input.name,
                 input.desired,
                 min_serial=input.min_serial,
+                read_back=input.read_back,
                 timeout=input.dns.propagation_timeout.total_seconds(),
                 on_progress=heartbeat,
             )

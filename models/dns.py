@@ -163,6 +163,11 @@ class PropagationInput(_Model):
     name: str
     desired: tuple[RRset, ...]
     min_serial: int | None = None
+    read_back: tuple[RRset, ...] | None = None
+    """The change's read-back from the primary (``DnsChangeResult.readback``), taken at ``min_serial``.
+
+    The proof starts from it: it asks the primary's SOA once and keeps the read-back while the primary
+    still serves that serial, instead of reading the name again."""
 
 
 class ResolveInput(_Model):

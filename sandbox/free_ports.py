@@ -22,14 +22,22 @@ _TRIES = 200
 _random = random.SystemRandom()
 
 
-def _ephemeral_start() -> int:
-    """The first port the kernel may give an outgoing connection (Linux's default when unreadable)."""
+def pick_range() -> tuple[int, int]:
+    """Where to pick: ``[low, high)`` outside the kernel's ephemeral range when there is room for it.
+
+    Below the range (Linux's default 32768-60999 leaves 10000-32767); above it when the range starts
+    low (some containers start it at 1024); anywhere when it covers almost everything.
+    """
     try:
         with open(_RANGE_FILE, encoding="ascii") as handle:
-            first = int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return _DEFAULT_EPHEMERAL_START
-    return first if first > _LOWEST + 1000 else _DEFAULT_EPHEMERAL_START
+            first, last = (int(part) for part in handle.read().split()[:2])
+    except (OSError, ValueError):
+        first, last = _DEFAULT_EPHEMERAL_START, 60999
+    if first > _LOWEST + 1000:
+        return _LOWEST, first
+    if last < 65535 - 1000:
+        return last + 1, 65536
+    return _LOWEST, 65536
 
 
 def bindable(host: str, port: int, *, udp: bool = False) -> bool:
@@ -46,13 +54,13 @@ def bindable(host: str, port: int, *, udp: bool = False) -> bool:
 
 
 def port_free_on(addresses: Sequence[str], *, udp: bool = False) -> int:
-    """A port free on every address (TCP, and UDP when asked), below the ephemeral range."""
-    top = _ephemeral_start()
+    """A port free on every address (TCP, and UDP when asked), outside the ephemeral range (:func:`pick_range`)."""
+    low, high = pick_range()
     for _ in range(_TRIES):
-        port = _random.randrange(_LOWEST, top)
+        port = _random.randrange(low, high)
         if all(bindable(address, port, udp=udp) for address in addresses):
             return port
-    raise RuntimeError(f"no free port on {', '.join(addresses)} between {_LOWEST} and {top - 1}")
+    raise RuntimeError(f"no free port on {', '.join(addresses)} between {low} and {high - 1}")
 
 
 def free_tcp_port(host: str = LOOPBACK) -> int:

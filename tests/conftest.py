@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from models.plan import CutoverPlan
-from providers.dns.recent_reads import RECENT
 from providers.telemetry import line_index
 from sandbox.bind import BindPair, bind_pair
 
@@ -18,11 +17,7 @@ TSIG_ENV = "CUTOVER_TSIG_SECRET"
 
 @pytest.fixture(autouse=True)
 def _fresh_worker_memos(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts like a fresh worker: no remembered DNS reads, no indexed log lines.
-
-    (A later test's BIND or log file can reuse an earlier one's port or inode.)
-    """
-    RECENT.clear()
+    """Each test starts like a fresh worker: no indexed log lines (a later test's file can reuse an inode)."""
     monkeypatch.setattr(line_index, "SHARED", line_index.LineIndex())
 
 

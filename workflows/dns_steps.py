@@ -62,7 +62,9 @@ class DnsSteps:
         plan = self.steps.run.plan
         await self.steps.call(
             DNS_VERIFY_PROPAGATION,
-            PropagationInput(dns=plan.dns, name=name, desired=desired, min_serial=result.serial_after),
+            PropagationInput(
+                dns=plan.dns, name=name, desired=desired, min_serial=result.serial_after, read_back=result.readback
+            ),
             f"Prove {describe_rrsets(desired) if desired else name + ' removed'} on every nameserver",
             attempt_timeout=plan.dns.propagation_timeout + timedelta(seconds=30),
             heartbeat=timedelta(seconds=30),

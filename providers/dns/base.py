@@ -252,7 +252,6 @@ class DnsProvider(AsyncResource, ABC):
         serial_before, current = await self._read(change.name, types)
         if only_types(current, types) == change.desired:
             self.log.info("apply: %s already holds %s", change.name, describe_rrsets(change.desired))
-            self._read_back(change.name, types, serial_before, current)
             return DnsChangeResult(
                 outcome="already-applied", serial_before=serial_before, serial_after=serial_before, readback=current
             )
@@ -287,7 +286,6 @@ class DnsProvider(AsyncResource, ABC):
                 f"{describe_rrsets(only_types(readback, types))}, wanted {describe_rrsets(change.desired)}; "
                 "someone else edited it at the same time. Check the record before going on"
             )
-        self._read_back(change.name, types, serial_after, readback)
         self.log.info(
             "apply: %s now holds %s (serial %s -> %s)",
             change.name,
@@ -302,9 +300,6 @@ class DnsProvider(AsyncResource, ABC):
             readback=readback,
             change_id=change_id,
         )
-
-    def _read_back(self, name: str, types: Iterable[str], serial: int | None, rrsets: tuple[RRset, ...]) -> None:
-        """A change was just read back holding what it should: providers with serials let the proof start there."""
 
     def _conflict(self, change: DnsChange, found: tuple[RRset, ...]) -> PreconditionFailed:
         return PreconditionFailed(
@@ -352,23 +347,27 @@ class DnsProvider(AsyncResource, ABC):
         desired: Sequence[RRset],
         *,
         min_serial: int | None = None,
+        read_back: Sequence[RRset] | None = None,
         timeout: float,
         on_progress: ProgressCallback | None = None,
     ) -> PropagationReport:
         """Wait until every authoritative server answers exactly ``desired`` at ``name``.
 
         ``desired`` is the whole content of the name (every type), TTLs included; ``min_serial``, when
-        given, must be reached too (RFC 1982 comparison).
+        given, must be reached too (RFC 1982 comparison). ``read_back``, the change's read-back taken at
+        ``min_serial`` from the server reads go to, is where the proof starts for that server.
 
         Raises:
             PropagationTimeout: naming each server that still lags and what it answers.
         """
+        read_at = await self._read_server() if read_back is not None and min_serial is not None else None
         return await propagation.prove_propagation(
             await self.nameservers(),
             self.zone,
             canonical_name(name),
             desired,
             min_serial=min_serial,
+            read_back=(read_at, tuple(read_back)) if read_at is not None and read_back is not None else None,
             timeout=timeout,
             query_timeout=self.query_timeout,
             on_progress=on_progress,

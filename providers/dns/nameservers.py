@@ -48,7 +48,6 @@ import dns.serial
 import dns.tsig
 
 from models.dns import NameserverState, RRset
-from providers.dns.recent_reads import Key
 from providers.errors import DnsAuthError, DnsError, DnsRefused, DnsUnavailable
 
 QUERY_TYPES: tuple[str, ...] = (
@@ -370,17 +369,6 @@ def asked_types(types: Iterable[str]) -> list[str]:
     return [
         t for t in dict.fromkeys([*ALWAYS_READ, *(t.upper() for t in types)]) if t not in ANSWERED_BY_ADDRESS_QUERIES
     ]
-
-
-def read_key(server: Nameserver, zone: str, name: str, tsig: TsigKey | None) -> Key:
-    """Where a read of ``name`` is remembered (see providers/dns/recent_reads.py)."""
-    return (
-        server.host,
-        server.port,
-        dns.name.from_text(zone).to_text().lower(),
-        dns.name.from_text(name).to_text().lower(),
-        tsig.name.to_text() if tsig is not None else None,
-    )
 
 
 async def read_name(

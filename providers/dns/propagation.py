@@ -10,15 +10,12 @@ from models.dns import NameserverState, PropagationReport, RRset, describe_rrset
 from providers.dns.nameservers import (
     Nameserver,
     all_or_nothing,
-    asked_types,
     canonical_rrset,
     nameserver_view,
-    read_key,
     read_soa,
     serial_at_least,
     sorted_rrsets,
 )
-from providers.dns.recent_reads import RECENT
 from providers.errors import DnsError, DnsUnavailable, PropagationTimeout
 
 
@@ -80,6 +77,7 @@ async def prove_propagation(
     desired: Sequence[RRset],
     *,
     min_serial: int | None,
+    read_back: tuple[Nameserver, tuple[RRset, ...]] | None = None,
     timeout: float,
     query_timeout: float,
     on_progress: Callable[[PropagationReport], Awaitable[None] | None] | None = None,
@@ -91,9 +89,9 @@ async def prove_propagation(
     Polls at a growing interval (``first_interval`` doubling up to ``max_interval``), so a slow
     secondary is not hammered; each poll's report goes to ``on_progress`` (the activity heartbeats).
     A server that has answered ``desired`` is proven and not asked again; a lagging one is read again
-    only when its serial moved (see :func:`_poll`), so a long wait costs one SOA query per poll. A
-    server this worker has just read at the name (the change's read-back from the primary) starts
-    from that read, kept only if the server still serves its serial (providers/dns/recent_reads.py).
+    only when its serial moved (see :func:`_poll`), so a long wait costs one SOA query per poll. The
+    server ``read_back`` was read from (the change's read-back, at ``min_serial``) starts from it and is
+    read again only if its serial moved.
 
     Raises:
         PropagationTimeout: after ``timeout`` seconds, naming each lagging server and what it answers.
@@ -106,16 +104,18 @@ async def prove_propagation(
     started = time.monotonic()
     deadline = started + timeout
     interval = first_interval
-    # A server this worker read at the name a moment ago (the change's read-back) starts from that read:
-    # its first poll asks the SOA only, and keeps the read if the server still serves that serial.
-    views: dict[str, NameserverState] = {
-        server.label: NameserverState(
-            server=server.label, ns_name=server.ns_name, serial=read.serial, authoritative=True, rrsets=read.rrsets
-        )
-        for server in servers
-        if min_serial is not None
-        and (read := RECENT.recall(read_key(server, zone, name, None), asked_types(types))) is not None
-    }
+    # The server the change was read back from starts from that read-back (taken at min_serial): its first
+    # poll asks the SOA only, and keeps the read-back if the server still serves that serial.
+    views: dict[str, NameserverState] = {}
+    if read_back is not None and min_serial is not None:
+        read_at, rrsets = read_back
+        views = {
+            s.label: NameserverState(
+                server=s.label, ns_name=s.ns_name, serial=min_serial, authoritative=True, rrsets=rrsets
+            )
+            for s in servers
+            if (s.host, s.port) == (read_at.host, read_at.port)
+        }
     proven: set[str] = set()
     while True:
         remaining = deadline - time.monotonic()

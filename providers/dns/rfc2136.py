@@ -41,7 +41,6 @@ from providers.dns import discovery
 from providers.dns import nameservers as ns
 from providers.dns.base import DnsProvider
 from providers.dns.nameservers import QUERY_TYPES, Nameserver, TsigKey
-from providers.dns.recent_reads import RECENT
 from providers.errors import (
     ConfigError,
     DnsAuthError,
@@ -165,12 +164,6 @@ class Rfc2136DnsProvider(DnsProvider):
 
     async def _read(self, name: str, types: Iterable[str] = ()) -> tuple[int | None, tuple[RRset, ...]]:
         return await ns.read_name(await self.primary(), self.zone, name, timeout=self.query_timeout, types=types)
-
-    def _read_back(self, name: str, types: Iterable[str], serial: int | None, rrsets: tuple[RRset, ...]) -> None:
-        """Remember the primary's read-back, so the propagation proof asks the primary one SOA query."""
-        if serial is not None and self._primary is not None:
-            key = ns.read_key(self._primary, self.zone, name, None)
-            RECENT.remember(key, serial, rrsets, ns.asked_types(types))
 
     async def _read_server(self) -> Nameserver | None:
         """Reads go to the primary (a snapshot reuses them as the primary's view)."""

@@ -2,16 +2,25 @@
 
 Every cutover monitoring through one worker reads the same file: each baseline, poll and drain proof
 walks every service's lines in its span. Without this index each of N concurrent readers reads and
-parses the same lines again (N² work for N cutovers); with it, the first reader of a stretch of the
-file parses it and the others walk a list.
+parses the same lines again (N² work for N cutovers); with it, the newest lines are parsed once, by
+whichever reader reaches them first, and the others walk a list.
 
-What the index holds is exactly what a reader would have read: the complete lines of one file
-(device and inode), each with its byte offset and its parse (:func:`parse_line`), between two line
-starts. It is checked against the file at every read: a file shorter than what was indexed, or whose
-first bytes changed (truncated and rewritten in place), is indexed again from scratch. A reader
-starting before the indexed stretch extends it backwards; lines appended since are read and parsed
-once, by whichever reader comes first. The stretch is bounded (:data:`MAX_INDEXED_LINES`; its
-oldest lines are dropped first) and so is the number of files (:data:`MAX_INDEXED_FILES`).
+What the index holds is exactly what a reader would have read: a stretch of consecutive complete
+lines of one file (device and inode), each with its byte offset and its parse (:func:`parse_line`),
+ending at the last complete line anyone has read. It is a cache with a fixed size: at most
+:data:`MAX_INDEXED_LINES` lines per file (the oldest are dropped) and :data:`MAX_INDEXED_FILES`
+files. A reader is served in steps of at most :data:`STEP_BYTES` of file or :data:`STEP_LINES`
+lines, so neither a reader nor the lock ever holds more than that:
+
+* inside the stretch: lines come from the index;
+* at the stretch's end: new lines are read, parsed, appended (the oldest dropped beyond the limit);
+* before the stretch (a long history window): lines are read and parsed directly, not kept, until
+  the reader reaches the stretch;
+* a little past its end (a cursor opened at the end of the file): the stretch first catches up.
+
+The stretch is checked against the file at every step: a file shorter than what was indexed, or
+whose first bytes or bytes before the indexed end changed (truncated, or rewritten in place under the
+same inode), is indexed again from the reader's position.
 """
 
 from __future__ import annotations
@@ -32,9 +41,17 @@ MAX_INDEXED_LINES = 60_000
 """Lines kept per file (about 1 KiB of file each): at 100 requests/s through Kong, the last 10 minutes."""
 MAX_INDEXED_FILES = 8
 """Files indexed at once (the file at the path and its followed rotated copies, for a few log paths)."""
+STEP_BYTES = 1 << 20
+"""File bytes read and parsed in one step (under the lock)."""
+STEP_LINES = 4096
+"""Indexed lines handed to a reader in one step."""
+CATCH_UP_BYTES = 4 << 20
+"""A reader this far past the stretch's end makes it catch up; farther, the stretch starts again there."""
 
 Parsed = ProxiedRequest | str | None
 """A line's request, why it can't be read, or None for a blank line (not counted at all)."""
+Line = tuple[int, int, Parsed]
+"""``(offset, end, parsed)``: where the line starts, where the next one starts, and its parse."""
 
 
 def parse(line: bytes) -> Parsed:
@@ -43,16 +60,29 @@ def parse(line: bytes) -> Parsed:
     return parse_line(raw) if raw else None
 
 
+def read_lines(handle: IO[bytes], offset: int, *, stop: int | None = None) -> list[Line]:
+    """The complete lines from ``offset``, parsed: about :data:`STEP_BYTES` of them, none from ``stop`` on."""
+    found: list[Line] = []
+    for line, start in complete_lines(handle, offset):
+        if stop is not None and start >= stop:
+            break
+        end = start + len(line) + 1
+        found.append((start, end, parse(line)))
+        if end - offset >= STEP_BYTES:
+            break
+    return found
+
+
 @dataclass
 class _Stretch:
     """Consecutive complete lines of one file, from ``start`` (a line start) to ``end`` (after a newline)."""
 
-    head: str
-    """:func:`fingerprint` of the file's first bytes when the stretch was last extended."""
-    tail: str
-    """:func:`tail_fingerprint` of the bytes before ``end`` (a file replaced under the same inode differs)."""
     start: int
     end: int
+    head: str = ""
+    """:func:`fingerprint` of the file's first bytes when the stretch was last extended."""
+    tail: str = ""
+    """:func:`tail_fingerprint` of the bytes before ``end`` (a file replaced under the same inode differs)."""
     offsets: list[int] = field(default_factory=list)
     items: list[Parsed] = field(default_factory=list)
 
@@ -66,101 +96,106 @@ class LineIndex:
         self._lock = threading.Lock()
         self._files: OrderedDict[tuple[int, int], _Stretch] = OrderedDict()
 
-    def lines(self, handle: IO[bytes], offset: int) -> Iterator[tuple[int, int, Parsed]]:
-        """``(offset, end, parsed)`` for every complete line from ``offset`` (a line start) to the file's end.
+    def indexed(self, handle: IO[bytes]) -> int:
+        """How many lines of this file the index holds (tests, diagnostics)."""
+        stat = os.fstat(handle.fileno())
+        with self._lock:
+            stretch = self._files.get((stat.st_dev, stat.st_ino))
+            return len(stretch.items) if stretch is not None else 0
 
-        ``end`` is the offset just after the line's newline: where a cursor that read it stands.
-        """
-        offsets, items, first, last, end = self._prepare(handle, offset)
-        for index in range(first, last):
-            following = offsets[index + 1] if index + 1 < last else end
-            yield offsets[index], following, items[index]
-
-    def _prepare(self, handle: IO[bytes], offset: int) -> tuple[list[int], list[Parsed], int, int, int]:
-        """Bring the file's stretch up to date and cover ``offset``; return a stable view of it."""
+    def lines(self, handle: IO[bytes], offset: int) -> Iterator[Line]:
+        """Every complete line from ``offset`` (a line start) to the file's end, as ``(offset, end, parsed)``."""
         stat = os.fstat(handle.fileno())
         key = (stat.st_dev, stat.st_ino)
-        with self._lock:
-            stretch = self._files.get(key)
-            if stretch is not None and not self._still_valid(handle, stat.st_size, stretch):
-                stretch = None
-            if stretch is not None and offset < stretch.start and not self._extend_back(handle, stretch, offset):
-                stretch = None
-            if stretch is not None and not self._line_start(stretch, offset):
-                stretch = None
-            if stretch is None:
-                stretch = _Stretch(head="", tail="", start=offset, end=offset)
-            self._extend(handle, stretch)
+        position = offset
+        while True:
+            with self._lock:
+                batch = self._step(handle, key, position)
+            if not batch:
+                return
+            yield from batch
+            position = batch[-1][1]
+
+    def _step(self, handle: IO[bytes], key: tuple[int, int], position: int) -> list[Line]:
+        """The next lines from ``position`` (empty at the end of the file's complete lines)."""
+        stretch = self._current(handle, key)
+        if stretch is not None and position < stretch.start:
+            # Read directly, not kept, until the reader reaches the stretch (a line ending past its start
+            # means the two are not aligned: the reader then starts a stretch of its own there).
+            return read_lines(handle, position, stop=stretch.start)
+        if stretch is not None and position > stretch.end and position - stretch.end <= CATCH_UP_BYTES:
+            while stretch.end < position and self._append(handle, stretch, stop=position):
+                pass
+        if stretch is None or not self._line_start(stretch, position):
+            stretch = _Stretch(start=position, end=position)
+            self._install(handle, key, stretch)
+        return self._step_inside(handle, key, stretch, position)
+
+    def _step_inside(self, handle: IO[bytes], key: tuple[int, int], stretch: _Stretch, position: int) -> list[Line]:
+        """Lines from ``position``, a line start of ``stretch`` or its end (then read, parsed and appended)."""
+        if position == stretch.end:
+            appended = self._append(handle, stretch)
+            self._install(handle, key, stretch)
+            return appended
+        first = bisect.bisect_left(stretch.offsets, position)
+        last = min(first + STEP_LINES, len(stretch.offsets))
+        offsets, items = stretch.offsets, stretch.items
+        return [
+            (offsets[i], offsets[i + 1] if i + 1 < len(offsets) else stretch.end, items[i]) for i in range(first, last)
+        ]
+
+    def _current(self, handle: IO[bytes], key: tuple[int, int]) -> _Stretch | None:
+        """The file's stretch, or None (and forgotten) when the file no longer holds what was indexed."""
+        stretch = self._files.get(key)
+        if stretch is None:
+            return None
+        size = os.fstat(handle.fileno()).st_size
+        valid = size >= stretch.end and (
+            stretch.end == 0
+            or (
+                fingerprint(handle, stretch.end) == stretch.head
+                and tail_fingerprint(handle, stretch.end) == stretch.tail
+            )
+        )
+        if not valid:
+            del self._files[key]
+            return None
+        return stretch
+
+    @staticmethod
+    def _line_start(stretch: _Stretch, position: int) -> bool:
+        """True when ``position`` is one of the stretch's line starts or its end (where new lines begin)."""
+        if position == stretch.end:
+            return True
+        index = bisect.bisect_left(stretch.offsets, position)
+        return index < len(stretch.offsets) and stretch.offsets[index] == position
+
+    def _append(self, handle: IO[bytes], stretch: _Stretch, *, stop: int | None = None) -> list[Line]:
+        """Read, parse and append the lines after the stretch (up to ``stop``); drop the oldest beyond the limit."""
+        appended = read_lines(handle, stretch.end, stop=stop)
+        if appended:
+            stretch.offsets.extend(start for start, _, _ in appended)
+            stretch.items.extend(parsed for _, _, parsed in appended)
+            stretch.end = appended[-1][1]
             stretch.head = fingerprint(handle, stretch.end)
             stretch.tail = tail_fingerprint(handle, stretch.end)
-            self._trim(stretch, keep_from=offset)
-            self._files[key] = stretch
-            self._files.move_to_end(key)
-            while len(self._files) > self._max_files:
-                self._files.popitem(last=False)
-            first = bisect.bisect_left(stretch.offsets, offset)
-            # The lists are only appended to under the lock and replaced (never cut) when trimmed, so the
-            # view below stays valid while readers walk it without the lock.
-            return stretch.offsets, stretch.items, first, len(stretch.items), stretch.end
+            excess = len(stretch.items) - self._max_lines
+            if excess > 0:
+                # New lists: a reader's step holds tuples, never these lists, so nothing it walks changes.
+                stretch.offsets = stretch.offsets[excess:]
+                stretch.items = stretch.items[excess:]
+                stretch.start = stretch.offsets[0]
+        return appended
 
-    @staticmethod
-    def _still_valid(handle: IO[bytes], size: int, stretch: _Stretch) -> bool:
-        """False when the file was truncated (and maybe rewritten) since the stretch was read."""
-        if size < stretch.end:
-            return False
-        return (
-            fingerprint(handle, stretch.end) == stretch.head and tail_fingerprint(handle, stretch.end) == stretch.tail
-        )
-
-    @staticmethod
-    def _line_start(stretch: _Stretch, offset: int) -> bool:
-        """True when ``offset`` is one of the stretch's line starts or its end (where new lines begin)."""
-        if offset == stretch.end:
-            return True
-        index = bisect.bisect_left(stretch.offsets, offset)
-        return index < len(stretch.offsets) and stretch.offsets[index] == offset
-
-    @staticmethod
-    def _extend(handle: IO[bytes], stretch: _Stretch) -> None:
-        """Append the complete lines written after the stretch."""
-        for line, line_offset in complete_lines(handle, stretch.end):
-            stretch.offsets.append(line_offset)
-            stretch.items.append(parse(line))
-            stretch.end = line_offset + len(line) + 1
-
-    @staticmethod
-    def _extend_back(handle: IO[bytes], stretch: _Stretch, offset: int) -> bool:
-        """Prepend the lines from ``offset`` to the stretch's start (new lists: readers hold the old ones).
-
-        False when the lines from ``offset`` don't meet the stretch at a line start.
-        """
-        offsets: list[int] = []
-        items: list[Parsed] = []
-        reached = offset
-        for line, line_offset in complete_lines(handle, offset):
-            reached = line_offset
-            if line_offset >= stretch.start:
-                break
-            offsets.append(line_offset)
-            items.append(parse(line))
-        if reached != stretch.start:
-            return False
-        stretch.offsets = offsets + stretch.offsets
-        stretch.items = items + stretch.items
-        stretch.start = offset
-        return True
-
-    def _trim(self, stretch: _Stretch, keep_from: int) -> None:
-        """Drop the oldest lines beyond the limit, never the ones the current reader is about to walk."""
-        excess = len(stretch.items) - self._max_lines
-        if excess <= 0:
-            return
-        cut = min(excess, bisect.bisect_left(stretch.offsets, keep_from))
-        if cut <= 0:
-            return
-        stretch.offsets = stretch.offsets[cut:]
-        stretch.items = stretch.items[cut:]
-        stretch.start = stretch.offsets[0] if stretch.offsets else stretch.end
+    def _install(self, handle: IO[bytes], key: tuple[int, int], stretch: _Stretch) -> None:
+        """Keep the stretch as the file's (the least recently used file goes first when there are too many)."""
+        if stretch.end == stretch.start:
+            stretch.head = fingerprint(handle, stretch.end)
+            stretch.tail = tail_fingerprint(handle, stretch.end)
+        self._files[key] = stretch
+        self._files.move_to_end(key)
+        while len(self._files) > self._max_files:
+            self._files.popitem(last=False)
 
 
 SHARED = LineIndex()

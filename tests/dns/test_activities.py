@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import timedelta
 from typing import Any
 
 import google.oauth2.credentials
@@ -14,6 +15,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.dns import DnsActivities
 from models.dns import ApplyInput, DnsChange, PropagationInput, ResolveInput, SnapshotInput
+from providers.dns import nameservers
+from providers.dns.nameservers import Nameserver
 from providers.google_auth import load_credentials
 from providers.secrets import EnvSecrets
 from sandbox.bind import BindPair
@@ -169,3 +172,34 @@ async def test_google_credentials_are_loaded_once_off_the_event_loop_and_reused(
     assert [(env, purpose) for env, purpose, _ in loads] == [("CLOUD_DNS_KEY", "dns.provider.credentials_env")]
     assert loads[0][2] != loop_thread  # the key file was read in a thread
     assert endpoint.grants == 1  # the second activity reused the cached token
+
+
+async def test_the_proof_starts_from_the_read_back_the_workflow_hands_it(
+    bind: BindPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the activity: the primary is asked its SOA only, the secondary is read; a wrong read-back lags."""
+    activities = DnsActivities(secrets=secrets_for(bind))
+    env, _ = environment()
+    section = section_for(bind)
+    result = await env.run(activities.apply, ApplyInput(dns=section, change=FLIP))
+    asked: list[tuple[str, str]] = []
+    query = nameservers.authoritative_query
+
+    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
+        asked.append((server.label, rdtype))
+        return await query(server, qname, rdtype, **options)
+
+    monkeypatch.setattr(nameservers, "authoritative_query", counted)
+    proof = PropagationInput(
+        dns=section, name=A_PROJECT, desired=(A_TO_B,), min_serial=result.serial_after, read_back=result.readback
+    )
+    report = await env.run(activities.verify_propagation, proof)
+    assert report.in_sync
+    assert [rdtype for server, rdtype in asked if server == bind.primary.address] == ["SOA"]
+    assert "ANY" in [rdtype for server, rdtype in asked if server == bind.secondary.address]
+    # A read-back that does not hold the desired data is what the primary answers at that serial: it lags.
+    wrong = proof.model_copy(
+        update={"read_back": (A_300,), "dns": section.model_copy(update={"propagation_timeout": timedelta(seconds=1)})}
+    )
+    with pytest.raises(ApplicationError, match="still lag"):
+        await env.run(activities.verify_propagation, wrong)

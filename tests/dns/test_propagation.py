@@ -74,7 +74,12 @@ async def test_a_lagging_server_costs_one_soa_query_per_poll_and_a_proven_one_no
         result = await provider.apply(FLIP)
         monkeypatch.setattr(nameservers, "authoritative_query", counted)
         report = await provider.prove_propagation(
-            A_PROJECT, (A_TO_B,), min_serial=result.serial_after, timeout=20, on_progress=on_progress
+            A_PROJECT,
+            (A_TO_B,),
+            min_serial=result.serial_after,
+            read_back=result.readback,
+            timeout=20,
+            on_progress=on_progress,
         )
 
     assert report.in_sync and len(polls) >= 7
@@ -152,7 +157,9 @@ async def test_the_read_back_is_not_reused_once_the_primary_moved_on(
         external_update(pair, ("add", "elsewhere", 60, "TXT", '"moved"'))
         pair.send_notify()
         monkeypatch.setattr(nameservers, "authoritative_query", counted)
-        report = await provider.prove_propagation(A_PROJECT, (A_TO_B,), min_serial=result.serial_after, timeout=10)
+        report = await provider.prove_propagation(
+            A_PROJECT, (A_TO_B,), min_serial=result.serial_after, read_back=result.readback, timeout=10
+        )
 
     assert report.in_sync and [s.serial for s in report.servers] == [3, 3]
     assert asked[(pair.primary.address, "ANY")] == 1 and asked[(pair.primary.address, "SOA")] == 3
@@ -168,7 +175,7 @@ async def test_without_a_serial_to_compare_the_read_back_is_not_reused(bind: Bin
         return await query(server, qname, rdtype, **options)
 
     async with build_dns_provider(section_for(bind), secrets=secrets_for(bind)) as provider:
-        await provider.apply(FLIP)
+        result = await provider.apply(FLIP)
         monkeypatch.setattr(nameservers, "authoritative_query", counted)
-        report = await provider.prove_propagation(A_PROJECT, (A_TO_B,), timeout=10)
+        report = await provider.prove_propagation(A_PROJECT, (A_TO_B,), read_back=result.readback, timeout=10)
     assert report.in_sync and asked[(bind.primary.address, "ANY")] == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,17 +105,72 @@ def test_truncated_or_rewritten_files_are_indexed_again(tmp_path: Path, parses: 
     assert isinstance(lines[0][2], str) and ips(lines) == [A_IP, A_IP]
 
 
-def test_a_reader_before_the_stretch_extends_it_and_the_stretch_is_bounded(tmp_path: Path, parses: list[bytes]) -> None:
+def test_a_reader_before_the_stretch_reads_beside_it_and_the_index_stays_bounded(
+    tmp_path: Path, parses: list[bytes]
+) -> None:
     path = tmp_path / "kong.log"
     line = kong_line(at=ago(1))
     write(path, line * 10)
     index = LineIndex(max_lines=4)
-    assert len(walk(index, path, 6 * len(line))) == 4
-    assert len(parses) == 4
-    assert len(walk(index, path, 3 * len(line))) == 7  # the reader gets every line it asked for
-    assert len(parses) == 7  # lines 3-5 parsed, 6-9 reused
-    assert len(walk(index, path, 8 * len(line))) == 2
-    assert len(walk(index, path, 0)) == 10
+    with open(path, "rb") as handle:
+        assert len(list(index.lines(handle, 6 * len(line)))) == 4 and index.indexed(handle) == 4
+        assert len(parses) == 4
+        assert len(list(index.lines(handle, 3 * len(line)))) == 7  # the reader gets every line it asked for
+        assert len(parses) == 7 and index.indexed(handle) == 4  # lines 3-5 parsed beside the index, not kept
+        assert len(list(index.lines(handle, 0))) == 10 and index.indexed(handle) == 4
+    write(path, line * 3)
+    with open(path, "rb") as handle:
+        lines = list(index.lines(handle, 0))
+        assert len(lines) == 13 and index.indexed(handle) == 4  # the oldest dropped as new ones came
+        assert [start for start, _, _ in lines] == [i * len(line) for i in range(13)]
+
+
+def test_a_reader_past_the_end_makes_the_index_catch_up_instead_of_starting_over(
+    tmp_path: Path, parses: list[bytes]
+) -> None:
+    path = tmp_path / "kong.log"
+    line = kong_line(at=ago(1))
+    write(path, line * 5)
+    index = LineIndex()
+    walk(index, path)
+    write(path, line * 2)
+    assert walk(index, path, 7 * len(line)) == []  # a cursor opened at the new end: nothing to read yet
+    assert len(parses) == 7
+    assert len(walk(index, path)) == 7 and len(parses) == 7  # nothing was re-read
+
+
+def test_readers_during_appends_get_every_line_once_in_order(tmp_path: Path, parses: list[bytes]) -> None:
+    path = tmp_path / "kong.log"
+    line = kong_line(at=ago(1))
+    write(path, line * 50)
+    index = LineIndex(max_lines=64)
+    results: list[list[tuple[int, int, Parsed]]] = []
+    stop = threading.Event()
+
+    def append() -> None:
+        for _ in range(200):  # ~1,000 lines while the readers read, then stop (a reader reads to the end)
+            if stop.is_set():
+                return
+            write(path, line * 5)
+            time.sleep(0.001)
+
+    def read(offset: int) -> None:
+        for _ in range(20):
+            results.append(walk(index, path, offset))
+
+    writer = threading.Thread(target=append)
+    readers = [threading.Thread(target=read, args=(n * 7 * len(line),)) for n in range(6)]
+    writer.start()
+    for thread in readers:
+        thread.start()
+    for thread in readers:
+        thread.join()
+    stop.set()
+    writer.join()
+    assert len(results) == 120
+    for lines in results:
+        assert all(end == following for (_, end, _), (following, _, _) in itertools.pairwise(lines))
+        assert all(end - start == len(line) and isinstance(parsed, ProxiedRequest) for start, end, parsed in lines)
 
 
 def test_concurrent_readers_see_the_same_lines(tmp_path: Path, parses: list[bytes]) -> None:

@@ -113,6 +113,9 @@ class FakeWorld:
         self.service = {"id": "svc-1", "name": "orders-api", "host": service_host, "port": 8443, "protocol": "https"}
         self.updated_at = 1
         self.calls: list[str] = []
+        self.proofs: list[tuple[PropagationInput, DnsChangeResult | None]] = []
+        """Each propagation proof's input, with the result of the change it followed."""
+        self._last_change: DnsChangeResult | None = None
         self.ready = True
         self.verdicts: list[str] = ["healthy"]
         self.failures: dict[str, ApplicationError] = {}
@@ -232,13 +235,15 @@ class FakeWorld:
             else:
                 world.records.pop(change.name, None)
             world.calls.append(f"changed:{change.reason}")
-            return DnsChangeResult(
+            world._last_change = DnsChangeResult(
                 outcome="applied", serial_before=before, serial_after=world.serial, readback=change.desired
             )
+            return world._last_change
 
         @activity.defn(name="dns_verify_propagation")
         async def dns_verify_propagation(input: PropagationInput) -> PropagationReport:
             world._enter("dns_verify_propagation")
+            world.proofs.append((input, world._last_change))
             return PropagationReport(name=input.name, in_sync=True, servers=())
 
         @activity.defn(name="dns_resolve")

@@ -44,6 +44,11 @@ async def test_happy_path_with_hour_long_ttls(ts_env, strategy):
     assert status.cache_bound is not None
     assert [a.gate for a in status.approvals] == ["decommission"]
     assert all(c.state == "not-needed" for c in status.compensations)
+    # Each proof starts from the read-back of the change it follows, taken at the change's serial.
+    assert world.proofs and all(
+        change is not None and (proof.read_back, proof.min_serial) == (change.readback, change.serial_after)
+        for proof, change in world.proofs
+    )
     if strategy == "alias":
         assert world.service["host"] == "origin-api.example.test"
         assert world.records[A][0].type == "A", "the alias strategy leaves A's own record alone"
