@@ -44,6 +44,13 @@ def walk(index: LineIndex, path: Path, offset: int = 0) -> list[tuple[int, int, 
         return list(index.lines(handle, offset))
 
 
+def same_lines(tmp_path: Path, count: int) -> tuple[Path, str]:
+    """A file-log of ``count`` copies of one line (offsets are then multiples of its length)."""
+    path, line = tmp_path / "kong.log", kong_line(at=ago(1))
+    write(path, line * count)
+    return path, line
+
+
 def ips(lines: list[tuple[int, int, Parsed]]) -> list[str | None]:
     return [parsed.upstream_ip for _, _, parsed in lines if isinstance(parsed, ProxiedRequest)]
 
@@ -108,9 +115,7 @@ def test_truncated_or_rewritten_files_are_indexed_again(tmp_path: Path, parses: 
 def test_a_reader_before_the_stretch_reads_beside_it_and_the_index_stays_bounded(
     tmp_path: Path, parses: list[bytes]
 ) -> None:
-    path = tmp_path / "kong.log"
-    line = kong_line(at=ago(1))
-    write(path, line * 10)
+    path, line = same_lines(tmp_path, 10)
     index = LineIndex(max_lines=4)
     with open(path, "rb") as handle:
         assert len(list(index.lines(handle, 6 * len(line)))) == 4 and index.indexed(handle) == 4
@@ -128,9 +133,7 @@ def test_a_reader_before_the_stretch_reads_beside_it_and_the_index_stays_bounded
 def test_a_reader_past_the_end_makes_the_index_catch_up_instead_of_starting_over(
     tmp_path: Path, parses: list[bytes]
 ) -> None:
-    path = tmp_path / "kong.log"
-    line = kong_line(at=ago(1))
-    write(path, line * 5)
+    path, line = same_lines(tmp_path, 5)
     index = LineIndex()
     walk(index, path)
     write(path, line * 2)
@@ -140,9 +143,7 @@ def test_a_reader_past_the_end_makes_the_index_catch_up_instead_of_starting_over
 
 
 def test_readers_during_appends_get_every_line_once_in_order(tmp_path: Path, parses: list[bytes]) -> None:
-    path = tmp_path / "kong.log"
-    line = kong_line(at=ago(1))
-    write(path, line * 50)
+    path, line = same_lines(tmp_path, 50)
     index = LineIndex(max_lines=64)
     results: list[list[tuple[int, int, Parsed]]] = []
     stop = threading.Event()
