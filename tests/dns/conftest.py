@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,8 +19,10 @@ import pytest
 
 from models.dns import RRset
 from models.plan import CutoverPlan, DnsSection
+from providers.dns import nameservers
 from providers.dns.base import DnsProvider
 from providers.dns.factory import build_dns_provider
+from providers.dns.nameservers import Nameserver
 from providers.secrets import EnvSecrets
 from sandbox.bind import BindPair, NamedServer
 from tests.conftest import TSIG_ENV, base_plan_data, plan_for_bind
@@ -71,6 +74,19 @@ def section_for(pair: BindPair, **dns_overrides: Any) -> DnsSection:
     data = plan_for_bind(pair)
     data["dns"].update(dns_overrides)
     return CutoverPlan.model_validate(data).dns
+
+
+def count_queries(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[str, str]]:
+    """From now on, the authoritative queries cutover sends, counted by (server, qtype)."""
+    asked: Counter[tuple[str, str]] = Counter()
+    query = nameservers.authoritative_query
+
+    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
+        asked[(server.label, rdtype)] += 1
+        return await query(server, qname, rdtype, **options)
+
+    monkeypatch.setattr(nameservers, "authoritative_query", counted)
+    return asked
 
 
 def secrets_for(pair: BindPair, secret: str | None = None) -> EnvSecrets:

@@ -15,12 +15,20 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.dns import DnsActivities
 from models.dns import ApplyInput, DnsChange, PropagationInput, ResolveInput, SnapshotInput
-from providers.dns import nameservers
-from providers.dns.nameservers import Nameserver
 from providers.google_auth import load_credentials
 from providers.secrets import EnvSecrets
 from sandbox.bind import BindPair
-from tests.dns.conftest import A_PROJECT, ALIAS, B_PROJECT, cloud_section, rr, secrets_for, section_for, world
+from tests.dns.conftest import (
+    A_PROJECT,
+    ALIAS,
+    B_PROJECT,
+    cloud_section,
+    count_queries,
+    rr,
+    secrets_for,
+    section_for,
+    world,
+)
 from tests.dns.google_keys import TokenEndpoint, service_account_info, write_key
 from tests.fakes.clouddns import FakeCloudDns
 
@@ -182,21 +190,14 @@ async def test_the_proof_starts_from_the_read_back_the_workflow_hands_it(
     env, _ = environment()
     section = section_for(bind)
     result = await env.run(activities.apply, ApplyInput(dns=section, change=FLIP))
-    asked: list[tuple[str, str]] = []
-    query = nameservers.authoritative_query
-
-    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
-        asked.append((server.label, rdtype))
-        return await query(server, qname, rdtype, **options)
-
-    monkeypatch.setattr(nameservers, "authoritative_query", counted)
+    asked = count_queries(monkeypatch)
     proof = PropagationInput(
         dns=section, name=A_PROJECT, desired=(A_TO_B,), min_serial=result.serial_after, read_back=result.readback
     )
     report = await env.run(activities.verify_propagation, proof)
     assert report.in_sync
-    assert [rdtype for server, rdtype in asked if server == bind.primary.address] == ["SOA"]
-    assert "ANY" in [rdtype for server, rdtype in asked if server == bind.secondary.address]
+    assert [rdtype for server, rdtype in asked.elements() if server == bind.primary.address] == ["SOA"]
+    assert "ANY" in [rdtype for server, rdtype in asked.elements() if server == bind.secondary.address]
     # A read-back that does not hold the desired data is what the primary answers at that serial: it lags.
     wrong = proof.model_copy(
         update={"read_back": (A_300,), "dns": section.model_copy(update={"propagation_timeout": timedelta(seconds=1)})}

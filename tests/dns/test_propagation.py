@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import Counter
-from typing import Any
 
 import pytest
 
 from models.dns import DnsChange, PropagationReport
-from providers.dns import nameservers
 from providers.dns.factory import build_dns_provider
-from providers.dns.nameservers import Nameserver, serial_at_least
+from providers.dns.nameservers import serial_at_least
 from providers.errors import DnsUnavailable, PropagationTimeout
 from sandbox.bind import BindPair
-from tests.dns.conftest import A_PROJECT, B_PROJECT, external_update, rr, secrets_for, section_for, world
+from tests.dns.conftest import A_PROJECT, B_PROJECT, count_queries, external_update, rr, secrets_for, section_for, world
 
 A_300 = rr(A_PROJECT, "A", 300, "127.0.0.2")
 A_TO_B = rr(A_PROJECT, "CNAME", 30, B_PROJECT)
@@ -56,13 +53,6 @@ async def test_a_lagging_server_costs_one_soa_query_per_poll_and_a_proven_one_no
 ):
     """A secondary that lags for many polls is asked its SOA, not the whole name, until its serial moves."""
     pair = bind_lagging
-    asked: Counter[tuple[str, str]] = Counter()
-    query = nameservers.authoritative_query
-
-    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
-        asked[(server.label, rdtype)] += 1
-        return await query(server, qname, rdtype, **options)
-
     polls: list[PropagationReport] = []
 
     def on_progress(report: PropagationReport) -> None:
@@ -72,7 +62,7 @@ async def test_a_lagging_server_costs_one_soa_query_per_poll_and_a_proven_one_no
 
     async with build_dns_provider(section_for(pair), secrets=secrets_for(pair)) as provider:
         result = await provider.apply(FLIP)
-        monkeypatch.setattr(nameservers, "authoritative_query", counted)
+        asked = count_queries(monkeypatch)
         report = await provider.prove_propagation(
             A_PROJECT,
             (A_TO_B,),
@@ -145,18 +135,11 @@ async def test_the_read_back_is_not_reused_once_the_primary_moved_on(
 ):
     """Another change in the zone between the apply and the proof: the primary is read again in full."""
     pair = bind_lagging
-    asked: Counter[tuple[str, str]] = Counter()
-    query = nameservers.authoritative_query
-
-    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
-        asked[(server.label, rdtype)] += 1
-        return await query(server, qname, rdtype, **options)
-
     async with build_dns_provider(section_for(pair), secrets=secrets_for(pair)) as provider:
         result = await provider.apply(FLIP)
         external_update(pair, ("add", "elsewhere", 60, "TXT", '"moved"'))
         pair.send_notify()
-        monkeypatch.setattr(nameservers, "authoritative_query", counted)
+        asked = count_queries(monkeypatch)
         report = await provider.prove_propagation(
             A_PROJECT, (A_TO_B,), min_serial=result.serial_after, read_back=result.readback, timeout=10
         )
@@ -167,15 +150,8 @@ async def test_the_read_back_is_not_reused_once_the_primary_moved_on(
 
 async def test_without_a_serial_to_compare_the_read_back_is_not_reused(bind: BindPair, monkeypatch: pytest.MonkeyPatch):
     """No min_serial (as for Cloud DNS): every server is read in full, as before."""
-    asked: Counter[tuple[str, str]] = Counter()
-    query = nameservers.authoritative_query
-
-    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
-        asked[(server.label, rdtype)] += 1
-        return await query(server, qname, rdtype, **options)
-
     async with build_dns_provider(section_for(bind), secrets=secrets_for(bind)) as provider:
         result = await provider.apply(FLIP)
-        monkeypatch.setattr(nameservers, "authoritative_query", counted)
+        asked = count_queries(monkeypatch)
         report = await provider.prove_propagation(A_PROJECT, (A_TO_B,), read_back=result.readback, timeout=10)
     assert report.in_sync and asked[(bind.primary.address, "ANY")] == 1

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
-
 import dns.query
 import dns.rcode
 import pytest
 
 from models.dns import DnsChange
-from providers.dns import nameservers
 from providers.dns.base import DnsProvider
 from providers.dns.factory import build_dns_provider
 from providers.dns.nameservers import Nameserver, read_name
@@ -30,6 +26,7 @@ from tests.dns.conftest import (
     ALIAS,
     B_PROJECT,
     ZONE,
+    count_queries,
     external_update,
     rr,
     secrets_for,
@@ -282,14 +279,7 @@ def test_update_answer_codes_map_to_typed_errors():
 
 
 async def test_snapshot_reads_every_nameserver(bind: BindPair, provider: DnsProvider, monkeypatch: pytest.MonkeyPatch):
-    asked: Counter[tuple[str, str]] = Counter()
-    query = nameservers.authoritative_query
-
-    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
-        asked[(server.label, rdtype)] += 1
-        return await query(server, qname, rdtype, **options)
-
-    monkeypatch.setattr(nameservers, "authoritative_query", counted)
+    asked = count_queries(monkeypatch)
     snapshot = await provider.snapshot(ALIAS)
     # The provider's read of the primary is the primary's view too: each server's name is read once.
     assert [asked[(server, "ANY")] for server in bind.nameservers] == [1, 1]
