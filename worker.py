@@ -45,6 +45,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.campaign import CampaignActivities
 from activities.decommission import DecommissionActivities
 from activities.dns import DnsActivities
+from activities.heartbeats import HEARTBEAT_FLUSH_SECONDS
 from activities.kong import KongActivities
 from activities.locks import LockActivities
 from activities.monitor import MonitorActivities
@@ -227,8 +228,8 @@ def build_worker(
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=shutdown_grace),
         # Heartbeats carry cancellation (abort) and resume points (monitoring): flush them often.
-        max_heartbeat_throttle_interval=timedelta(seconds=2),
-        default_heartbeat_throttle_interval=timedelta(seconds=2),
+        max_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_FLUSH_SECONDS),
+        default_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_FLUSH_SECONDS),
     )
 
 

@@ -15,6 +15,14 @@ from typing import Any
 
 from temporalio import activity
 
+HEARTBEAT_FLUSH_SECONDS = 2.0
+"""How often the worker sends an activity's latest heartbeat to the server (worker.py's throttle).
+
+A cancellation (``abort``) reaches a running activity in the answer to such a send, and a monitor
+resumes from the last one sent, so this bounds both. Heartbeating more often than this costs the
+worker CPU and only replaces details before they are sent.
+"""
+
 
 class KeepAlive:
     """Heartbeat ``details()`` now, on every :meth:`progress`, and every ``every`` seconds until exit."""

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import activity
 
 from activities.errors import maps_provider_errors
-from activities.heartbeats import KeepAlive
+from activities.heartbeats import HEARTBEAT_FLUSH_SECONDS, KeepAlive
 from models.durations import format_duration
 from models.plan import MonitorSection
 from models.telemetry import (
@@ -55,8 +55,8 @@ __all__ = ["HEARTBEAT_EVERY", "MonitorActivities", "traffic_report"]
 """``traffic_report`` lives in providers/telemetry/report.py; it is re-exported for starter.py until it
 imports it from there."""
 
-HEARTBEAT_EVERY = 1.0
-"""Seconds between heartbeats while waiting: how fast a cancellation is noticed."""
+HEARTBEAT_EVERY = HEARTBEAT_FLUSH_SECONDS
+"""Seconds between heartbeats while waiting: as often as the worker sends them on (more would be dropped)."""
 
 
 class MonitorCheckpoint(BaseModel):
