@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -30,7 +30,7 @@ import dns.opcode
 import dns.rdatatype
 from temporalio import activity
 
-import providers.dns.nameservers
+import providers.dns.exchange
 import worker
 from bench.null_workflow import NullLock, NullWorkflow, null_activity
 from workflows.registry import WORKFLOWS
@@ -96,18 +96,24 @@ class QueryCounter:
 
     def install(self) -> None:
         """Wrap the two places the product sends DNS messages from: queries over UDP, and TCP."""
-        udp = providers.dns.nameservers._udp_with_fallback
+        udp = providers.dns.exchange.Session.exchange
         tcp = dns.asyncquery.tcp
 
-        async def counted_udp(query: dns.message.Message, *args: Any, **kwargs: Any) -> dns.message.Message:
-            self.count(query)
-            return await udp(query, *args, **kwargs)
+        async def counted_udp(
+            session: providers.dns.exchange.Session,
+            queries: Sequence[tuple[dns.message.Message, bytes]],
+            *args: Any,
+            **kwargs: Any,
+        ) -> list[dns.message.Message]:
+            for query, _ in queries:
+                self.count(query)
+            return await udp(session, queries, *args, **kwargs)
 
         async def counted_tcp(query: dns.message.Message, *args: Any, **kwargs: Any) -> dns.message.Message:
             self.count(query)
             return await tcp(query, *args, **kwargs)
 
-        vars(providers.dns.nameservers)["_udp_with_fallback"] = counted_udp
+        providers.dns.exchange.Session.exchange = counted_udp  # type: ignore[method-assign,assignment]
         vars(dns.asyncquery)["tcp"] = counted_tcp
 
     def count(self, query: dns.message.Message) -> None:

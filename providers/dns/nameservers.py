@@ -17,15 +17,14 @@ That is about five queries per server per read, not one per known type: authorit
 response-rate-limiting drop repeated empty answers. This needs nothing but query access, which every
 authoritative server gives (a zone transfer would need a transfer ACL, a stronger privilege than
 cutover's least-privilege update key), and it works the same on a primary, a secondary or a Cloud DNS
-nameserver. The queries of one read run in a task group, so the first failing one cancels the others.
+nameserver. The queries of one read share one UDP socket, and those that may go together are sent
+together (providers/dns/exchange.py); the first failing answer ends the read.
 Where the servers are (the plan's list, the zone's NS set) is providers/dns/discovery.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import socket
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -48,6 +47,7 @@ import dns.serial
 import dns.tsig
 
 from models.dns import NameserverState, RRset
+from providers.dns.exchange import Check, QueryFailed, Session, unsigned_query
 from providers.errors import DnsAuthError, DnsError, DnsRefused, DnsUnavailable
 
 QUERY_TYPES: tuple[str, ...] = (
@@ -204,77 +204,80 @@ def serial_at_least(serial: int | None, minimum: int | None) -> bool:
 # --- queries --------------------------------------------------------------------------------------
 
 
-_SECTION_COUNTS = slice(8, 12)
-"""Where a DNS header holds its authority and additional record counts (RFC 1035 §4.1.1)."""
-
-
-def _parse_response(data: bytes, query: dns.message.Message) -> dns.message.Message:
-    """The response's header, question and answer; its authority and additional sections are skipped.
-
-    Nothing here reads those two sections, yet an authoritative server that isn't configured for
-    minimal responses fills them on every answer to a non-recursive query (the zone's NS records and
-    their addresses), and parsing them was most of a read's CPU (bench.cost). A signed response is
-    parsed whole: its TSIG record sits in the additional section and must be verified. The queries
-    carry no EDNS, so no OPT record (extended RCODE) can be skipped either (RFC 6891 §7).
-    """
-    if query.keyring is not None or len(data) < 12:
-        return dns.message.from_wire(data, keyring=query.keyring, request_mac=query.mac, raise_on_truncation=True)
-    trimmed = data[: _SECTION_COUNTS.start] + bytes(4) + data[_SECTION_COUNTS.stop :]
-    return dns.message.from_wire(trimmed, raise_on_truncation=True, ignore_trailing=True)
-
-
-@functools.lru_cache(maxsize=4096)
-def _query_template(qname: str, rdtype: str) -> tuple[bytes, dns.flags.Flag, list[dns.rrset.RRset]]:
-    """An unsigned non-recursive query for ``qname``/``rdtype``, rendered once: wire, flags and question."""
+def _query(qname: str, rdtype: str, tsig: TsigKey | None) -> tuple[dns.message.Message, bytes]:
+    """A non-recursive query and its wire, signed with ``tsig`` when given."""
+    if tsig is None:
+        return unsigned_query(qname, rdtype)
     query = dns.message.make_query(qname, rdtype)
     query.flags &= ~dns.flags.RD
-    return query.to_wire(), query.flags, query.question
+    query.use_tsig(tsig.keyring, keyname=tsig.name, algorithm=tsig.algorithm)
+    return query, query.to_wire()
 
 
-def _unsigned_query(qname: str, rdtype: str) -> tuple[dns.message.Message, bytes]:
-    """A fresh query (a new random ID) and its wire, without building and rendering the message again.
+def _checker(server: Nameserver, questions: Sequence[tuple[str, str]], require_aa: bool) -> Check:
+    """The check of each answer: an error code, or no AA flag, fails the read."""
 
-    Only the ID differs between two queries for the same name and type; rendering the message was a
-    fifth of a query's CPU (bench.cost).
-    """
-    wire, flags, question = _query_template(qname, rdtype)
-    query = dns.message.Message(id=dns.entropy.random_16())
-    query.flags = flags
-    query.question = question  # shared, never changed: a message is rendered from it, never into it
-    return query, query.id.to_bytes(2, "big") + wire[2:]
+    def check(index: int, response: dns.message.Message) -> None:
+        qname, rdtype = questions[index]
+        rcode = response.rcode()
+        if rcode == dns.rcode.SERVFAIL:
+            raise DnsUnavailable(f"{server.label} answered SERVFAIL for {qname} {rdtype}")
+        if rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH):
+            raise DnsRefused(
+                f"{server.label} answered {dns.rcode.to_text(rcode)} for {qname} {rdtype}: "
+                "it does not serve this zone to cutover"
+            )
+        if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            raise DnsRefused(f"{server.label} answered {dns.rcode.to_text(rcode)} for {qname} {rdtype}")
+        if require_aa and not response.flags & dns.flags.AA:
+            raise DnsRefused(f"{server.label} is not authoritative for {qname} (answer without the AA flag)")
+
+    return check
 
 
-async def _udp_with_fallback(
-    query: dns.message.Message, server: Nameserver, timeout: float, wire: bytes | None = None
-) -> dns.message.Message:
-    """One query over a *connected* UDP socket (a closed port fails at once, by ICMP), TCP when truncated.
+async def authoritative_queries(
+    server: Nameserver,
+    questions: Sequence[tuple[str, str]],
+    *,
+    timeout: float,
+    tsig: TsigKey | None = None,
+    require_aa: bool = True,
+    session: Session | None = None,
+) -> list[dns.message.Message]:
+    """Non-recursive queries (RD=0) for each (name, type), sent together over UDP (TCP when truncated).
 
-    A plain non-blocking socket and the loop's ``sock_recv``: dnspython's asyncio backend builds a
-    datagram transport per query, about half the CPU of every read (bench.cost profile).
+    The answers come back in the questions' order; the first failing one ends them all. ``session``:
+    the socket of a read of several exchanges (:func:`read_name`); a socket of their own otherwise.
 
     Raises:
-        dns.exception.Timeout: no answer within ``timeout``.
-        OSError: the server is unreachable.
-        dns.exception.DNSException: an answer that is not a response to ``query`` or does not parse.
+        DnsUnavailable: timeout, connection refused, SERVFAIL (retryable).
+        DnsRefused: REFUSED/NOTAUTH, another error code, or an answer without AA (not authoritative).
+        DnsAuthError: the server rejected the TSIG signature or key.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
+    queries: list[tuple[dns.message.Message, bytes]] = []
+    for qname, rdtype in questions:
+        query, wire = _query(qname, rdtype, tsig)
+        while any(query.id == other.id for other, _ in queries):
+            query, wire = _query(qname, rdtype, tsig)  # an ID matches an answer to its query
+        queries.append((query, wire))
+    check = _checker(server, questions, require_aa)
     try:
-        async with asyncio.timeout_at(deadline):
-            with socket.socket(family, socket.SOCK_DGRAM) as sock:
-                sock.setblocking(False)
-                sock.connect((server.host, server.port))
-                await loop.sock_sendall(sock, wire if wire is not None else query.to_wire())
-                data = await loop.sock_recv(sock, 65535)
-        response = _parse_response(data, query)
-    except TimeoutError as exc:
-        raise dns.exception.Timeout(timeout=timeout) from exc  # type: ignore[no-untyped-call]
-    except dns.message.Truncated:
-        return await dns.asyncquery.tcp(query, server.host, port=server.port, timeout=max(0.1, deadline - loop.time()))
-    if not query.is_response(response):
-        raise dns.query.BadResponse("the answer does not match the query")  # type: ignore[no-untyped-call]
-    return response
+        if session is not None:
+            return await session.exchange(queries, timeout, check)
+        with Session(server.host, server.port) as own:
+            return await own.exchange(queries, timeout, check)
+    except QueryFailed as failed:
+        qname, rdtype = questions[failed.index]
+        exc = failed.cause
+        if isinstance(exc, dns.tsig.PeerError):
+            raise DnsAuthError(f"{server.label} rejected the TSIG key {tsig.name if tsig else ''} ({exc})") from exc
+        if isinstance(exc, dns.exception.Timeout):
+            raise DnsUnavailable(
+                f"{server.label} did not answer a {rdtype} query for {qname} within {timeout:g}s"
+            ) from exc
+        if isinstance(exc, OSError):
+            raise DnsUnavailable(f"{server.label} is unreachable ({exc.strerror or exc})") from exc
+        raise DnsUnavailable(f"{server.label} sent an unusable answer to a {rdtype} query for {qname} ({exc})") from exc
 
 
 async def authoritative_query(
@@ -286,42 +289,10 @@ async def authoritative_query(
     tsig: TsigKey | None = None,
     require_aa: bool = True,
 ) -> dns.message.Message:
-    """One non-recursive query (RD=0), over UDP with a TCP retry on truncation.
-
-    Raises:
-        DnsUnavailable: timeout, connection refused, SERVFAIL (retryable).
-        DnsRefused: REFUSED/NOTAUTH, another error code, or an answer without AA (not authoritative).
-        DnsAuthError: the server rejected the TSIG signature or key.
-    """
-    wire: bytes | None = None
-    if tsig is None:
-        query, wire = _unsigned_query(qname, rdtype)
-    else:
-        query = dns.message.make_query(qname, rdtype)
-        query.flags &= ~dns.flags.RD
-        query.use_tsig(tsig.keyring, keyname=tsig.name, algorithm=tsig.algorithm)
-    try:
-        response = await _udp_with_fallback(query, server, timeout, wire)
-    except dns.tsig.PeerError as exc:
-        raise DnsAuthError(f"{server.label} rejected the TSIG key {tsig.name if tsig else ''} ({exc})") from exc
-    except dns.exception.Timeout as exc:
-        raise DnsUnavailable(f"{server.label} did not answer a {rdtype} query for {qname} within {timeout:g}s") from exc
-    except OSError as exc:
-        raise DnsUnavailable(f"{server.label} is unreachable ({exc.strerror or exc})") from exc
-    except dns.exception.DNSException as exc:
-        raise DnsUnavailable(f"{server.label} sent an unusable answer to a {rdtype} query for {qname} ({exc})") from exc
-    rcode = response.rcode()
-    if rcode == dns.rcode.SERVFAIL:
-        raise DnsUnavailable(f"{server.label} answered SERVFAIL for {qname} {rdtype}")
-    if rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH):
-        raise DnsRefused(
-            f"{server.label} answered {dns.rcode.to_text(rcode)} for {qname} {rdtype}: "
-            "it does not serve this zone to cutover"
-        )
-    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        raise DnsRefused(f"{server.label} answered {dns.rcode.to_text(rcode)} for {qname} {rdtype}")
-    if require_aa and not response.flags & dns.flags.AA:
-        raise DnsRefused(f"{server.label} is not authoritative for {qname} (answer without the AA flag)")
+    """One non-recursive query; raises as :func:`authoritative_queries`."""
+    (response,) = await authoritative_queries(
+        server, [(qname, rdtype)], timeout=timeout, tsig=tsig, require_aa=require_aa
+    )
     return response
 
 
@@ -335,13 +306,15 @@ def owned_rrsets(response: dns.message.Message, owner: dns.name.Name) -> list[RR
     return found
 
 
-async def read_soa(server: Nameserver, zone: str, *, timeout: float, tsig: TsigKey | None = None) -> Soa:
-    """The zone's SOA as this server answers it.
+async def read_soa(
+    server: Nameserver, zone: str, *, timeout: float, tsig: TsigKey | None = None, session: Session | None = None
+) -> Soa:
+    """The zone's SOA as this server answers it (``session`` as :func:`authoritative_queries`).
 
     Raises:
         DnsRefused: the server answers but has no SOA for the zone (it does not serve it).
     """
-    response = await authoritative_query(server, zone, "SOA", timeout=timeout, tsig=tsig)
+    (response,) = await authoritative_queries(server, [(zone, "SOA")], timeout=timeout, tsig=tsig, session=session)
     for rrset in response.answer:
         if rrset.rdtype == dns.rdatatype.SOA and rrset.name == dns.name.from_text(zone):
             soa: Any = rrset[0]
@@ -394,34 +367,36 @@ async def read_name(
     owner = dns.name.from_text(name)
     asked = asked_types(types)
     previous: tuple[int, tuple[RRset, ...]] | None = None
-    for _ in range(attempts):
-        before = await read_soa(server, zone, timeout=timeout, tsig=tsig)
-        hint, *responses = await all_or_nothing(
-            authoritative_query(server, name, rdtype, timeout=timeout, tsig=tsig) for rdtype in ["ANY", *asked]
-        )
-        revealed = [
-            r.type
-            for r in owned_rrsets(hint, owner)
-            if r.type not in asked and r.type not in ANSWERED_BY_ADDRESS_QUERIES
-        ]
-        responses += await all_or_nothing(
-            authoritative_query(server, name, rdtype, timeout=timeout, tsig=tsig) for rdtype in revealed
-        )
-        found: dict[str, RRset] = {}
-        for response in responses:
-            for rrset in owned_rrsets(response, owner):
-                found[rrset.type] = rrset
-        after = await read_soa(server, zone, timeout=timeout, tsig=tsig)
-        rrsets = sorted_rrsets(found.values())
-        if before.serial == after.serial:
-            return after.serial, rrsets
-        if previous is not None and previous[1] == rrsets:
-            # A busy zone (a campaign's other records changing) moves the serial during every read, while
-            # this name stays put: two reads in a row found the same content, served at the first one's
-            # opening serial or newer. That serial is a lower bound, which is what "at least as new as"
-            # comparisons (a propagation proof's min_serial) need.
-            return previous[0], rrsets
-        previous = (before.serial, rrsets)
+    with Session(server.host, server.port) as session:
+        for _ in range(attempts):
+            before = await read_soa(server, zone, timeout=timeout, tsig=tsig, session=session)
+            hint, *responses = await authoritative_queries(
+                server, [(name, rdtype) for rdtype in ["ANY", *asked]], timeout=timeout, tsig=tsig, session=session
+            )
+            revealed = [
+                r.type
+                for r in owned_rrsets(hint, owner)
+                if r.type not in asked and r.type not in ANSWERED_BY_ADDRESS_QUERIES
+            ]
+            if revealed:
+                responses += await authoritative_queries(
+                    server, [(name, rdtype) for rdtype in revealed], timeout=timeout, tsig=tsig, session=session
+                )
+            found: dict[str, RRset] = {}
+            for response in responses:
+                for rrset in owned_rrsets(response, owner):
+                    found[rrset.type] = rrset
+            after = await read_soa(server, zone, timeout=timeout, tsig=tsig, session=session)
+            rrsets = sorted_rrsets(found.values())
+            if before.serial == after.serial:
+                return after.serial, rrsets
+            if previous is not None and previous[1] == rrsets:
+                # A busy zone (a campaign's other records changing) moves the serial during every read, while
+                # this name stays put: two reads in a row found the same content, served at the first one's
+                # opening serial or newer. That serial is a lower bound, which is what "at least as new as"
+                # comparisons (a propagation proof's min_serial) need.
+                return previous[0], rrsets
+            previous = (before.serial, rrsets)
     raise DnsUnavailable(f"{server.label}: zone {zone} kept changing while reading {name}; try again")
 
 

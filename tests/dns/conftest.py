@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import dns.flags
@@ -79,13 +79,14 @@ def section_for(pair: BindPair, **dns_overrides: Any) -> DnsSection:
 def count_queries(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[str, str]]:
     """From now on, the authoritative queries cutover sends, counted by (server, qtype)."""
     asked: Counter[tuple[str, str]] = Counter()
-    query = nameservers.authoritative_query
+    queries = nameservers.authoritative_queries
 
-    async def counted(server: Nameserver, qname: str, rdtype: str, **options: Any) -> Any:
-        asked[(server.label, rdtype)] += 1
-        return await query(server, qname, rdtype, **options)
+    async def counted(server: Nameserver, questions: Sequence[tuple[str, str]], **options: Any) -> Any:
+        for _, rdtype in questions:
+            asked[(server.label, rdtype)] += 1
+        return await queries(server, questions, **options)
 
-    monkeypatch.setattr(nameservers, "authoritative_query", counted)
+    monkeypatch.setattr(nameservers, "authoritative_queries", counted)
     return asked
 
 

@@ -14,7 +14,8 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 
-from providers.dns.nameservers import Nameserver, _parse_response, _unsigned_query, read_name
+from providers.dns.exchange import parse_response, unsigned_query
+from providers.dns.nameservers import Nameserver, read_name
 from sandbox.bind import BindPair
 from tests.dns.conftest import external_update
 
@@ -42,7 +43,7 @@ def test_the_answer_flags_and_rcode_are_those_of_the_whole_message(rcode: dns.rc
     query = dns.message.make_query(NAME, "A")
     wire = response_to(query, rcode).to_wire()
     whole = dns.message.from_wire(wire)
-    parsed = _parse_response(wire, query)
+    parsed = parse_response(wire, query)
     assert query.is_response(parsed)
     assert parsed.answer == whole.answer and parsed.flags == whole.flags and parsed.rcode() == whole.rcode()
     assert whole.authority and whole.additional and not parsed.authority and not parsed.additional
@@ -53,7 +54,7 @@ def test_a_truncated_answer_still_says_so() -> None:
     response = response_to(query)
     response.flags |= dns.flags.TC
     with pytest.raises(dns.message.Truncated):
-        _parse_response(response.to_wire(), query)
+        parse_response(response.to_wire(), query)
 
 
 def test_a_signed_answer_is_parsed_whole_and_its_signature_checked() -> None:
@@ -64,22 +65,22 @@ def test_a_signed_answer_is_parsed_whole_and_its_signature_checked() -> None:
     query.to_wire()  # signs it: the response's MAC covers the request's
     response = response_to(query)
     response.use_tsig(keyring, keyname="cutover-key.")
-    parsed = _parse_response(response.to_wire(), query)
+    parsed = parse_response(response.to_wire(), query)
     assert parsed.had_tsig and parsed.authority
     forged = dns.tsigkeyring.from_text({"cutover-key.": "b3RoZXJvdGhlcm90aGVyb3RoZXJvdGhlcm90aGVy"})
     response.use_tsig(forged, keyname="cutover-key.")
     with pytest.raises(dns.tsig.BadSignature):
-        _parse_response(response.to_wire(), query)
+        parse_response(response.to_wire(), query)
 
 
 def test_a_prepared_query_is_the_rendered_query_with_a_fresh_id() -> None:
     made = dns.message.make_query(NAME, "AAAA")
     made.flags &= ~dns.flags.RD
-    first, first_wire = _unsigned_query(NAME, "AAAA")
-    _, second_wire = _unsigned_query(NAME, "AAAA")
+    first, first_wire = unsigned_query(NAME, "AAAA")
+    _, second_wire = unsigned_query(NAME, "AAAA")
     assert first_wire[2:] == made.to_wire()[2:] == second_wire[2:]
     assert first_wire[:2] == first.id.to_bytes(2, "big") and first.to_wire() == first_wire
-    ids = {_unsigned_query(NAME, "AAAA")[0].id for _ in range(50)}
+    ids = {unsigned_query(NAME, "AAAA")[0].id for _ in range(50)}
     assert len(ids) > 45  # random, as make_query's
     assert not first.flags & dns.flags.RD and first.question == made.question
 
