@@ -1,18 +1,21 @@
 """Cost per cutover against the Temporal floor: worker CPU for real cutovers vs a null workflow of the same shape.
 
-    .venv/bin/python -m bench.cost [--count 25] [--rate-per-route 0.5] [--profile DIR] [--json out.json]
+    .venv/bin/python -m bench.cost [--count 25] [--rounds 2] [--rate-per-route 0.5] [--profile DIR] [--json out.json]
 
 Target (issue 13): a cutover costs the worker at most 2x what Temporal itself costs it for a
 workflow of the same shape.
 
 One sandbox, one worker (bench/cost_worker.py: ``worker.py`` itself plus the null workflow of
-bench/null_workflow.py), one dev server. First ``--count`` real cutovers (bench.scale's: the sandbox
-cname plan on its own record and Kong Service, gates approved through the ``approve`` update, the
-decommission webhook to a sink) are started at once; then as many null workflows, started at once,
-each shaped like the real runs' median history (activities, timers of the same durations, lock-like
-child workflows, updates and signals; the benchmark sends the updates and signals). The client load
-runs through both phases, so they share the machine with the same traffic. The worker's CPU
-seconds (/proc, user + system) are read around each phase and divided by ``--count``.
+bench/null_workflow.py), one dev server. A round: ``--count`` real cutovers (bench.scale's: the
+sandbox cname plan on its own record and Kong Service, gates approved through the ``approve`` update,
+the decommission webhook to a sink) started at once; then as many null workflows, started at once,
+each shaped like the first round's median real history (activities, timers of the same durations,
+lock-like child workflows, updates and signals; the benchmark sends the updates and signals). The
+client load on the round's routes runs through both of its phases, so they share the machine with
+the same traffic. ``--rounds`` rounds run one after the other, each on fresh records and Services:
+real, null, real, null, so that a machine getting busier or quieter during the run weighs on both
+kinds alike. The worker's CPU seconds (/proc, user + system) are read around each phase; the ratio
+is the rounds' real CPU over their null CPU, and each round's own ratio is printed beside it.
 
 ``--profile DIR`` profiles every Python thread of the worker with cProfile on thread CPU time and
 prints where each phase's CPU went by component (TLS, HTTP client, DNS, pydantic, Temporal SDK,
@@ -139,9 +142,8 @@ async def dns_queries(topo: Topology, path: Path) -> dict[str, dict[str, int]]:
     raise BenchError(f"the worker wrote no DNS query counts to {path} within 10 s")
 
 
-async def real_phase(topo: Topology, client: Client, args: argparse.Namespace) -> dict[str, Any]:
-    """``count`` real cutovers at once; their results and histories' counts."""
-    names = record_names(args.count)
+async def real_phase(topo: Topology, client: Client, names: list[str]) -> dict[str, Any]:
+    """A real cutover per name, all at once; their results and histories' counts."""
     async with DecommissionSink() as sink:
         plans = [plan_for(topo, name, sink.url, "auto") for name in names]
         settings = settings_for(topo)
@@ -167,8 +169,8 @@ async def real_phase(topo: Topology, client: Client, args: argparse.Namespace) -
     }
 
 
-async def null_phase(topo: Topology, client: Client, shape: NullShape, count: int) -> dict[str, Any]:
-    """``count`` null workflows at once, each sent the shape's updates and signals."""
+async def null_phase(topo: Topology, client: Client, shape: NullShape, count: int, prefix: str) -> dict[str, Any]:
+    """``count`` null workflows at once (ids ``<prefix>-NNN``), each sent the shape's updates and signals."""
 
     async def one(name: str, shape: NullShape) -> dict[str, Any]:
         handle = await client.start_workflow(NullWorkflow.run, shape, id=name, task_queue="cutover")
@@ -180,9 +182,9 @@ async def null_phase(topo: Topology, client: Client, shape: NullShape, count: in
         return history_counts(await handle.fetch_history())
 
     # Warm-up (its first run imports the null workflow into the sandbox): the same items, no waiting.
-    await one("null-warm-up", replace(shape, timer_seconds=[0.01 for _ in shape.timer_seconds]))
+    await one(f"{prefix}-warm-up", replace(shape, timer_seconds=[0.01 for _ in shape.timer_seconds]))
     marks = begin(topo)
-    counts = await asyncio.gather(*(one(f"null-{i:03d}", shape) for i in range(count)))
+    counts = await asyncio.gather(*(one(f"{prefix}-{i:03d}", shape) for i in range(count)))
     return {**end(topo, marks), "completed": len(counts), "counts": list(counts)}
 
 
@@ -226,12 +228,16 @@ async def dump_profile(topo: Topology, profile_dir: Path | None, expected: int) 
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """The sandbox, the two phases, the figures."""
-    names = record_names(args.count)
+    """The sandbox, the phases (real then null, ``--rounds`` times), the figures."""
+    names = record_names(args.count * args.rounds)
+    batches = [names[k * args.count : (k + 1) * args.count] for k in range(args.rounds)]
     timings = fitted_timings(args.rate_per_route)
     extra_records = "\n".join(f"{name} {timings.record_ttl} A 127.0.0.2" for name in names)
     hosts = [f"{name}.example.test" for name in names]
     profile_dir = args.profile.resolve() if args.profile else None
+    rounds: list[dict[str, Any]] = []
+    queries: dict[str, dict[str, int]] = {}
+    real_profile = null_profile = None
     async with bench_topology(
         args.keep, timings=timings, extra_records=extra_records, extra_hosts=hosts, worker=False
     ) as topo:
@@ -240,35 +246,65 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         await topo.start_worker()
         await seed_kong_services(topo, names)
         client = await topo.temporal_client()
-        loads = await start_loads(topo, names, args.rate_per_route)
-        try:
-            idle = begin(topo)
-            await asyncio.sleep(10)
-            idle_rate = end(topo, idle)
-            await dump_profile(topo, profile_dir, 1)  # drops the start-up
-            await dns_queries(topo, queries_file)
-            real = await real_phase(topo, client, args)
-            real_profile = await dump_profile(topo, profile_dir, 2)
-            queries = await dns_queries(topo, queries_file)
-            # The client load keeps running: the null phase shares the machine with the same traffic
-            # through Kong, BIND and the runtimes, so the two phases differ only by the workflow.
-            shape = median_shape(real["counts"])
-            null = await null_phase(topo, client, shape, args.count)
-            null_profile = await dump_profile(topo, profile_dir, 3) if profile_dir else None
-        finally:
-            await asyncio.gather(*(load.stop() for load in loads))
+        idle = begin(topo)
+        await asyncio.sleep(10)
+        idle_rate = end(topo, idle)
+        shape: NullShape | None = None
+        for number, batch in enumerate(batches, 1):
+            # The client load of this round's routes runs through both of its phases, so they share the
+            # machine with the same traffic through Kong, BIND and the runtimes and differ only by the workflow.
+            loads = await start_loads(topo, batch, args.rate_per_route)
+            try:
+                await dump_profile(topo, profile_dir, 3 * number - 2)  # drops what came before
+                await dns_queries(topo, queries_file)
+                real = await real_phase(topo, client, batch)
+                profiled = await dump_profile(topo, profile_dir, 3 * number - 1)
+                real_profile = real_profile or profiled
+                add_queries(queries, await dns_queries(topo, queries_file))
+                shape = shape or median_shape(real["counts"])
+                null = await null_phase(topo, client, shape, args.count, f"null-{number}")
+                profiled = await dump_profile(topo, profile_dir, 3 * number) if profile_dir else None
+                null_profile = null_profile or profiled
+            finally:
+                await asyncio.gather(*(load.stop() for load in loads))
+            rounds.append({"real": real, "null": null, "load_average": load_average()})
+    assert shape is not None
     return {
         "count": args.count,
         "idle_worker_cpu_per_s": idle_rate["worker_cpu"] / idle_rate["wall"],
-        "real": {k: v for k, v in real.items() if k != "counts"},
-        "null": {k: v for k, v in null.items() if k != "counts"},
+        "rounds": [
+            {phase: {k: v for k, v in one[phase].items() if k != "counts"} for phase in ("real", "null")}
+            | {"load_average": one["load_average"]}
+            for one in rounds
+        ],
+        "real": combined([one["real"] for one in rounds]),
+        "null": combined([one["null"] for one in rounds]),
         "shape": shape.__dict__,
-        "real_history": summary(real["counts"]),
-        "null_history": summary(null["counts"]),
+        "real_history": summary([c for one in rounds for c in one["real"]["counts"]]),
+        "null_history": summary([c for one in rounds for c in one["null"]["counts"]]),
         "profiles": {"real": str(real_profile), "null": str(null_profile)} if profile_dir else None,
         "dns_queries": queries,
         "load_average_during": load_average(),
     }
+
+
+def combined(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds' figures of one kind of phase, added up (CPU, wall, completed runs, reasons)."""
+    return {
+        "worker_cpu": sum(p["worker_cpu"] for p in phases),
+        "temporal_cpu": sum(p["temporal_cpu"] for p in phases),
+        "wall": sum(p["wall"] for p in phases),
+        "completed": sum(p["completed"] for p in phases),
+        "not_completed": sorted({why for p in phases for why in p.get("not_completed", [])}),
+    }
+
+
+def add_queries(total: dict[str, dict[str, int]], more: dict[str, dict[str, int]]) -> None:
+    """Add one phase's DNS message counts (by sender and type) to ``total``."""
+    for sender, kinds in more.items():
+        into = total.setdefault(sender, {})
+        for kind, count in kinds.items():
+            into[kind] = into.get(kind, 0) + count
 
 
 def summary(counts: list[dict[str, Any]]) -> dict[str, float]:
@@ -279,23 +315,27 @@ def summary(counts: list[dict[str, Any]]) -> dict[str, float]:
 def render(result: dict[str, Any]) -> list[str]:
     """The figures, as printed."""
     n = result["count"]
+    rounds = result["rounds"]
+    runs = n * len(rounds)
     real, null = result["real"], result["null"]
-    per_real, per_null = real["worker_cpu"] / n, null["worker_cpu"] / n
+    per_real, per_null = real["worker_cpu"] / runs, null["worker_cpu"] / runs
     ratio = per_real / per_null if per_null else float("nan")
     lines = [
-        f"== {n} real cutovers at once: {real['completed']}/{n} completed in {real['wall']:.1f} s; "
-        f"{n} null workflows of the same shape at once: {null['completed']}/{n} in {null['wall']:.1f} s",
+        f"== {len(rounds)} round(s), each {n} real cutovers at once then {n} null workflows of the same shape at once",
+        f"  completed: real {real['completed']}/{runs}, null {null['completed']}/{runs}",
         f"  shape copied: {result['shape']['activities']} activities, {len(result['shape']['timer_seconds'])} timers "
         f"({sum(result['shape']['timer_seconds']):.0f} s) and {result['shape']['timers_cancelled']} cancelled, "
         f"{result['shape']['children']} child workflows, "
         f"{result['shape']['updates']} updates, {result['shape']['signals']} signals",
         "  history (median): real " + ", ".join(f"{k} {v:g}" for k, v in result["real_history"].items()),
         "                    null " + ", ".join(f"{k} {v:g}" for k, v in result["null_history"].items()),
+        *round_lines(rounds, n),
         f"  worker CPU per cutover: real {per_real:.3f} s, null {per_null:.3f} s -> x{ratio:.2f} "
         f"({'PASS' if ratio <= RATIO_TARGET else 'MISS'}, target <= x{RATIO_TARGET:g}); "
         f"idle worker {result['idle_worker_cpu_per_s'] * 1000:.1f} ms/s",
-        f"  dev server CPU per cutover: real {real['temporal_cpu'] / n:.3f} s, null {null['temporal_cpu'] / n:.3f} s",
-        *dns_query_lines(result["dns_queries"], n),
+        f"  dev server CPU per cutover: real {real['temporal_cpu'] / runs:.3f} s, "
+        f"null {null['temporal_cpu'] / runs:.3f} s",
+        *dns_query_lines(result["dns_queries"], runs),
     ]
     if real["not_completed"]:
         lines += [f"  NOT completed: {why}" for why in real["not_completed"]]
@@ -311,6 +351,19 @@ def render(result: dict[str, Any]) -> list[str]:
             ]
             lines.append("    largest functions (own CPU):")
             lines += [f"    {seconds:7.2f} s  {where}" for where, seconds in top_functions(stats, 12)]
+    return lines
+
+
+def round_lines(rounds: list[dict[str, Any]], n: int) -> list[str]:
+    """Each round's worker CPU per run, real and null, and their ratio."""
+    lines = []
+    for number, one in enumerate(rounds, 1):
+        real, null = one["real"]["worker_cpu"] / n, one["null"]["worker_cpu"] / n
+        lines.append(
+            f"  round {number}: real {real:.3f} s ({one['real']['wall']:.0f} s), "
+            f"null {null:.3f} s ({one['null']['wall']:.0f} s) -> x{real / null if null else float('nan'):.2f}; "
+            f"load average after {one['load_average']:.2f}"
+        )
     return lines
 
 
@@ -340,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=25, help="cutovers (then null workflows) at once (25)")
     parser.add_argument("--rate-per-route", type=float, default=0.5, help="client requests/s on each route (0.5)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="real then null phases, this many times, on fresh records (2)"
+    )
     parser.add_argument("--profile", type=Path, help="profile the worker; write and print its profiles (DIR)")
     common_arguments(parser)
     return parser

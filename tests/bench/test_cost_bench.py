@@ -6,6 +6,7 @@ import cProfile
 import json
 import pstats
 from datetime import timedelta
+from typing import Any
 
 import dns.message
 import dns.update
@@ -13,7 +14,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
-from bench.cost import dns_query_lines, history_counts, median_shape
+from bench.cost import add_queries, combined, dns_query_lines, history_counts, median_shape, render
 from bench.cost_worker import QueryCounter
 from bench.profile_view import OTHER, REPO_ROOT, by_component, component_of, label
 
@@ -108,3 +109,42 @@ def test_dns_messages_are_counted_by_sender_and_type_and_rendered_per_cutover(tm
         "      5.0  dns_apply: SOA 4.0, UPDATE 1.0",
         "      2.0  dns_resolve: A 2.0",
     ]
+
+
+def phase(cpu: float, completed: int = 2) -> dict[str, Any]:
+    return {"worker_cpu": cpu, "temporal_cpu": 1.0, "wall": 60.0, "completed": completed, "not_completed": []}
+
+
+def test_the_ratio_is_the_rounds_real_cpu_over_their_null_cpu_each_round_shown() -> None:
+    rounds: list[dict[str, Any]] = [
+        {"real": phase(1.2), "null": phase(0.5), "load_average": 0.5},
+        {"real": phase(1.0), "null": phase(0.6), "load_average": 1.5},
+    ]
+    queries: dict[str, dict[str, int]] = {}
+    add_queries(queries, {"dns_apply": {"SOA": 4}})
+    add_queries(queries, {"dns_apply": {"SOA": 4, "A": 2}})
+    result = {
+        "count": 2,
+        "rounds": rounds,
+        "real": combined([r["real"] for r in rounds]),
+        "null": combined([r["null"] for r in rounds]),
+        "shape": {
+            "activities": 1,
+            "timer_seconds": [1.0],
+            "timers_cancelled": 0,
+            "children": 0,
+            "updates": 0,
+            "signals": 0,
+        },
+        "real_history": {},
+        "null_history": {},
+        "idle_worker_cpu_per_s": 0.0,
+        "dns_queries": queries,
+        "profiles": None,
+    }
+    lines = render(result)
+    assert "  round 1: real 0.600 s (60 s), null 0.250 s (60 s) -> x2.40; load average after 0.50" in lines
+    assert "  round 2: real 0.500 s (60 s), null 0.300 s (60 s) -> x1.67; load average after 1.50" in lines
+    assert any(line.startswith("  worker CPU per cutover: real 0.550 s, null 0.275 s -> x2.00 (PASS") for line in lines)
+    assert "  completed: real 4/4, null 4/4" in lines
+    assert "      2.5  dns_apply: SOA 2.0, A 0.5" in lines  # 10 messages over 4 runs
