@@ -25,6 +25,7 @@ Where the servers are (the plan's list, the zone's NS set) is providers/dns/disc
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -96,12 +97,14 @@ T = TypeVar("T")
 # --- rrset text -----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8192)
 def canonical_rdata(rdtype: str, text: str) -> str:
     """RFC 1035 text of one record in canonical form: names lower-cased and absolute, numbers normalised.
 
     Comparing rrsets as text only works when both sides spell records the same way; the canonical wire
     form (RFC 4034 §6.2) lower-cases embedded names, so ``B-Project.Example.test.`` and
-    ``b-project.example.test.`` compare equal, while TXT strings keep their case.
+    ``b-project.example.test.`` compare equal, while TXT strings keep their case. Remembered (a pure
+    function of its arguments): every read and every poll canonicalises the same few records again.
 
     Raises:
         ValueError: when the text is not valid data for the type.
@@ -114,8 +117,9 @@ def canonical_rdata(rdtype: str, text: str) -> str:
         raise ValueError(f"{text!r} is not valid {rdtype} data ({exc})") from exc
 
 
+@functools.lru_cache(maxsize=8192)
 def canonical_name(name: str) -> str:
-    """Absolute, lower-case owner name with its trailing dot."""
+    """Absolute, lower-case owner name with its trailing dot (remembered, as :func:`canonical_rdata`)."""
     return dns.name.from_text(name).to_text().lower()
 
 
