@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 
 from bench.common import (
@@ -65,11 +66,18 @@ from bench.scale import fitted_timings, plan_for, record_names, start_loads
 from sandbox.topology import Topology
 
 RATIO_TARGET = 2.0
+PATCH_VERSION_ATTRIBUTE = "TemporalChangeVersion"
+PHASES = ("real", "null", "bare")
+"""A round's phases: real cutovers, null workflows making the same commands, null ones of the issue's shape."""
 COUNTED = {
     "activities": EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
     "children": EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
     "updates": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     "signals": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    "upserts": EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    "memos": EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+    "markers": EventType.EVENT_TYPE_MARKER_RECORDED,
+    "summaries": EventType.EVENT_TYPE_UNSPECIFIED,
     "workflow_tasks": EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
     "events": EventType.EVENT_TYPE_UNSPECIFIED,
 }
@@ -83,8 +91,12 @@ def history_counts(history: WorkflowHistory) -> dict[str, Any]:
     started: dict[str, float] = {}
     for event in history.events:
         for name, kind in COUNTED.items():
-            if kind and event.event_type == kind:
+            if kind and event.event_type == kind and not _patch_version(event):
                 counts[name] += 1
+        if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED and event.user_metadata.HasField(
+            "summary"
+        ):
+            counts["summaries"] += 1  # a command's summary for the UI (the start's is the client's)
         if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
             started[event.timer_started_event_attributes.timer_id] = (
                 event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
@@ -95,6 +107,14 @@ def history_counts(history: WorkflowHistory) -> dict[str, Any]:
     counts["timers_cancelled"] = len(started)
     counts["timer_seconds"] = timers
     return counts
+
+
+def _patch_version(event: HistoryEvent) -> bool:
+    """An upsert of ``TemporalChangeVersion`` only: the SDK's own, made with each ``workflow.patched`` marker."""
+    if event.event_type != EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+        return False
+    fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    return set(fields) == {PATCH_VERSION_ATTRIBUTE}
 
 
 def median_shape(counts: list[dict[str, Any]]) -> NullShape:
@@ -113,6 +133,10 @@ def median_shape(counts: list[dict[str, Any]]) -> NullShape:
         children=med("children"),
         updates=med("updates"),
         signals=med("signals"),
+        summaries=med("summaries"),
+        upserts=med("upserts"),
+        memos=med("memos"),
+        markers=med("markers"),
     )
 
 
@@ -265,23 +289,24 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 null = await null_phase(topo, client, shape, args.count, f"null-{number}")
                 profiled = await dump_profile(topo, profile_dir, 3 * number) if profile_dir else None
                 null_profile = null_profile or profiled
+                bare = await null_phase(topo, client, shape.bare(), args.count, f"bare-{number}")
             finally:
                 await asyncio.gather(*(load.stop() for load in loads))
-            rounds.append({"real": real, "null": null, "load_average": load_average()})
+            rounds.append({"real": real, "null": null, "bare": bare, "load_average": load_average()})
     assert shape is not None
     return {
         "count": args.count,
         "idle_worker_cpu_per_s": idle_rate["worker_cpu"] / idle_rate["wall"],
         "rounds": [
-            {phase: {k: v for k, v in one[phase].items() if k != "counts"} for phase in ("real", "null")}
+            {phase: {k: v for k, v in one[phase].items() if k != "counts"} for phase in PHASES}
             | {"load_average": one["load_average"]}
             for one in rounds
         ],
-        "real": combined([one["real"] for one in rounds]),
-        "null": combined([one["null"] for one in rounds]),
+        **{phase: combined([one[phase] for one in rounds]) for phase in PHASES},
         "shape": shape.__dict__,
         "real_history": summary([c for one in rounds for c in one["real"]["counts"]]),
         "null_history": summary([c for one in rounds for c in one["null"]["counts"]]),
+        "bare_history": summary([c for one in rounds for c in one["bare"]["counts"]]),
         "profiles": {"real": str(real_profile), "null": str(null_profile)} if profile_dir else None,
         "dns_queries": queries,
         "load_average_during": load_average(),
@@ -317,24 +342,31 @@ def render(result: dict[str, Any]) -> list[str]:
     n = result["count"]
     rounds = result["rounds"]
     runs = n * len(rounds)
-    real, null = result["real"], result["null"]
-    per_real, per_null = real["worker_cpu"] / runs, null["worker_cpu"] / runs
-    ratio = per_real / per_null if per_null else float("nan")
+    real, null, bare = result["real"], result["null"], result["bare"]
+    per = {phase: result[phase]["worker_cpu"] / runs for phase in PHASES}
+    ratio, bare_ratio = ratio_of(per["real"], per["null"]), ratio_of(per["real"], per["bare"])
+    shape = result["shape"]
     lines = [
-        f"== {len(rounds)} round(s), each {n} real cutovers at once then {n} null workflows of the same shape at once",
-        f"  completed: real {real['completed']}/{runs}, null {null['completed']}/{runs}",
-        f"  shape copied: {result['shape']['activities']} activities, {len(result['shape']['timer_seconds'])} timers "
-        f"({sum(result['shape']['timer_seconds']):.0f} s) and {result['shape']['timers_cancelled']} cancelled, "
-        f"{result['shape']['children']} child workflows, "
-        f"{result['shape']['updates']} updates, {result['shape']['signals']} signals",
+        f"== {len(rounds)} round(s), each: {n} real cutovers at once, then {n} null workflows of the same shape "
+        f"at once, then {n} of the issue's shape (activities, timers, children and messages only)",
+        f"  completed: real {real['completed']}/{runs}, null {null['completed']}/{runs}, "
+        f"issue's shape {bare['completed']}/{runs}",
+        f"  shape copied: {shape['activities']} activities, {len(shape['timer_seconds'])} timers "
+        f"({sum(shape['timer_seconds']):.0f} s) and {shape['timers_cancelled']} cancelled, "
+        f"{shape['children']} child workflows, {shape['updates']} updates, {shape['signals']} signals; "
+        f"{shape['summaries']} summaries, {shape['upserts']} search-attribute upserts, {shape['memos']} memo "
+        f"upserts, {shape['markers']} markers",
         "  history (median): real " + ", ".join(f"{k} {v:g}" for k, v in result["real_history"].items()),
         "                    null " + ", ".join(f"{k} {v:g}" for k, v in result["null_history"].items()),
+        "           issue's shape " + ", ".join(f"{k} {v:g}" for k, v in result["bare_history"].items()),
         *round_lines(rounds, n),
-        f"  worker CPU per cutover: real {per_real:.3f} s, null {per_null:.3f} s -> x{ratio:.2f} "
+        f"  worker CPU per cutover: real {per['real']:.3f} s, null {per['null']:.3f} s -> x{ratio:.2f} "
         f"({'PASS' if ratio <= RATIO_TARGET else 'MISS'}, target <= x{RATIO_TARGET:g}); "
+        f"against the issue's shape {per['bare']:.3f} s -> x{bare_ratio:.2f} "
+        f"({'PASS' if bare_ratio <= RATIO_TARGET else 'MISS'}); "
         f"idle worker {result['idle_worker_cpu_per_s'] * 1000:.1f} ms/s",
         f"  dev server CPU per cutover: real {real['temporal_cpu'] / runs:.3f} s, "
-        f"null {null['temporal_cpu'] / runs:.3f} s",
+        f"null {null['temporal_cpu'] / runs:.3f} s, issue's shape {bare['temporal_cpu'] / runs:.3f} s",
         *dns_query_lines(result["dns_queries"], runs),
     ]
     if real["not_completed"]:
@@ -354,15 +386,20 @@ def render(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ratio_of(real: float, floor: float) -> float:
+    """Real / floor (NaN without a floor)."""
+    return real / floor if floor else float("nan")
+
+
 def round_lines(rounds: list[dict[str, Any]], n: int) -> list[str]:
-    """Each round's worker CPU per run, real and null, and their ratio."""
+    """Each round's worker CPU per run by phase, and the ratios."""
     lines = []
     for number, one in enumerate(rounds, 1):
-        real, null = one["real"]["worker_cpu"] / n, one["null"]["worker_cpu"] / n
+        real, null, bare = (one[phase]["worker_cpu"] / n for phase in PHASES)
         lines.append(
             f"  round {number}: real {real:.3f} s ({one['real']['wall']:.0f} s), "
-            f"null {null:.3f} s ({one['null']['wall']:.0f} s) -> x{real / null if null else float('nan'):.2f}; "
-            f"load average after {one['load_average']:.2f}"
+            f"null {null:.3f} s ({one['null']['wall']:.0f} s) -> x{ratio_of(real, null):.2f}, "
+            f"issue's shape {bare:.3f} s -> x{ratio_of(real, bare):.2f}; load average after {one['load_average']:.2f}"
         )
     return lines
 

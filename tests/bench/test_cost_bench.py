@@ -16,6 +16,7 @@ from temporalio.client import WorkflowHistory
 
 from bench.cost import add_queries, combined, dns_query_lines, history_counts, median_shape, render
 from bench.cost_worker import QueryCounter
+from bench.null_workflow import NullShape
 from bench.profile_view import OTHER, REPO_ROOT, by_component, component_of, label
 
 
@@ -34,37 +35,56 @@ def history(*kinds: EventType.ValueType, timers: tuple[float, ...] = (), cancell
 
 
 def test_a_history_is_counted_by_item_with_its_timers_in_order():
-    counts = history_counts(
-        history(
-            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
-            EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
-            EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-            timers=(20, 5.5),
-            cancelled=1,
-        )
+    made = history(
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+        EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+        EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+        EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+        EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+        EventType.EVENT_TYPE_MARKER_RECORDED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        timers=(20, 5.5),
+        cancelled=1,
     )
-    assert counts == {
+    for event in made.events[:2]:  # the start's summary is the client's; the activity's is a command's
+        event.user_metadata.summary.data = b'"Read the record"'
+    patch = HistoryEvent(event_id=99, event_type=EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)
+    patch.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields[
+        "TemporalChangeVersion"
+    ].data = b'["phase-upsert-on-change"]'
+    made.events.append(patch)  # the SDK's own, with a marker: not one of the workflow's upserts
+    assert history_counts(made) == {
         "activities": 2,
         "children": 1,
         "updates": 1,
         "signals": 0,
+        "upserts": 2,
+        "memos": 1,
+        "markers": 1,
+        "summaries": 1,
         "workflow_tasks": 1,
-        "events": 10,
+        "events": 16,
         "timers_cancelled": 1,
         "timer_seconds": [20.0, 5.5],
     }
 
 
 def test_the_null_shape_is_the_median_run():
+    same = {"children": 2, "signals": 0, "timers_cancelled": 2, "upserts": 10, "memos": 1, "markers": 3}
     runs = [
-        {"activities": a, "children": 2, "updates": u, "signals": 0, "timer_seconds": t, "timers_cancelled": 2}
+        {"activities": a, "updates": u, "timer_seconds": t, "summaries": a + 4, **same}
         for a, u, t in ((19, 2, [20.0]), (21, 3, [20.0, 5.0, 9.0]), (20, 2, [20.0, 9.0]))
     ]
     shape = median_shape(runs)
     assert (shape.activities, shape.children, shape.updates, shape.signals) == (20, 2, 2, 0)
     assert shape.timer_seconds == [20.0, 9.0] and shape.timers_cancelled == 2
+    assert (shape.summaries, shape.upserts, shape.memos, shape.markers) == (24, 10, 1, 3)
+    bare = shape.bare()  # the literal shape: the same activities, timers, children and messages only
+    assert (bare.activities, bare.timer_seconds, bare.children, bare.updates) == (20, [20.0, 9.0], 2, 2)
+    assert (bare.summaries, bare.upserts, bare.memos, bare.markers) == (0, 0, 0, 0)
 
 
 def test_profile_rows_go_to_their_component():
@@ -117,8 +137,8 @@ def phase(cpu: float, completed: int = 2) -> dict[str, Any]:
 
 def test_the_ratio_is_the_rounds_real_cpu_over_their_null_cpu_each_round_shown() -> None:
     rounds: list[dict[str, Any]] = [
-        {"real": phase(1.2), "null": phase(0.5), "load_average": 0.5},
-        {"real": phase(1.0), "null": phase(0.6), "load_average": 1.5},
+        {"real": phase(1.2), "null": phase(0.5), "bare": phase(0.4), "load_average": 0.5},
+        {"real": phase(1.0), "null": phase(0.6), "bare": phase(0.5), "load_average": 1.5},
     ]
     queries: dict[str, dict[str, int]] = {}
     add_queries(queries, {"dns_apply": {"SOA": 4}})
@@ -126,25 +146,28 @@ def test_the_ratio_is_the_rounds_real_cpu_over_their_null_cpu_each_round_shown()
     result = {
         "count": 2,
         "rounds": rounds,
-        "real": combined([r["real"] for r in rounds]),
-        "null": combined([r["null"] for r in rounds]),
-        "shape": {
-            "activities": 1,
-            "timer_seconds": [1.0],
-            "timers_cancelled": 0,
-            "children": 0,
-            "updates": 0,
-            "signals": 0,
-        },
+        **{kind: combined([r[kind] for r in rounds]) for kind in ("real", "null", "bare")},
+        "shape": NullShape(activities=1, timer_seconds=[1.0], summaries=3).__dict__,
         "real_history": {},
         "null_history": {},
+        "bare_history": {},
         "idle_worker_cpu_per_s": 0.0,
         "dns_queries": queries,
         "profiles": None,
     }
     lines = render(result)
-    assert "  round 1: real 0.600 s (60 s), null 0.250 s (60 s) -> x2.40; load average after 0.50" in lines
-    assert "  round 2: real 0.500 s (60 s), null 0.300 s (60 s) -> x1.67; load average after 1.50" in lines
-    assert any(line.startswith("  worker CPU per cutover: real 0.550 s, null 0.275 s -> x2.00 (PASS") for line in lines)
-    assert "  completed: real 4/4, null 4/4" in lines
+    assert (
+        "  round 1: real 0.600 s (60 s), null 0.250 s (60 s) -> x2.40, issue's shape 0.200 s -> x3.00; "
+        "load average after 0.50"
+    ) in lines
+    assert (
+        "  round 2: real 0.500 s (60 s), null 0.300 s (60 s) -> x1.67, issue's shape 0.250 s -> x2.00; "
+        "load average after 1.50"
+    ) in lines
+    total = next(line for line in lines if line.startswith("  worker CPU per cutover:"))
+    assert total.startswith(
+        "  worker CPU per cutover: real 0.550 s, null 0.275 s -> x2.00 (PASS, target <= x2); "
+        "against the issue's shape 0.225 s -> x2.44 (MISS)"
+    )
+    assert "  completed: real 4/4, null 4/4, issue's shape 4/4" in lines
     assert "      2.5  dns_apply: SOA 2.0, A 0.5" in lines  # 10 messages over 4 runs
