@@ -83,12 +83,15 @@ Check = Callable[[int, dns.message.Message], None]
 class Session:
     """One connected UDP socket to one server, for the exchanges of one read (opened at the first).
 
-    Use as a context manager; the socket is closed on exit.
+    Use as a context manager; the socket is closed on exit. No two queries of a session share an ID
+    (``used``), so a late answer to an earlier exchange can never be taken for an answer to a later one.
     """
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
+        self.used: set[int] = set()
+        """The IDs of every query sent on this session so far."""
         self._sock: socket.socket | None = None
 
     def __enter__(self) -> Session:
@@ -119,7 +122,8 @@ class Session:
     ) -> list[dns.message.Message]:
         """Send every query (message, wire) together; their answers, in the queries' order.
 
-        The queries' IDs must differ: an answer is matched to its query by ID.
+        The queries' IDs must differ from each other and from the session's earlier ones (``used``):
+        an answer is matched to its query by ID.
 
         Raises:
             QueryFailed: no answer to a query within ``timeout`` (cause ``dns.exception.Timeout``), an
@@ -131,8 +135,9 @@ class Session:
         answers: list[dns.message.Message | None] = [None] * len(queries)
         truncated: list[int] = []
         waiting = {query.id: index for index, (query, _) in enumerate(queries)}
-        if len(waiting) != len(queries):
-            raise ValueError("two queries of one exchange share an ID")
+        if len(waiting) != len(queries) or not self.used.isdisjoint(waiting):
+            raise ValueError("two queries of one session share an ID")
+        self.used.update(waiting)
         current = 0
         try:
             async with asyncio.timeout_at(deadline):

@@ -25,6 +25,7 @@ Where the servers are (the plan's list, the zone's NS set) is providers/dns/disc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
@@ -258,18 +259,33 @@ async def authoritative_queries(
         DnsRefused: REFUSED/NOTAUTH, another error code, or an answer without AA (not authoritative).
         DnsAuthError: the server rejected the TSIG signature or key.
     """
-    queries: list[tuple[dns.message.Message, bytes]] = []
-    for qname, rdtype in questions:
-        query, wire = _query(qname, rdtype, tsig)
-        while any(query.id == other.id for other, _ in queries):
-            query, wire = _query(qname, rdtype, tsig)  # an ID matches an answer to its query
-        queries.append((query, wire))
+    with contextlib.ExitStack() as stack:
+        if session is None:
+            session = stack.enter_context(Session(server.host, server.port))
+        taken = set(session.used)
+        queries: list[tuple[dns.message.Message, bytes]] = []
+        for qname, rdtype in questions:
+            query, wire = _query(qname, rdtype, tsig)
+            while query.id in taken:  # an answer is matched to its query by ID, within the whole session
+                query, wire = _query(qname, rdtype, tsig)
+            taken.add(query.id)
+            queries.append((query, wire))
+        return await _asked(session, server, questions, queries, timeout, tsig, require_aa)
+
+
+async def _asked(
+    session: Session,
+    server: Nameserver,
+    questions: Sequence[tuple[str, str]],
+    queries: list[tuple[dns.message.Message, bytes]],
+    timeout: float,
+    tsig: TsigKey | None,
+    require_aa: bool,
+) -> list[dns.message.Message]:
+    """The exchange of :func:`authoritative_queries`, its failures mapped to cutover's errors."""
     check = _checker(server, questions, require_aa)
     try:
-        if session is not None:
-            return await session.exchange(queries, timeout, check)
-        with Session(server.host, server.port) as own:
-            return await own.exchange(queries, timeout, check)
+        return await session.exchange(queries, timeout, check)
     except QueryFailed as failed:
         qname, rdtype = questions[failed.index]
         exc = failed.cause

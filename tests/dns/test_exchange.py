@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
+import dns.entropy
 import dns.message
 import dns.rdatatype
 import pytest
@@ -135,3 +136,30 @@ async def test_the_question_left_unanswered_is_named(clouddns: FakeCloudDns) -> 
     finally:
         transport.close()
     assert soa.answer
+
+
+async def test_no_two_queries_of_a_read_share_an_id(clouddns: FakeCloudDns, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even when the random source repeats itself: a late answer could otherwise pass for a later query's."""
+    ids = iter([7, 7, 7, 7, 8, 8, 9, *range(10, 100)])
+    monkeypatch.setattr(dns.entropy, "random_16", lambda: next(ids))
+    seen: list[int] = []
+
+    def recorded(query: dns.message.Message) -> list[dns.message.Message]:
+        seen.append(query.id)
+        return [clouddns.dns_answer(query)]
+
+    transport, server = await serve(recorded)
+    try:
+        _, rrsets = await read_name(server, ZONE, A_PROJECT, timeout=2)
+    finally:
+        transport.close()
+    assert rrsets == (rr(A_PROJECT, "A", 300, "127.0.0.2"),)
+    assert len(seen) == 5 and len(set(seen)) == 5
+
+
+async def test_a_session_refuses_an_id_it_already_used() -> None:
+    query, wire = exchange.unsigned_query(A_PROJECT, "A")
+    with exchange.Session("127.0.0.1", 9) as session:
+        session.used.add(query.id)
+        with pytest.raises(ValueError, match="share an ID"):
+            await session.exchange([(query, wire)], 0.1, lambda index, response: None)
