@@ -29,6 +29,8 @@ _SECTION_COUNTS = slice(8, 12)
 """Where a DNS header holds its authority and additional record counts (RFC 1035 §4.1.1)."""
 
 MAX_DATAGRAM = 65535
+MAX_STRAYS = 16
+"""Datagrams answering nothing outstanding that one exchange drops before it calls the server unusable."""
 
 
 class QueryFailed(Exception):
@@ -85,6 +87,7 @@ class Session:
 
     Use as a context manager; the socket is closed on exit. No two queries of a session share an ID
     (``used``), so a late answer to an earlier exchange can never be taken for an answer to a later one.
+    One exchange at a time: two waiting on the socket at once would take each other's answers.
     """
 
     def __init__(self, host: str, port: int) -> None:
@@ -127,8 +130,10 @@ class Session:
 
         Raises:
             QueryFailed: no answer to a query within ``timeout`` (cause ``dns.exception.Timeout``), an
-                answer that does not parse or answers another question, the server unreachable
-                (``OSError``), or whatever ``check`` raised, with the index of the query concerned.
+                answer that does not parse or answers another question, more than ``MAX_STRAYS``
+                datagrams answering nothing outstanding, the server unreachable or hanging up
+                (``OSError``, ``EOFError``), with the index of the query concerned.
+            Whatever ``check`` raises, as itself.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -138,7 +143,7 @@ class Session:
         if len(waiting) != len(queries) or not self.used.isdisjoint(waiting):
             raise ValueError("two queries of one session share an ID")
         self.used.update(waiting)
-        current = 0
+        current = strays = 0
         try:
             async with asyncio.timeout_at(deadline):
                 sock = self._socket()
@@ -149,7 +154,14 @@ class Session:
                     data = await loop.sock_recv(sock, MAX_DATAGRAM)
                     index = waiting.pop(int.from_bytes(data[:2], "big"), None) if len(data) >= 2 else None
                     if index is None:
-                        continue  # an answer to nothing outstanding (a late duplicate): dropped
+                        # An answer to nothing outstanding (a late duplicate) is dropped. A server that
+                        # keeps sending them must not hold the read, nor the loop: ``sock_recv`` returns
+                        # without yielding while datagrams are queued, so the deadline alone never fires.
+                        strays += 1
+                        if strays > MAX_STRAYS:
+                            raise dns.query.BadResponse(f"more than {MAX_STRAYS} answers to no query")  # type: ignore[no-untyped-call]
+                        await asyncio.sleep(0)
+                        continue
                     current = index
                     query = queries[index][0]
                     try:
@@ -161,14 +173,17 @@ class Session:
                         raise dns.query.BadResponse("the answer does not match the query")  # type: ignore[no-untyped-call]
                     check(index, response)
                     answers[index] = response
-            for index in truncated:
+            for index in truncated:  # rare (an answer over 512 bytes): one after the other, within the deadline
                 current = index
-                remaining = max(0.1, deadline - loop.time())
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError
                 response = await dns.asyncquery.tcp(queries[index][0], self.host, port=self.port, timeout=remaining)
                 check(index, response)
                 answers[index] = response
         except TimeoutError as exc:
             raise QueryFailed(current, dns.exception.Timeout(timeout=timeout)) from exc  # type: ignore[no-untyped-call]
-        except (OSError, dns.exception.DNSException) as exc:
+        except (OSError, EOFError, dns.exception.DNSException) as exc:
+            # EOFError: dnspython's TCP read of a server that hung up mid-answer.
             raise QueryFailed(current, exc) from exc
         return [answer for answer in answers if answer is not None]

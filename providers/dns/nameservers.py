@@ -98,24 +98,37 @@ T = TypeVar("T")
 # --- rrset text -----------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8192)
+CACHED_RDATA_TEXT = 512
+"""Longer record text (a TXT record's data can be near 64 KiB) is canonicalised afresh: the cache stays small."""
+
+
 def canonical_rdata(rdtype: str, text: str) -> str:
     """RFC 1035 text of one record in canonical form: names lower-cased and absolute, numbers normalised.
 
     Comparing rrsets as text only works when both sides spell records the same way; the canonical wire
     form (RFC 4034 §6.2) lower-cases embedded names, so ``B-Project.Example.test.`` and
-    ``b-project.example.test.`` compare equal, while TXT strings keep their case. Remembered (a pure
-    function of its arguments): every read and every poll canonicalises the same few records again.
+    ``b-project.example.test.`` compare equal, while TXT strings keep their case. Remembered for
+    short records (a pure function of its arguments): every read and every poll canonicalises the
+    same few records again.
 
     Raises:
         ValueError: when the text is not valid data for the type.
     """
+    if len(text) > CACHED_RDATA_TEXT:
+        return _canonical_rdata(rdtype, text)
+    return _remembered_rdata(rdtype, text)
+
+
+def _canonical_rdata(rdtype: str, text: str) -> str:
     try:
         rdata = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=dns.name.root, relativize=False)
         wire = rdata.to_digestable(dns.name.root)
         return dns.rdata.from_wire(dns.rdataclass.IN, rdata.rdtype, wire, 0, len(wire)).to_text()
     except dns.exception.DNSException as exc:
         raise ValueError(f"{text!r} is not valid {rdtype} data ({exc})") from exc
+
+
+_remembered_rdata = functools.lru_cache(maxsize=8192)(_canonical_rdata)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -357,6 +370,10 @@ async def all_or_nothing(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T
     return [task.result() for task in tasks]
 
 
+MAX_REVEALED_TYPES = 32
+"""Types an ANY answer may add to a read of one name (each is one more query, sent at once)."""
+
+
 def asked_types(types: Iterable[str]) -> list[str]:
     """The types :func:`read_name` queries one by one for ``types`` (besides ANY and those ANY reveals)."""
     return [
@@ -398,6 +415,11 @@ async def read_name(
                 for r in owned_rrsets(hint, owner)
                 if r.type not in asked and r.type not in ANSWERED_BY_ADDRESS_QUERIES
             ]
+            if len(revealed) > MAX_REVEALED_TYPES:
+                raise DnsRefused(
+                    f"{server.label} answers ANY at {name} with {len(revealed)} more types; "
+                    f"cutover reads at most {MAX_REVEALED_TYPES} at one name"
+                )
             if revealed:
                 responses += await authoritative_queries(
                     server, [(name, rdtype) for rdtype in revealed], timeout=timeout, tsig=tsig, session=session

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import dns.flags
@@ -19,7 +21,7 @@ import pytest
 
 from models.dns import RRset
 from models.plan import CutoverPlan, DnsSection
-from providers.dns import nameservers
+from providers.dns import exchange, nameservers
 from providers.dns.base import DnsProvider
 from providers.dns.factory import build_dns_provider
 from providers.dns.nameservers import Nameserver
@@ -133,3 +135,20 @@ async def clouddns() -> AsyncIterator[FakeCloudDns]:
     async with fake:
         yield fake
     fake.assert_valid()
+
+
+@pytest.fixture
+async def sockets(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[socket.socket]]:
+    """The UDP sockets the exchange opens from now on."""
+    opened: list[socket.socket] = []
+
+    def counted(*args: Any) -> socket.socket:
+        sock = socket.socket(*args)
+        opened.append(sock)
+        return sock
+
+    shim = SimpleNamespace(
+        socket=counted, AF_INET=socket.AF_INET, AF_INET6=socket.AF_INET6, SOCK_DGRAM=socket.SOCK_DGRAM
+    )
+    monkeypatch.setattr(exchange, "socket", shim)
+    yield opened

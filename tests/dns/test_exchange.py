@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
-from types import SimpleNamespace
+from collections.abc import Callable
 from typing import Any, cast
 
 import dns.entropy
+import dns.flags
 import dns.message
 import dns.rdatatype
+import dns.rrset
 import pytest
 
-from providers.dns import exchange
+from providers.dns import exchange, nameservers
 from providers.dns.nameservers import Nameserver, authoritative_query, read_name
-from providers.errors import DnsUnavailable
+from providers.errors import DnsRefused, DnsUnavailable
 from tests.dns.conftest import A_PROJECT, rr
 from tests.fakes.clouddns import FakeCloudDns
 
@@ -60,23 +61,6 @@ async def serve(answer: Answer, hold: float = 0.0) -> tuple[asyncio.DatagramTran
     transport, _ = await loop.create_datagram_endpoint(lambda: _Server(answer, hold), local_addr=("127.0.0.1", 0))
     port = transport.get_extra_info("sockname")[1]
     return transport, Nameserver("127.0.0.1", port)
-
-
-@pytest.fixture
-async def sockets(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[socket.socket]]:
-    """The UDP sockets the exchange opens from now on."""
-    opened: list[socket.socket] = []
-
-    def counted(*args: Any) -> socket.socket:
-        sock = socket.socket(*args)
-        opened.append(sock)
-        return sock
-
-    shim = SimpleNamespace(
-        socket=counted, AF_INET=socket.AF_INET, AF_INET6=socket.AF_INET6, SOCK_DGRAM=socket.SOCK_DGRAM
-    )
-    monkeypatch.setattr(exchange, "socket", shim)
-    yield opened
 
 
 async def test_a_read_asks_all_its_questions_over_one_socket(
@@ -163,3 +147,87 @@ async def test_a_session_refuses_an_id_it_already_used() -> None:
         session.used.add(query.id)
         with pytest.raises(ValueError, match="share an ID"):
             await session.exchange([(query, wire)], 0.1, lambda index, response: None)
+
+
+async def test_a_flood_of_answers_to_nothing_ends_the_read_without_holding_the_loop(
+    clouddns: FakeCloudDns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queued datagram is read without yielding to the loop: dropped ones must not spin it until the deadline."""
+    ids = iter(range(1, 1000))
+    monkeypatch.setattr(dns.entropy, "random_16", lambda: next(ids))
+
+    def flood(query: dns.message.Message) -> list[dns.message.Message]:
+        strays = []
+        for stray_id in range(40000, 40100):
+            stray = clouddns.dns_answer(query)
+            stray.id = stray_id
+            strays.append(stray)
+        return strays  # and never the answer itself
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    transport, server = await serve(flood)
+    running = asyncio.ensure_future(ticker())
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(DnsUnavailable, match=r"unusable answer to a SOA query .*more than 16 answers to no query"):
+            await read_name(server, ZONE, A_PROJECT, timeout=30)
+    finally:
+        running.cancel()
+        transport.close()
+    assert asyncio.get_running_loop().time() - started < 2
+    assert ticks >= 16  # the loop ran other tasks between the dropped datagrams
+
+
+async def test_a_server_hanging_up_on_the_tcp_retry_is_unavailable(clouddns: FakeCloudDns) -> None:
+    """A truncated answer is asked again over TCP; a server closing that connection fails the read like any other."""
+
+    def truncated(query: dns.message.Message) -> list[dns.message.Message]:
+        response = clouddns.dns_answer(query)
+        if query.question[0].rdtype == dns.rdatatype.A:
+            response.flags |= dns.flags.TC
+        return [response]
+
+    transport, server = await serve(truncated)
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    tcp = await asyncio.start_server(hang_up, "127.0.0.1", server.port)
+    try:
+        with pytest.raises(DnsUnavailable, match=r"unusable answer to a A query for a-project\.example\.test\."):
+            await read_name(server, ZONE, A_PROJECT, timeout=2)
+    finally:
+        tcp.close()
+        transport.close()
+
+
+async def test_an_any_answer_revealing_too_many_types_is_refused(clouddns: FakeCloudDns) -> None:
+    def many(query: dns.message.Message) -> list[dns.message.Message]:
+        response = clouddns.dns_answer(query)
+        if query.question[0].rdtype == dns.rdatatype.ANY:
+            for number in range(40):
+                response.answer.append(dns.rrset.from_text(A_PROJECT, 60, "IN", f"TYPE{65280 + number}", r"\# 0"))
+        return [response]
+
+    transport, server = await serve(many)
+    try:
+        with pytest.raises(DnsRefused, match=r"with 40 more types; cutover reads at most 32 at one name"):
+            await read_name(server, ZONE, A_PROJECT, timeout=2)
+    finally:
+        transport.close()
+
+
+def test_long_record_text_is_canonicalised_but_not_kept() -> None:
+    short = nameservers.canonical_rdata("CNAME", "B-Project.Example.TEST.")
+    kept = nameservers._remembered_rdata.cache_info().currsize
+    long_text = '"' + "x" * 250 + '" "' + "y" * 250 + '" "' + "z" * 100 + '"'
+    assert nameservers.canonical_rdata("TXT", long_text) == long_text
+    assert short == "b-project.example.test."
+    assert nameservers._remembered_rdata.cache_info().currsize == kept
