@@ -3,12 +3,13 @@
 The workflow calls them by name (``traffic_baseline``, ``traffic_monitor``,
 ``traffic_prove_drained``). They read the plan's telemetry source (providers/telemetry), sum its
 windows and judge them with the pure ``models.telemetry.evaluate`` and ``drain_proof``. Long ones
-heartbeat every second with JSON details: ``traffic_monitor`` and ``traffic_prove_drained``
-heartbeat their whole position (source cursor, accumulated summary, start), so a retry after a
-worker crash resumes where the last heartbeat left off instead of reading again from zero; only a
-checkpoint that can't be decoded starts over, and says so. Reads run in a thread under a keepalive
-task that heartbeats their progress, so a multi-GB file can't trip the heartbeat timeout. Every wait
-is a short sleep between heartbeats, so a cancellation arrives within about a second and leaves
+heartbeat every 2 s (the worker's flush interval, ``HEARTBEAT_FLUSH_SECONDS``) with JSON details:
+``traffic_monitor`` and ``traffic_prove_drained`` heartbeat their whole position (source cursor,
+accumulated summary, start), so a retry after a worker crash resumes where the last heartbeat left
+off instead of reading again from zero; only a checkpoint that can't be decoded starts over, and
+says so. Reads run in a thread under a keepalive task that heartbeats their progress, so a multi-GB
+file can't trip the heartbeat timeout. Every wait is a short sleep between heartbeats, so a
+cancellation (told in the answer to a flushed heartbeat) arrives within about 2 to 4 s and leaves
 through ``asyncio.CancelledError`` after the source's connections are closed.
 
 The pure rules (``evaluate``, ``drain_proof``) live in models/telemetry.py; ``traffic_report``, the
