@@ -10,12 +10,15 @@ bench/null_workflow.py), one dev server. A round: ``--count`` real cutovers (ben
 sandbox cname plan on its own record and Kong Service, gates approved through the ``approve`` update,
 the decommission webhook to a sink) started at once; then as many null workflows, started at once,
 each shaped like the first round's median real history (activities, timers of the same durations,
-lock-like child workflows, updates and signals; the benchmark sends the updates and signals). The
-client load on the round's routes runs through both of its phases, so they share the machine with
-the same traffic. ``--rounds`` rounds run one after the other, each on fresh records and Services:
-real, null, real, null, so that a machine getting busier or quieter during the run weighs on both
-kinds alike. The worker's CPU seconds (/proc, user + system) are read around each phase; the ratio
-is the rounds' real CPU over their null CPU, and each round's own ratio is printed beside it.
+lock-like child workflows, updates and signals, which the benchmark sends, and the same summaries,
+search-attribute and memo upserts and markers); and as many null workflows of the issue's literal
+shape (the same without summaries, upserts, memo and markers). The client load on the round's
+routes runs through all its phases, so they share the machine with the same traffic. ``--rounds``
+rounds run one after the other, each on fresh records and Services, the two null phases in turns
+first (real, null, issue's shape; real, issue's shape, null; ...), so that a machine getting busier
+or quieter during the run weighs on every kind alike. The worker's CPU seconds (/proc, user +
+system) are read around each phase; a ratio is the rounds' real CPU over their null CPU, and each
+round's own ratios are printed beside it.
 
 ``--profile DIR`` profiles every Python thread of the worker with cProfile on thread CPU time and
 prints where each phase's CPU went by component (TLS, HTTP client, DNS, pydantic, Temporal SDK,
@@ -33,6 +36,7 @@ import pstats
 import signal
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,6 +72,8 @@ from sandbox.topology import Topology
 RATIO_TARGET = 2.0
 PATCH_VERSION_ATTRIBUTE = "TemporalChangeVersion"
 PHASES = ("real", "null", "bare")
+BARE_ITEMS = {"summaries": 0, "upserts": 0, "memos": 0, "markers": 0}
+"""What the issue's literal shape leaves out (NullShape.bare)."""
 """A round's phases: real cutovers, null workflows making the same commands, null ones of the issue's shape."""
 COUNTED = {
     "activities": EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
@@ -286,10 +292,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 real_profile = real_profile or profiled
                 add_queries(queries, await dns_queries(topo, queries_file))
                 shape = shape or median_shape(real["counts"])
+                if number % 2 == 0:  # the two floors take turns going first
+                    bare = await null_phase(topo, client, shape.bare(), args.count, f"bare-{number}")
                 null = await null_phase(topo, client, shape, args.count, f"null-{number}")
                 profiled = await dump_profile(topo, profile_dir, 3 * number) if profile_dir else None
                 null_profile = null_profile or profiled
-                bare = await null_phase(topo, client, shape.bare(), args.count, f"bare-{number}")
+                if number % 2 == 1:
+                    bare = await null_phase(topo, client, shape.bare(), args.count, f"bare-{number}")
             finally:
                 await asyncio.gather(*(load.stop() for load in loads))
             rounds.append({"real": real, "null": null, "bare": bare, "load_average": load_average()})
@@ -359,6 +368,7 @@ def render(result: dict[str, Any]) -> list[str]:
         "  history (median): real " + ", ".join(f"{k} {v:g}" for k, v in result["real_history"].items()),
         "                    null " + ", ".join(f"{k} {v:g}" for k, v in result["null_history"].items()),
         "           issue's shape " + ", ".join(f"{k} {v:g}" for k, v in result["bare_history"].items()),
+        *shape_warnings(shape, result["null_history"], result["bare_history"]),
         *round_lines(rounds, n),
         f"  worker CPU per cutover: real {per['real']:.3f} s, null {per['null']:.3f} s -> x{ratio:.2f} "
         f"({'PASS' if ratio <= RATIO_TARGET else 'MISS'}, target <= x{RATIO_TARGET:g}); "
@@ -384,6 +394,18 @@ def render(result: dict[str, Any]) -> list[str]:
             lines.append("    largest functions (own CPU):")
             lines += [f"    {seconds:7.2f} s  {where}" for where, seconds in top_functions(stats, 12)]
     return lines
+
+
+def shape_warnings(shape: Mapping[str, Any], null: Mapping[str, float], bare: Mapping[str, float]) -> list[str]:
+    """A warning for every item the null workflows' histories hold a different number of than they were asked."""
+    warnings = []
+    for name in ("activities", "children", "updates", "signals", "summaries", "upserts", "memos", "markers"):
+        for label, history, wanted in (("null", null, shape[name]), ("issue's shape", bare, BARE_ITEMS.get(name))):
+            if wanted is None:
+                wanted = shape[name]
+            if name in history and history[name] != wanted:
+                warnings.append(f"  WARNING: {label} workflows made {history[name]:g} {name}, the shape asked {wanted}")
+    return warnings
 
 
 def ratio_of(real: float, floor: float) -> float:

@@ -14,7 +14,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
-from bench.cost import add_queries, combined, dns_query_lines, history_counts, median_shape, render
+from bench.cost import add_queries, combined, dns_query_lines, history_counts, median_shape, render, shape_warnings
 from bench.cost_worker import QueryCounter
 from bench.null_workflow import NullShape
 from bench.profile_view import OTHER, REPO_ROOT, by_component, component_of, label
@@ -55,7 +55,7 @@ def test_a_history_is_counted_by_item_with_its_timers_in_order():
     patch.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields[
         "TemporalChangeVersion"
     ].data = b'["phase-upsert-on-change"]'
-    made.events.append(patch)  # the SDK's own, with a marker: not one of the workflow's upserts
+    made = WorkflowHistory(made.workflow_id, [*made.events, patch])  # the SDK's own, with a marker: not counted
     assert history_counts(made) == {
         "activities": 2,
         "children": 1,
@@ -171,3 +171,14 @@ def test_the_ratio_is_the_rounds_real_cpu_over_their_null_cpu_each_round_shown()
     )
     assert "  completed: real 4/4, null 4/4, issue's shape 4/4" in lines
     assert "      2.5  dns_apply: SOA 2.0, A 0.5" in lines  # 10 messages over 4 runs
+
+
+def test_a_null_history_that_is_not_its_shape_is_reported() -> None:
+    shape = NullShape(activities=20, summaries=30, upserts=11, markers=8).__dict__
+    null = {"activities": 20, "summaries": 28, "upserts": 11, "markers": 8}
+    bare = {"activities": 20, "summaries": 0, "upserts": 8, "markers": 0}
+    assert shape_warnings(shape, null, bare) == [
+        "  WARNING: null workflows made 28 summaries, the shape asked 30",
+        "  WARNING: issue's shape workflows made 8 upserts, the shape asked 0",
+    ]
+    assert shape_warnings(shape, {**null, "summaries": 30}, {**bare, "upserts": 0}) == []

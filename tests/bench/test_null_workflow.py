@@ -39,9 +39,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 async def made(env: WorkflowEnvironment, shape: NullShape) -> dict[str, object]:
     """Run one null workflow of ``shape`` (sending its updates); its history's counts."""
     queue = str(uuid.uuid4())
-    async with Worker(
-        env.client, task_queue=queue, workflows=[NullWorkflow, NullLock], activities=[null_activity]
-    ):
+    async with Worker(env.client, task_queue=queue, workflows=[NullWorkflow, NullLock], activities=[null_activity]):
         handle = await env.client.start_workflow(NullWorkflow.run, shape, id=f"null-{queue}", task_queue=queue)
         for number in range(shape.updates):
             await handle.execute_update(NullWorkflow.approve, f"gate-{number}")
