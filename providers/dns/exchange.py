@@ -1,13 +1,14 @@
 """DNS messages on the wire: queries rendered once, sent together over one UDP socket, answers parsed lean.
 
-A read of a name asks one server several questions at once (SOA, ANY, A, AAAA...). They go out
-over *one* connected UDP socket and their answers are matched to them by ID and question as they
-arrive, instead of a socket, a task and an event-loop registration per question: that setup was
-most of a query's CPU after parsing (bench.cost). Each answer is checked the moment it arrives
-(``check``), so a refusal ends the exchange at once instead of waiting for the slowest answer. A
-truncated answer is asked again over TCP. The socket is connected, so the kernel delivers only the
-server's datagrams; an answer to nothing outstanding (a late duplicate) is dropped, an answer with
-an outstanding ID but another question is an error, as it was with one socket per query.
+A read of a name asks one server several questions (an SOA; then ANY, A, AAAA... together; then
+an SOA again). They go over *one* connected UDP socket and the answers of each exchange are matched
+to its queries by ID and question as they arrive, instead of a socket, a task and an event-loop
+registration per question: that setup was most of a query's CPU after parsing (bench.cost). Each
+answer is checked the moment it arrives (``check``), so a refusal ends the exchange at once instead
+of waiting for the slowest answer. A truncated answer is asked again over TCP. The socket is
+connected, so the kernel delivers only the server's datagrams; an answer to nothing outstanding (a
+late duplicate) is dropped, up to ``MAX_STRAYS`` of them; an answer with an outstanding ID but
+another question is an error, as it was with one socket per query.
 """
 
 from __future__ import annotations
