@@ -7,8 +7,9 @@ its answers, repeat them, answer another question, or stay silent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import dns.entropy
@@ -56,11 +57,15 @@ class _Server(asyncio.DatagramProtocol):
                 self.transport.sendto(response.to_wire(), addr)
 
 
-async def serve(answer: Answer, hold: float = 0.0) -> tuple[asyncio.DatagramTransport, Nameserver]:
+@contextlib.asynccontextmanager
+async def serving(answer: Answer, hold: float = 0.0) -> AsyncIterator[Nameserver]:
+    """A loopback server answering with ``answer`` (see ``_Server``), closed on exit."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: _Server(answer, hold), local_addr=("127.0.0.1", 0))
-    port = transport.get_extra_info("sockname")[1]
-    return transport, Nameserver("127.0.0.1", port)
+    try:
+        yield Nameserver("127.0.0.1", transport.get_extra_info("sockname")[1])
+    finally:
+        transport.close()
 
 
 async def test_a_read_asks_all_its_questions_over_one_socket(
@@ -74,21 +79,15 @@ async def test_a_read_asks_all_its_questions_over_one_socket(
 
 async def test_answers_in_reverse_order_are_matched_to_their_queries(clouddns: FakeCloudDns) -> None:
     clouddns.seed(A_PROJECT, "AAAA", 300, ["::2"])
-    transport, server = await serve(lambda query: [clouddns.dns_answer(query)], hold=0.05)
-    try:
+    async with serving(lambda query: [clouddns.dns_answer(query)], hold=0.05) as server:
         _, rrsets = await read_name(server, ZONE, A_PROJECT, timeout=2)
-    finally:
-        transport.close()
     assert rrsets == (rr(A_PROJECT, "A", 300, "127.0.0.2"), rr(A_PROJECT, "AAAA", 300, "::2"))
 
 
 async def test_a_repeated_answer_is_dropped(clouddns: FakeCloudDns) -> None:
     """The second copy of each answer arrives while the read waits for the next ones: it answers nothing."""
-    transport, server = await serve(lambda query: [clouddns.dns_answer(query)] * 2)
-    try:
+    async with serving(lambda query: [clouddns.dns_answer(query)] * 2) as server:
         _, rrsets = await read_name(server, ZONE, A_PROJECT, timeout=2)
-    finally:
-        transport.close()
     assert rrsets == (rr(A_PROJECT, "A", 300, "127.0.0.2"),)
 
 
@@ -100,25 +99,19 @@ async def test_an_answer_to_another_question_under_the_query_id_is_not_used(clou
         other.id = query.id
         return [clouddns.dns_answer(other)]
 
-    transport, server = await serve(swapped)
-    try:
+    async with serving(swapped) as server:
         with pytest.raises(DnsUnavailable, match=r"unusable answer to a A query .*does not match"):
             await read_name(server, ZONE, A_PROJECT, timeout=2)
-    finally:
-        transport.close()
 
 
 async def test_the_question_left_unanswered_is_named(clouddns: FakeCloudDns) -> None:
     def no_aaaa(query: dns.message.Message) -> list[dns.message.Message]:
         return [] if query.question[0].rdtype == dns.rdatatype.AAAA else [clouddns.dns_answer(query)]
 
-    transport, server = await serve(no_aaaa)
-    try:
+    async with serving(no_aaaa) as server:
         with pytest.raises(DnsUnavailable, match=r"did not answer a AAAA query for a-project\.example\.test\. within"):
             await read_name(server, ZONE, A_PROJECT, timeout=0.5)
         soa = await authoritative_query(server, ZONE, "SOA", timeout=0.5)  # the server itself still answers
-    finally:
-        transport.close()
     assert soa.answer
 
 
@@ -132,11 +125,8 @@ async def test_no_two_queries_of_a_read_share_an_id(clouddns: FakeCloudDns, monk
         seen.append(query.id)
         return [clouddns.dns_answer(query)]
 
-    transport, server = await serve(recorded)
-    try:
+    async with serving(recorded) as server:
         _, rrsets = await read_name(server, ZONE, A_PROJECT, timeout=2)
-    finally:
-        transport.close()
     assert rrsets == (rr(A_PROJECT, "A", 300, "127.0.0.2"),)
     assert len(seen) == 5 and len(set(seen)) == 5
 
@@ -172,15 +162,16 @@ async def test_a_flood_of_answers_to_nothing_ends_the_read_without_holding_the_l
             ticks += 1
             await asyncio.sleep(0)
 
-    transport, server = await serve(flood)
-    running = asyncio.ensure_future(ticker())
-    started = asyncio.get_running_loop().time()
-    try:
-        with pytest.raises(DnsUnavailable, match=r"unusable answer to a SOA query .*more than 16 answers to no query"):
-            await read_name(server, ZONE, A_PROJECT, timeout=30)
-    finally:
-        running.cancel()
-        transport.close()
+    async with serving(flood) as server:
+        running = asyncio.ensure_future(ticker())
+        started = asyncio.get_running_loop().time()
+        try:
+            with pytest.raises(
+                DnsUnavailable, match=r"unusable answer to a SOA query .*more than 16 answers to no query"
+            ):
+                await read_name(server, ZONE, A_PROJECT, timeout=30)
+        finally:
+            running.cancel()
     assert asyncio.get_running_loop().time() - started < 2
     assert ticks >= 16  # the loop ran other tasks between the dropped datagrams
 
@@ -194,18 +185,16 @@ async def test_a_server_hanging_up_on_the_tcp_retry_is_unavailable(clouddns: Fak
             response.flags |= dns.flags.TC
         return [response]
 
-    transport, server = await serve(truncated)
-
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.close()
 
-    tcp = await asyncio.start_server(hang_up, "127.0.0.1", server.port)
-    try:
-        with pytest.raises(DnsUnavailable, match=r"unusable answer to a A query for a-project\.example\.test\."):
-            await read_name(server, ZONE, A_PROJECT, timeout=2)
-    finally:
-        tcp.close()
-        transport.close()
+    async with serving(truncated) as server:
+        tcp = await asyncio.start_server(hang_up, "127.0.0.1", server.port)
+        try:
+            with pytest.raises(DnsUnavailable, match=r"unusable answer to a A query for a-project\.example\.test\."):
+                await read_name(server, ZONE, A_PROJECT, timeout=2)
+        finally:
+            tcp.close()
 
 
 async def test_an_any_answer_revealing_too_many_types_is_refused(clouddns: FakeCloudDns) -> None:
@@ -216,12 +205,9 @@ async def test_an_any_answer_revealing_too_many_types_is_refused(clouddns: FakeC
                 response.answer.append(dns.rrset.from_text(A_PROJECT, 60, "IN", f"TYPE{65280 + number}", r"\# 0"))
         return [response]
 
-    transport, server = await serve(many)
-    try:
+    async with serving(many) as server:
         with pytest.raises(DnsRefused, match=r"with 40 more types; cutover reads at most 32 at one name"):
             await read_name(server, ZONE, A_PROJECT, timeout=2)
-    finally:
-        transport.close()
 
 
 def test_long_record_text_is_canonicalised_but_not_kept() -> None:
